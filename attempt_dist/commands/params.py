@@ -1,0 +1,89 @@
+"""`attempt-dist params`: per-task trainable parameters for each backbone x method.
+
+    attempt-dist params                                  # rich table, paper backbones
+    attempt-dist params --models t5-base --methods attempt --num-tasks 1,4 --json
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+from ..backbones import PAPER_BACKBONES
+from ..errors import UserError
+from ..methods import METHODS
+from ..params import count_trainable
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in _names(text)]
+    except ValueError:
+        raise UserError(f"--num-tasks takes comma-separated integers, got {text!r}") from None
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "params", help="per-task trainable parameter counts (counted on the meta device)",
+        description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", default=",".join(PAPER_BACKBONES),
+                        help="comma-separated backbones (default: the paper's five)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated methods (default: {','.join(METHODS)})")
+    parser.add_argument("--prompt-length", type=int, default=100, help="m, prompt rows (default 100)")
+    parser.add_argument("--rank", type=int, default=100, help="r, ATTEMPT gate bottleneck (default 100)")
+    parser.add_argument("--num-tasks", default="1",
+                        help="N target tasks sharing the trained modules, e.g. 1,4 (default 1)")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print JSON records")
+    fmt.add_argument("--csv", action="store_true", help="print CSV")
+    parser.set_defaults(func=run)
+
+
+def collect(models, methods, prompt_length, rank, num_tasks) -> list[dict]:
+    rows = []
+    for model in models:
+        for method in methods:
+            for n in num_tasks:
+                count = count_trainable(model, method, prompt_length=prompt_length, rank=rank,
+                                        num_tasks=n)
+                rows.append({"model": model, "method": method, "num_tasks": n,
+                             "trainable": count.trainable, "per_task": count.per_task,
+                             "backbone_total": count.total,
+                             "percent_of_backbone": 100.0 * count.per_task / count.total})
+    return rows
+
+
+def run(args) -> int:
+    num_tasks = _ints(args.num_tasks)
+    rows = collect(_names(args.models), _names(args.methods), args.prompt_length, args.rank,
+                   num_tasks)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        print()
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        _print_table(rows)
+    return 0
+
+
+def _print_table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Trainable parameters per task", title_justify="left")
+    for name in ("backbone", "method", "N tasks", "per task", "all tasks", "% of backbone"):
+        table.add_column(name, justify="left" if name in ("backbone", "method") else "right")
+    for row in rows:
+        table.add_row(row["model"], row["method"], str(row["num_tasks"]),
+                      f"{row['per_task']:,.0f}", f"{row['trainable']:,}",
+                      f"{row['percent_of_backbone']:.4f}")
+    Console().print(table)

@@ -1,0 +1,85 @@
+"""Houlsby adapters: a bottleneck (down -> GELU -> up, residual) after the self-attention and
+the feed-forward sublayer of every encoder and decoder block, as in the compacter code the
+paper uses (reduction factor 32, so t5-base trains 48 x 37,656 = 1,807,488 parameters).
+
+The adapter sits on the sublayer's output projection, before T5's dropout and residual add:
+    h + dropout(adapter(o(x)))   with   adapter(y) = y + up(gelu(down(y)))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
+from .inputs import MethodInputs
+
+
+@dataclass
+class Config(MethodConfig):
+    lr: float = 3e-4
+    reduction_factor: int = 32
+    """Bottleneck size = d_model // reduction_factor."""
+
+    def validate(self) -> None:
+        super().validate()
+        positive_int("reduction_factor", self.reduction_factor)
+
+
+class Adapter(nn.Module):
+    def __init__(self, d_model: int, bottleneck: int, device=None, dtype=None) -> None:
+        super().__init__()
+        self.down = nn.Linear(d_model, bottleneck, device=device, dtype=dtype)
+        self.up = nn.Linear(bottleneck, d_model, device=device, dtype=dtype)
+        if self.up.weight.device.type != "meta":
+            # Near-identity start: the frozen model's behaviour is unchanged at step 0.
+            nn.init.normal_(self.down.weight, std=1e-2)
+            nn.init.zeros_(self.down.bias)
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden + self.up(nn.functional.gelu(self.down(hidden)))
+
+
+class LinearThenAdapter(nn.Module):
+    """Replaces a sublayer's output projection: the frozen linear, then the adapter."""
+
+    def __init__(self, linear: nn.Linear, adapter: Adapter) -> None:
+        super().__init__()
+        self.linear = linear
+        self.adapter = adapter
+
+    @property
+    def weight(self) -> torch.Tensor:  # T5's feed-forward reads `wo.weight.dtype`
+        return self.linear.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.linear(hidden))
+
+
+def _sublayer_outputs(backbone):
+    """(parent module, attribute) of each self-attention and feed-forward output projection."""
+    for stack in (backbone.encoder, backbone.decoder):
+        for block in stack.block:
+            yield block.layer[0].SelfAttention, "o"
+            yield block.layer[-1].DenseReluDense, "wo"
+
+
+def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    d_model = backbone.config.d_model
+    bottleneck = max(1, d_model // cfg.reduction_factor)
+    for parent, name in _sublayer_outputs(backbone):
+        linear = getattr(parent, name)
+        w = linear.weight
+        setattr(parent, name, LinearThenAdapter(linear, Adapter(d_model, bottleneck, w.device, w.dtype)))
+    return WrappedT5(backbone, None, method="adapter", num_tasks=inputs.num_tasks)
+
+
+def param_groups(model: WrappedT5, cfg: Config) -> list[dict]:
+    return parameter_groups({"adapters": list(model.parameters())}, {"adapters": cfg.lr},
+                            cfg.weight_decay)

@@ -1,0 +1,131 @@
+"""Soft prompts: vocabulary initialisation, the per-task prompt table, and the prompt library.
+
+The library is a folder of saved prompts with metadata (backbone, d_model, prompt length,
+task), validated on load so a prompt from another backbone or of the wrong size is refused
+with a message that says which one and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import UserError
+from ..results import write_json_atomic
+from .zero_utils import full_copy
+
+# Lester et al. sample initial prompt rows among the most frequent tokens; T5's
+# sentencepiece ids are roughly frequency-ordered, so "the 5,000 first ids".
+VOCAB_INIT_TOP_IDS = 5000
+LIBRARY_INDEX = "library.json"
+
+
+def vocab_init(embedding: nn.Embedding, num_prompts: int, length: int, *,
+               generator: torch.Generator | None = None,
+               top_ids: int = VOCAB_INIT_TOP_IDS) -> torch.Tensor:
+    """[num_prompts, length, d] copies of rows of the backbone's *real* input embedding.
+
+    The rows are read from the embedding as it is now (the pretrained one when the backbone
+    was loaded with `from_pretrained`), never from a re-initialised copy.
+    """
+    weight = full_copy(embedding.weight)
+    high = min(top_ids, weight.shape[0])
+    if weight.device.type == "meta":
+        return torch.empty(num_prompts, length, weight.shape[1], device="meta", dtype=weight.dtype)
+    ids = torch.randint(0, high, (num_prompts, length), generator=generator)
+    return weight[ids].to(torch.float32).clone()
+
+
+class TaskPrompts(nn.Module):
+    """One trainable prompt [m, d] per task, picked per example by task id."""
+
+    def __init__(self, init: torch.Tensor) -> None:
+        super().__init__()
+        if init.dim() != 3:
+            raise ValueError(f"prompt init must be [tasks, m, d], got {tuple(init.shape)}")
+        self.weight = nn.Parameter(init.clone())
+
+    def forward(self, input_embeds, attention_mask, task_ids):
+        return self.weight[task_ids], None
+
+
+def save_prompt(path: str | Path, prompt: torch.Tensor, *, task: str, backbone: str,
+                extra: dict | None = None) -> Path:
+    """Save one prompt [m, d] with its metadata (atomic: temp file then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"task": task, "backbone": backbone, "d_model": int(prompt.shape[1]),
+            "prompt_length": int(prompt.shape[0]), **(extra or {})}
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"prompt": prompt.detach().cpu().float(), "meta": meta}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def add_to_library(library: str | Path, prompt: torch.Tensor, *, task: str, backbone: str,
+                   extra: dict | None = None) -> Path:
+    """Save `prompt` as `<library>/<task>.pt` and record it in the library's index."""
+    library = Path(library)
+    file = save_prompt(library / f"{task}.pt", prompt, task=task, backbone=backbone, extra=extra)
+    index_path = library / LIBRARY_INDEX
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"prompts": {}}
+    index.update(backbone=backbone, d_model=int(prompt.shape[1]),
+                 prompt_length=int(prompt.shape[0]))
+    index["prompts"][task] = {"file": file.name, **(extra or {})}
+    write_json_atomic(index_path, index)
+    return file
+
+
+def load_prompt(path: str | Path, *, backbone: str, d_model: int, prompt_length: int) -> torch.Tensor:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"source prompt file {path} does not exist")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        prompt, meta = saved["prompt"], saved["meta"]
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"{path} is not a saved prompt ({type(err).__name__}: {err})") from None
+    if meta.get("backbone") != backbone:
+        raise UserError(
+            f"source prompt {path} was trained on {meta.get('backbone')!r}, not {backbone!r}; "
+            f"train source prompts for {backbone} first (attempt-dist pipeline --stages sources)"
+        )
+    expected = (prompt_length, d_model)
+    if tuple(prompt.shape) != expected:
+        raise UserError(
+            f"source prompt {path} has shape {tuple(prompt.shape)}, expected {expected} "
+            f"(prompt length x d_model of {backbone}); use --prompt-length {prompt.shape[0]} "
+            "or retrain the source prompts"
+        )
+    return prompt.float()
+
+
+def library_names(library: str | Path) -> list[str]:
+    """The prompt names saved in a library, in a stable (sorted) order."""
+    library = Path(library)
+    index_path = library / LIBRARY_INDEX
+    if not index_path.exists():
+        raise UserError(
+            f"{library} is not a prompt library (no {LIBRARY_INDEX}); build one with "
+            "`attempt-dist pipeline --stages sources`"
+        )
+    return sorted(json.loads(index_path.read_text())["prompts"])
+
+
+def load_library(library: str | Path, names: list[str] | None, *, backbone: str, d_model: int,
+                 prompt_length: int) -> tuple[list[str], torch.Tensor]:
+    """(names, prompts [t, m, d]) for `names` (all of the library's when None)."""
+    available = library_names(library)
+    names = list(names) if names else available
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise UserError(
+            f"prompt library {library} has no prompt for {', '.join(missing)}; "
+            f"it holds: {', '.join(available) or 'nothing'}"
+        )
+    prompts = [load_prompt(Path(library) / f"{n}.pt", backbone=backbone, d_model=d_model,
+                           prompt_length=prompt_length) for n in names]
+    return names, torch.stack(prompts)

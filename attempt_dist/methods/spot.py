@@ -1,0 +1,71 @@
+"""SPoT (Vu et al. 2022): prompt tuning whose prompt starts from source prompts.
+
+    generic  (SPoT-g): copy one saved source prompt (`source`), e.g. one trained on the
+             mixture of GLUE source tasks.
+    targeted (SPoT-t): the similarity-weighted mean of the top-k source prompts, where the
+             similarity is the cosine between a probe prompt (briefly prompt-tuned on the
+             target task) and each source prompt, both flattened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UserError
+from . import prompt as prompt_tuning
+from .base import WrappedT5, positive_int
+from .inputs import MethodInputs
+from .prompts import TaskPrompts
+
+
+@dataclass
+class Config(prompt_tuning.Config):
+    mode: str = "generic"
+    """generic (SPoT-g) or targeted (SPoT-t)."""
+    source: str | None = None
+    """SPoT-g: the library prompt to copy (default: the first one)."""
+    top_k: int = 3
+    """SPoT-t: how many most similar source prompts to average."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.mode not in ("generic", "targeted"):
+            raise UserError(f"spot mode must be generic or targeted, got {self.mode!r}")
+        positive_int("top_k", self.top_k)
+
+
+def targeted_init(sources: torch.Tensor, probe: torch.Tensor, top_k: int) -> torch.Tensor:
+    """Similarity-weighted mean of the top-k sources [t, m, d] most similar to probe [m, d]."""
+    sims = torch.nn.functional.cosine_similarity(sources.flatten(1), probe.flatten()[None], dim=1)
+    k = min(top_k, sources.shape[0])
+    top = torch.topk(sims, k)
+    weights = top.values.clamp_min(0)
+    if weights.sum() <= 0:  # no positively similar source: plain mean of the top-k
+        weights = torch.ones_like(weights)
+    weights = weights / weights.sum()
+    return torch.einsum("k,kmd->md", weights, sources[top.indices])
+
+
+def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
+    if inputs.source_prompts is None:
+        raise UserError("spot needs source prompts: pass --source-prompts LIBRARY")
+    names = inputs.source_names or [str(i) for i in range(inputs.source_prompts.shape[0])]
+    if cfg.mode == "generic":
+        source = cfg.source or names[0]
+        if source not in names:
+            raise UserError(f"spot source {source!r} is not in the library: {', '.join(names)}")
+        init = inputs.source_prompts[names.index(source)]
+    else:
+        if inputs.target_init is None:
+            raise UserError("spot targeted needs a probe prompt of the target task (--spot-probe)")
+        probe = inputs.target_init.reshape(-1, *inputs.source_prompts.shape[1:])[0]
+        init = targeted_init(inputs.source_prompts, probe, cfg.top_k)
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    init = init.unsqueeze(0).expand(inputs.num_tasks, -1, -1)
+    return WrappedT5(backbone, TaskPrompts(init), method="spot", num_tasks=inputs.num_tasks)
+
+
+param_groups = prompt_tuning.param_groups

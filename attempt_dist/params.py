@@ -1,0 +1,57 @@
+"""Per-task trainable parameter counts, from the real modules built on the meta device.
+
+Nothing here is a hand formula: each backbone is built on `torch.device("meta")`, wrapped by
+the method exactly as for training, and its trainable parameters are counted. With N target
+tasks trained together (ATTEMPT-MT, or multi-task baselines) the shared parameters are
+divided by N, as in the paper's Tables 2-3 and section 6.2: d(m + 2(r+1)/N) for ATTEMPT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .backbones import build_backbone, get_spec
+from .methods import PROMPT_METHODS, MethodInputs, apply_method, make_config
+
+# Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
+_COUNTING_SOURCES = 6
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    model: str
+    method: str
+    num_tasks: int
+    trainable: int
+    """All trainable parameters of the run (every task's prompts plus shared modules)."""
+    per_task: float
+    """trainable / num_tasks: what each task costs to train and store."""
+    total: int
+    """Parameters of the backbone alone."""
+
+
+def method_options(method: str, prompt_length: int, rank: int) -> dict:
+    options = {}
+    if method in PROMPT_METHODS:
+        options["prompt_length"] = prompt_length
+    if method == "attempt":
+        options["rank"] = rank
+    return options
+
+
+def count_trainable(model: str, method: str, *, prompt_length: int = 100, rank: int = 100,
+                    num_tasks: int = 1, **method_kwargs) -> ParamCount:
+    spec = get_spec(model)
+    cfg = make_config(method, **method_options(method, prompt_length, rank), **method_kwargs)
+    backbone = build_backbone(model, "meta")
+    total = sum(p.numel() for p in backbone.parameters())
+    inputs = MethodInputs(backbone_name=model, num_tasks=num_tasks)
+    if method in ("attempt", "spot"):
+        with torch.device("meta"):
+            inputs.source_prompts = torch.empty(_COUNTING_SOURCES, prompt_length, spec.d_model)
+        inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]
+    wrapped = apply_method(method, backbone, cfg, inputs)
+    trainable = wrapped.num_trainable()
+    return ParamCount(model, method, num_tasks, trainable, trainable / num_tasks, total)
