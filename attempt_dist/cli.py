@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params"]
+COMMANDS = ["params", "sweep", "plot"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,31 @@
+"""`attempt-dist plot RUN_DIR`: Figures 4-5 and Tables 2-4 from the result records in RUN_DIR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot", help="draw Figures 4-5 and Tables 2-4 from a results folder",
+        description="Reads every result.json / failure.json under RUN_DIR and writes PNG+PDF+CSV "
+                    "figures and markdown/LaTeX/CSV tables into RUN_DIR/figures.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
+    parser.add_argument("--split", choices=["test", "dev"], default="test", help="which split's scores")
+    parser.add_argument("--only", choices=["fig4", "fig5", "tables"], action="append",
+                        help="draw only these (repeatable)")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+
+    from ..plots import plot_run
+
+    figures = tuple(args.only) if args.only else ("fig4", "fig5", "tables")
+    paths = plot_run(Path(args.run_dir), args.out, split=args.split, figures=figures)
+    console = Console()
+    for path in paths:
+        console.print(str(path), highlight=False)
+    return 0

@@ -1,0 +1,47 @@
+"""`attempt-dist sweep SWEEP.yaml [--output-dir RUN] [--dry-run]` and `attempt-dist sweep status RUN`.
+
+The first positional is either a sweep file or the word `status`; `status` takes the run folder
+as a second positional.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run a grid of training jobs with submitit, or show a sweep's status",
+        description="Launch a sweep file (models x methods x tasks x seeds) on SLURM, locally or in "
+                    "process; `sweep status RUN_DIR` shows each cell as done/running/failed/oom/pending.",
+    )
+    parser.add_argument("target", metavar="SWEEP.yaml|status", help="a sweep file, or `status`")
+    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="with `status`: the sweep's output folder")
+    parser.add_argument("--output-dir", help="the sweep's folder (default runs/<sweep name>)")
+    parser.add_argument("--dry-run", action="store_true", help="print the grid and the jobs it would submit")
+    parser.add_argument("--executor", choices=["slurm", "local", "debug"], help="override the file's executor kind")
+    parser.add_argument("--data-dir", help="override train.data_dir for every cell")
+    parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
+                        help="wait for SLURM jobs to end (local and debug always wait)")
+    parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import sweep as sweep_lib
+
+    if args.target == "status":
+        if not args.run_dir:
+            raise UserError("sweep status needs the sweep's folder: attempt-dist sweep status RUN_DIR")
+        counts = sweep_lib.print_status(Path(args.run_dir))
+        return 1 if counts["failed"] else 0
+    if args.run_dir:
+        raise UserError(f"unexpected argument {args.run_dir!r}; use --output-dir to choose the sweep's folder")
+    if not args.target.endswith((".yaml", ".yml")) and not Path(args.target).is_file():
+        raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
+    sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
+    run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
+    return sweep_lib.launch(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom)

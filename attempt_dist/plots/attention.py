@@ -1,0 +1,76 @@
+"""Figure 5: mean attention of ATTEMPT's gate over source prompts and the target prompt,
+one row per target task, from the attention files a run writes:
+    attention/prompts.json  {"prompts": ["mnli", ..., "target"]}
+    attention/{split}.jsonl {"task", "index", "weights": [t+1 floats summing to 1]} per line
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .names import order_tasks, task_label
+from .output import plt, save_figure
+from .records import Record
+
+
+def attention_runs(records: list[Record]) -> list[Record]:
+    """ATTEMPT-ST runs without ablations when there are any (the paper's figure), else every
+    run that saved attention."""
+    have = [r for r in records if (r.path / "attention" / "prompts.json").exists()]
+    plain = [r for r in have if not r.multitask and r.ablation is None and not r.no_prior]
+    return plain or have
+
+
+def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], list[str], np.ndarray, dict]:
+    sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, int] = defaultdict(int)
+    prompts_seen: list[str] = []
+    for run in runs:
+        folder = run.path / "attention"
+        names = json.loads((folder / "prompts.json").read_text())["prompts"]
+        prompts_seen += [n for n in names if n not in prompts_seen]
+        lines = folder / f"{split}.jsonl"
+        if not lines.exists():
+            lines = folder / ("dev.jsonl" if split == "test" else "test.jsonl")
+        if not lines.exists():
+            continue
+        with open(lines) as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                weights = item["weights"]
+                if len(weights) != len(names):
+                    raise ValueError(f"{lines}: {len(weights)} weights for {len(names)} prompts")
+                for name, w in zip(names, weights):
+                    sums[item["task"]][name] += float(w)
+                counts[item["task"]] += 1
+    columns = [n for n in prompts_seen if n != "target"] + (["target"] if "target" in prompts_seen else [])
+    tasks = order_tasks(counts)
+    matrix = np.array([[sums[t][c] / counts[t] for c in columns] for t in tasks]) if tasks else np.zeros((0, 0))
+    return tasks, columns, matrix, dict(counts)
+
+
+def fig5(records: list[Record], out_dir: Path, split: str = "test", stem: str = "fig5_attention") -> list[Path]:
+    tasks, columns, matrix, counts = mean_attention(attention_runs(records), split)
+    if not tasks:
+        return []
+    rows = [{"task": t, "prompt": c, "mean_weight": float(matrix[i, j]), "instances": counts[t]}
+            for i, t in enumerate(tasks) for j, c in enumerate(columns)]
+    fig, ax = plt.subplots(figsize=(0.7 * len(columns) + 2, 0.45 * len(tasks) + 1.5))
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, aspect="auto")
+    ax.set_xticks(range(len(columns)), [task_label(c) for c in columns], rotation=45, ha="right")
+    ax.set_yticks(range(len(tasks)), [task_label(t) for t in tasks])
+    for i in range(len(tasks)):
+        for j in range(len(columns)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if matrix[i, j] > 0.6 * matrix.max() else "black")
+    ax.set_xlabel("source prompts and target prompt")
+    ax.set_ylabel("target task")
+    ax.set_title("ATTEMPT attention (mean weight per task)")
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    return save_figure(fig, rows, out_dir, stem)

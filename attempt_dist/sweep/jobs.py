@@ -1,0 +1,133 @@
+"""What one submitit job runs: a training cell or a library stage.
+
+Each job is a `submitit.helpers.Checkpointable`. On timeout or preemption submitit calls
+`checkpoint()` on rank 0 only, inside a signal handler, so it must not save anything: training
+already checkpoints on all ranks inside its loop. `checkpoint()` only requeues a copy of the
+job that passes `--resume`, so the requeued run continues from the latest checkpoint.
+
+A job never raises for a failed run without leaving a record: if the trainer returns non-zero
+or raises and left no result.json / failure.json, the job writes failure.json itself, so the
+sweep can tell "failed" from "not run" without asking the scheduler.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import traceback
+from pathlib import Path
+
+import submitit
+
+from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, read_json, write_json_atomic
+
+DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
+LIBRARY_DONE = "library.json"
+
+
+def resolve_callable(spec: str):
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+class _Job(submitit.helpers.Checkpointable):
+    def __init__(self, entry: str, argv: list[str], run_dir: str, resume: bool = False) -> None:
+        self.entry = entry
+        self.argv = list(argv)
+        self.run_dir = str(run_dir)
+        self.resume = resume
+
+    def checkpoint(self, *args, **kwargs):
+        # Only requeue: every rank already saved inside the training loop.
+        return submitit.helpers.DelayedSubmission(type(self)(self.entry, self.argv, self.run_dir, resume=True))
+
+    def _argv(self) -> list[str]:
+        return self.argv + (["--resume"] if self.resume else [])
+
+    def _run(self) -> int:
+        saved = {k: os.environ.get(k) for k in DIST_VARS}
+        try:
+            _export_distributed_env()
+            code = int(resolve_callable(self.entry)(self._argv()) or 0)
+        except SystemExit as err:  # argparse errors inside the trainer
+            code = err.code if isinstance(err.code, int) else 1
+            self._record_failure(f"{self.entry} exited with {err.code}")
+        except Exception as err:
+            # Recorded, not raised: the debug executor would open pdb on an exception, and the
+            # sweep reads failure.json rather than the scheduler's verdict.
+            traceback.print_exc()
+            self._record_failure((f"{type(err).__name__}: {err}".splitlines() or ["error"])[0][:500])
+            code = 1
+        finally:
+            # The debug executor runs jobs in this very process: leave its environment as it was.
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        if code != 0:
+            self._record_failure(f"{self.entry} returned exit code {code}")
+        return code
+
+    def _record_failure(self, reason: str) -> None:
+        run = Path(self.run_dir)
+        if _is_rank_zero() and not (run / RESULT_FILENAME).exists() and not (run / FAILURE_FILENAME).exists():
+            write_json_atomic(run / FAILURE_FILENAME, {
+                "schema": SCHEMA_VERSION, "status": "failed", "reason": reason, "config": {"argv": self._argv()},
+            })
+
+
+class CellJob(_Job):
+    """One training run: `trainer(argv)` writes run_dir/result.json or run_dir/failure.json."""
+
+    def __call__(self) -> dict:
+        code = self._run()
+        return _outcome(Path(self.run_dir), code)
+
+
+class LibraryJob(_Job):
+    """Source prompts (+ attention prior) for one backbone, built once before its cells."""
+
+    def __call__(self) -> dict:
+        code = self._run()
+        run = Path(self.run_dir)
+        if code == 0 and _is_rank_zero():
+            write_json_atomic(run / LIBRARY_DONE, {"status": "completed", "argv": self._argv()})
+        return {"status": "completed" if code == 0 else "failed", "code": code}
+
+
+def _outcome(run: Path, code: int) -> dict:
+    if (run / RESULT_FILENAME).exists():
+        return {"status": "done", "code": code}
+    if (run / FAILURE_FILENAME).exists():
+        return {"status": read_json(run / FAILURE_FILENAME).get("status", "failed"), "code": code}
+    return {"status": "failed", "code": code}
+
+
+def _export_distributed_env() -> None:
+    """Set RANK/WORLD_SIZE/MASTER_* from the submitit job, as torch's env:// init expects."""
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:
+        return  # not inside a submitit job (called directly): the trainer sets its own defaults
+    if type(env).__name__ == "DebugJobEnvironment":
+        # In-process debug jobs have one rank and no job id to derive a port from.
+        os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())})
+        return
+    for key in DIST_VARS:
+        os.environ.pop(key, None)
+    # GPUs stay visible to every rank: DeepSpeed picks the device from LOCAL_RANK itself.
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
+def _is_rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,289 @@
+"""Submit a sweep's jobs with submitit and (for local/debug executors) wait for them.
+
+Order of work: library stages first (one per backbone and source set, only where SPoT or
+ATTEMPT cells need one and it is not built yet), then the cells. On SLURM, cells that need a
+library are submitted with `--dependency=afterok:<library job>`; with the local and debug
+executors the sweep runs a small scheduler that starts a cell once its library is built and
+keeps at most `array_parallelism` jobs alive. A cell whose result.json exists is skipped, as
+is one that ran out of memory (unless retry_oom); everything else is (re)submitted.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import submitit
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import UserError
+from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
+from .jobs import CellJob, LibraryJob
+from .spec import Cell, ExecutorSpec, Library, Sweep, _executor_json, mem_gb, options_to_argv, train_argv
+from .state import cell_dir, cell_run_dir, library_dir, library_state, run_state
+
+POLL_S = 1.0
+
+
+@dataclass
+class Plan:
+    run: Path
+    sweep: Sweep
+    cells: list[Cell] = field(default_factory=list)        # to submit
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why
+    libraries: list[Library] = field(default_factory=list)  # to build
+
+
+def plan(sweep: Sweep, run: Path, *, retry_oom: bool = False) -> Plan:
+    out = Plan(Path(run), sweep)
+    for cell in sweep.cells:
+        state = run_state(cell_run_dir(run, cell.name), cell_dir(run, cell.name) / "job.json")
+        if state.status == "done":
+            out.skipped[cell.name] = "done"
+        elif state.status == "oom" and not retry_oom:
+            out.skipped[cell.name] = "oom (did not fit; --retry-oom to run again)"
+        elif state.status == "running":
+            out.skipped[cell.name] = f"running ({state.detail})"
+        else:
+            out.cells.append(cell)
+    needed = {c.library for c in out.cells if c.library}
+    for key in sorted(needed):
+        if library_state(run, key).status not in ("done", "running"):
+            out.libraries.append(sweep.libraries[key])
+    return out
+
+
+def check_executor(spec: ExecutorSpec) -> None:
+    if spec.kind == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("executor kind slurm, but SLURM is not here (no sbatch on PATH); "
+                        "run with --executor local (or set executor: {kind: local}) on this machine")
+
+
+def print_plan(p: Plan, console: Console) -> None:
+    table = Table(title=f"sweep {p.sweep.name}: {len(p.sweep.cells)} cells -> {p.run}", show_lines=False)
+    for col in ("cell", "model", "method", "tasks", "seed", "action", "executor", "library", "options"):
+        table.add_column(col, overflow="fold")
+    todo = {c.name for c in p.cells}
+    for cell in p.sweep.cells:
+        action = "submit" if cell.name in todo else f"skip: {p.skipped.get(cell.name, '')}"
+        opts = " ".join(f"{k}={v}" for k, v in cell.train.items() if k not in ("data_dir",))
+        table.add_row(cell.name, cell.model, cell.variant, ",".join(cell.tasks), str(cell.seed), action,
+                      cell.executor.summary(), cell.library or "-", opts)
+    console.print(table)
+    if p.libraries:
+        libs = Table(title="library stages (run before the cells that need them)")
+        for col in ("library", "model", "sources", "stages", "executor"):
+            libs.add_column(col, overflow="fold")
+        for lib in p.libraries:
+            libs.add_row(lib.key, lib.model, ",".join(lib.sources), _stages(lib), p.sweep.executor.summary())
+        console.print(libs)
+    console.print(f"{len(p.cells)} job(s) to submit, {len(p.skipped)} skipped, {len(p.libraries)} library stage(s)")
+
+
+def launch(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | None = None,
+           retry_oom: bool = False, console: Console | None = None) -> int:
+    """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on)."""
+    console = console or Console()
+    run = Path(run).resolve()
+    p = plan(sweep, run, retry_oom=retry_oom)
+    if dry_run:
+        print_plan(p, console)
+        return 0
+    for spec in {c.executor for c in p.cells} | {sweep.executor}:
+        check_executor(spec)
+    _write_sweep_json(sweep, run)
+    if not p.cells:
+        console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
+        return 0
+    if sweep.executor.kind == "slurm":
+        _submit_slurm(p, console)
+        if not wait:
+            console.print(f"submitted; follow with: attempt-dist sweep status {run}")
+            return 0
+    else:
+        _run_scheduled(p, console)
+    return _wait_and_report(p, console)
+
+
+# --- local / debug: a small scheduler --------------------------------------------------------
+
+def _run_scheduled(p: Plan, console: Console) -> None:
+    queue: list[tuple[str, object]] = [("library", lib) for lib in p.libraries] + [("cell", c) for c in p.cells]
+    running: list[tuple[str, object, submitit.Job]] = []
+    building = {lib.key for lib in p.libraries}
+    limit = p.sweep.executor.array_parallelism or 1
+    while queue or running:
+        for item in list(running):
+            if item[2].done():
+                running.remove(item)
+                if item[0] == "library":
+                    building.discard(item[1].key)
+        for entry in list(queue):
+            if len(running) >= limit:
+                break
+            kind, obj = entry
+            if kind == "cell" and obj.library:
+                if obj.library in building:
+                    continue  # wait for its library
+                if library_state(p.run, obj.library).status != "done":
+                    queue.remove(entry)
+                    _fail_without_running(p.run, obj, f"library stage {obj.library} failed; see {library_dir(p.run, obj.library)}")
+                    continue
+            queue.remove(entry)
+            job = _submit_library(p, obj) if kind == "library" else _submit_cells(p, [obj])[0]
+            console.print(f"started {kind} {getattr(obj, 'key', None) or obj.name} (job {job.job_id})")
+            if p.sweep.executor.kind == "debug":
+                job.result()  # debug jobs run in this process when asked for their result
+            running.append((kind, obj, job))
+        if queue or running:
+            time.sleep(POLL_S if p.sweep.executor.kind != "debug" else 0)
+
+
+def _fail_without_running(run: Path, cell: Cell, reason: str) -> None:
+    write_json_atomic(cell_run_dir(run, cell.name) / FAILURE_FILENAME, {
+        "schema": SCHEMA_VERSION, "status": "failed", "reason": reason, "config": cell.to_json(),
+    })
+
+
+# --- slurm -----------------------------------------------------------------------------------
+
+def _submit_slurm(p: Plan, console: Console) -> None:
+    lib_jobs = {lib.key: _submit_library(p, lib) for lib in p.libraries}
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in p.cells:
+        dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else None
+        groups.setdefault((cell.executor, dep), []).append(cell)
+    for (spec, dep), cells in groups.items():
+        jobs = _submit_cells(p, cells, dependency=dep)
+        console.print(f"submitted {len(jobs)} job(s) ({spec.summary()}{', after ' + dep if dep else ''})")
+
+
+# --- submission ------------------------------------------------------------------------------
+
+def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str | None = None) -> submitit.Executor:
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=spec.kind)
+    params = {"timeout_min": spec.time, "name": name}
+    if spec.kind != "debug":
+        params.update(nodes=spec.nodes, tasks_per_node=spec.ntasks_per_node, gpus_per_node=spec.gpus_per_node)
+        if spec.cpus_per_task:
+            params["cpus_per_task"] = spec.cpus_per_task
+        if spec.mem:
+            params["mem_gb"] = mem_gb(spec.mem)
+    if spec.kind == "slurm":
+        additional = dict(spec.additional)
+        if dependency:
+            additional["dependency"] = f"afterok:{dependency}"
+        for key, value in (("partition", spec.partition), ("account", spec.account), ("qos", spec.qos),
+                           ("constraint", spec.constraint), ("array_parallelism", spec.array_parallelism)):
+            if value is not None:
+                params[f"slurm_{key}"] = value
+        if spec.setup:
+            params["slurm_setup"] = list(spec.setup)
+        if additional:
+            params["slurm_additional_parameters"] = additional
+    executor.update_parameters(**params)
+    return executor
+
+
+def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> list[submitit.Job]:
+    jobs_to_make = []
+    for cell in cells:
+        folder = cell_dir(p.run, cell.name)
+        run_dir = cell_run_dir(p.run, cell.name)
+        extra = {}
+        if cell.library:
+            lib = library_dir(p.run, cell.library) / "run"
+            extra["source_prompts"] = str(lib / "prompts")
+            if cell.method == "attempt" and not cell.train.get("no_prior"):
+                extra["prior"] = str(lib / "prior" / "prior.pt")
+        argv = train_argv(cell, run_dir, extra) + _fresh_start(run_dir)
+        write_json_atomic(folder / "cell.json", cell.to_json())
+        jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
+    spec = cells[0].executor
+    executor = make_executor(spec, p.run / "logs", cells[0].name if len(cells) == 1 else p.sweep.name, dependency)
+    with submitit.helpers.clean_env():
+        if len(jobs_to_make) > 1:
+            with executor.batch():
+                jobs = [executor.submit(job) for _, _, job in jobs_to_make]
+        else:
+            jobs = [executor.submit(jobs_to_make[0][2])]
+    for (cell, folder, job_obj), job in zip(jobs_to_make, jobs):
+        _record_job(folder / "job.json", job, spec, job_obj.argv, dependency)
+    return jobs
+
+
+def _submit_library(p: Plan, lib: Library) -> submitit.Job:
+    folder = library_dir(p.run, lib.key)
+    run_dir = folder / "run"
+    options = {"model": lib.model, "sources": list(lib.sources), "targets": list(lib.targets), **lib.train,
+               "output_dir": str(run_dir), "max_steps": lib.max_steps, "stages": _stages(lib)}
+    argv = options_to_argv(options)
+    job_obj = LibraryJob(p.sweep.pipeline, argv, str(run_dir))
+    spec = p.sweep.executor
+    executor = make_executor(spec, p.run / "logs", f"library-{lib.key}")
+    with submitit.helpers.clean_env():
+        job = executor.submit(job_obj)
+    _record_job(folder / "job.json", job, spec, argv, None)
+    return job
+
+
+def _stages(lib: Library) -> str:
+    return "sources,prior" if lib.needs_prior else "sources"
+
+
+def _fresh_start(run_dir: Path) -> list[str]:
+    """A retried cell starts over: its old failure record is kept aside, not read as its state."""
+    failure = run_dir / FAILURE_FILENAME
+    if failure.exists():
+        failure.replace(run_dir / f"failure.{int(time.time())}.json")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        return ["--overwrite"]
+    return []
+
+
+def _record_job(path: Path, job: submitit.Job, spec: ExecutorSpec, argv: list[str], dependency: str | None) -> None:
+    history = []
+    if path.exists():
+        from ..results import read_json
+
+        old = read_json(path)
+        history = old.get("history", []) + [{"job_id": old.get("job_id"), "submitted_at": old.get("submitted_at")}]
+    write_json_atomic(path, {
+        "job_id": str(job.job_id), "kind": spec.kind, "folder": str(job.paths.folder),
+        "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr),
+        "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "executor": _executor_json(spec),
+        "dependency": dependency, "argv": argv, "history": history,
+    })
+
+
+def _write_sweep_json(sweep: Sweep, run: Path) -> None:
+    write_json_atomic(run / "sweep.json", {
+        "name": sweep.name, "source": str(sweep.source) if sweep.source else None,
+        "trainer": sweep.trainer, "pipeline": sweep.pipeline,
+        "executor": _executor_json(sweep.executor),
+        "cells": [c.to_json() for c in sweep.cells],
+        "libraries": {k: {"model": l.model, "sources": list(l.sources), "needs_prior": l.needs_prior}
+                      for k, l in sweep.libraries.items()},
+    })
+    if sweep.source:
+        shutil.copyfile(sweep.source, run / "sweep.yaml")
+
+
+# --- report ----------------------------------------------------------------------------------
+
+def _wait_and_report(p: Plan, console: Console) -> int:
+    while True:
+        states = [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.cells]
+        # Slurm jobs still queued count as pending with a job id: keep waiting for those too.
+        if all(s.status != "running" and not (s.status == "pending" and s.job_id) for s in states):
+            break
+        time.sleep(POLL_S * 5)
+    failed = [s for s in states if s.status in ("failed", "oom", "pending")]
+    for s in failed:
+        console.print(f"[red]{s.status}[/] {s.name}: {s.detail}", highlight=False)
+    done = sum(s.status == "done" for s in states)
+    console.print(f"{done}/{len(states)} submitted cells done; {len(failed)} not")
+    return 1 if failed else 0

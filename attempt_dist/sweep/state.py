@@ -1,0 +1,151 @@
+"""Where a sweep's files live and what state each cell is in.
+
+    RUN/sweep.json                 the expanded sweep (cells, libraries, executor)
+    RUN/cells/<cell>/cell.json     the cell's grid coordinates and options
+    RUN/cells/<cell>/job.json      the submitted job(s): id, executor, log paths, argv
+    RUN/cells/<cell>/run/          the trainer's --output-dir (result.json | failure.json)
+    RUN/library/<lib>__<model>/    library stage: job.json, run/ (prompts/, prior/), library.json
+    RUN/logs/                      submitit's pickles and stdout/stderr per job id
+
+A cell is done (result.json), oom / failed (failure.json, or a job that ended without a
+record), running (job alive), or pending (not submitted yet, or queued).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
+from .jobs import LIBRARY_DONE
+
+STATUSES = ("done", "running", "failed", "oom", "pending")
+
+
+def cell_dir(run: Path, name: str) -> Path:
+    return Path(run) / "cells" / name
+
+
+def cell_run_dir(run: Path, name: str) -> Path:
+    return cell_dir(run, name) / "run"
+
+
+def library_dir(run: Path, key: str) -> Path:
+    return Path(run) / "library" / key
+
+
+@dataclass
+class CellState:
+    name: str
+    status: str
+    detail: str = ""
+    job_id: str | None = None
+
+
+def run_state(run_dir: Path, job_file: Path) -> CellState:
+    """State of one output folder (`run_dir`) whose job is described by `job_file`."""
+    name = job_file.parent.name
+    if (run_dir / RESULT_FILENAME).exists():
+        return CellState(name, "done", "", _job_id(job_file))
+    if (run_dir / FAILURE_FILENAME).exists():
+        failure = _safe_read(run_dir / FAILURE_FILENAME)
+        status = "oom" if failure.get("status") == "oom" else "failed"
+        return CellState(name, status, str(failure.get("reason", ""))[:200], _job_id(job_file))
+    if not job_file.exists():
+        return CellState(name, "pending", "not submitted")
+    job = _safe_read(job_file)
+    job_id = str(job.get("job_id"))
+    alive, detail = job_alive(job)
+    if alive is None:
+        return CellState(name, "running", detail or "state unknown", job_id)
+    if alive == "pending":
+        return CellState(name, "pending", detail or "queued", job_id)
+    if alive:
+        return CellState(name, "running", detail, job_id)
+    return CellState(name, "failed", detail or "job ended without result.json or failure.json", job_id)
+
+
+def library_state(run: Path, key: str) -> CellState:
+    folder = library_dir(run, key)
+    if (folder / LIBRARY_DONE).exists():
+        return CellState(key, "done")
+    state = run_state(folder / "run", folder / "job.json")
+    state.name = key
+    if state.status == "done":  # result.json alone does not finish a library
+        state.status = "running"
+    return state
+
+
+def job_alive(job: dict):
+    """True / False / "pending" / None (unknown), and a detail string."""
+    kind, job_id = job.get("kind"), str(job.get("job_id"))
+    if kind == "local":
+        try:
+            pid = int(job_id)
+        except ValueError:
+            return False, ""
+        return _pid_alive(pid), f"local pid {pid}"
+    if kind == "slurm":
+        try:
+            import submitit
+
+            state = submitit.SlurmJob(folder=job["folder"], job_id=job_id).state
+        except Exception as err:  # sacct missing or unreachable
+            return None, f"slurm job {job_id}: state unknown ({type(err).__name__})"
+        if state in ("PENDING", "REQUEUED", "CONFIGURING"):
+            return "pending", f"queued, slurm job {job_id}"
+        if state in ("RUNNING", "COMPLETING", "SUSPENDED", "UNKNOWN", "READY"):
+            return True, f"slurm job {job_id} {state.lower()}"
+        return False, f"slurm job {job_id} ended {state}"
+    return False, f"{kind} job {job_id} is no longer running"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie has exited
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def collect_states(run: Path) -> list[CellState]:
+    run = Path(run)
+    names = sweep_cell_names(run)
+    return [run_state(cell_run_dir(run, n), cell_dir(run, n) / "job.json") for n in names]
+
+
+def sweep_cell_names(run: Path) -> list[str]:
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"{run} is not a sweep folder; pass the --output-dir a sweep was launched with")
+    names: list[str] = []
+    if (run / "sweep.json").exists():
+        names = [c["name"] for c in read_json(run / "sweep.json").get("cells", [])]
+    cells = run / "cells"
+    if cells.is_dir():
+        names += sorted(p.name for p in cells.iterdir() if p.is_dir() and p.name not in names)
+    if not names:
+        raise UserError(f"{run} holds no sweep cells (no sweep.json, no cells/); launch one with attempt-dist sweep FILE.yaml")
+    return names
+
+
+def _job_id(job_file: Path) -> str | None:
+    if job_file.exists():
+        return str(_safe_read(job_file).get("job_id"))
+    return None
+
+
+def _safe_read(path: Path) -> dict:
+    try:
+        data = read_json(path)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,210 @@
+"""Tables 2-4 of the paper, in its layout, from result records: markdown, LaTeX and CSV.
+
+Table 2: GLUE and SuperGLUE; Table 3: MRQA 2019 and the Others; Table 4: ATTEMPT ablations.
+Rows are methods (single-task block, then multi-task block), cells the mean over seeds of each
+task's headline score (the mean of the task's own metrics, in percent), "params / task" the
+records' trainable_per_task. A row's average is given only when it has every column.
+One set of files per backbone in the results: table2_t5-base.md, .tex, .csv.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean
+
+from .plots.names import METHOD_ORDER, METHOD_SHORT, task_label
+from .plots.records import Record, model_order
+
+TABLE2 = [["wnli", "stsb", "mrpc", "rte", "multirc", "boolq", "wic", "wsc", "cb"]]
+TABLE3 = [["nq", "hotpotqa", "searchqa", "newsqa"], ["winogrande", "yelp", "scitail", "paws"]]
+TABLE4 = [["boolq", "newsqa", "winogrande"]]
+ABLATION_ROWS = [  # (label, multitask, ablation, no_prior)
+    ("ATTEMPT-ST", False, None, False), ("no target", False, "no_target", False),
+    ("no attention", False, "constant_attention", False), ("single prompt", False, "single_prompt", False),
+    ("no prior transfer", False, None, True),
+    ("ATTEMPT-MT", True, None, False), ("no prior transfer", True, None, True),
+]
+
+
+@dataclass
+class Row:
+    section: str          # "Single-task training" | "Multi-task training" | ""
+    label: str
+    params: float | None
+    values: dict          # task -> float
+
+
+@dataclass
+class TableData:
+    name: str
+    model: str
+    groups: list[list[str]]   # column groups, each followed by an Avg column
+    rows: list[Row]
+    caption: str
+
+
+def row_label(variant: str, multitask: bool) -> str:
+    if variant == "attempt":
+        return "ATTEMPT-MT" if multitask else "ATTEMPT-ST"
+    base = METHOD_SHORT.get(variant, variant)
+    return f"{base}-MT" if multitask else base
+
+
+def _scores(records: list[Record], task: str, split: str) -> float | None:
+    values = [s for s in (r.score(task, split) for r in records if r.status == "completed" and task in r.tasks)
+              if s is not None]
+    return mean(values) if values else None
+
+
+def _params(records: list[Record]) -> float | None:
+    values = [r.params.get("trainable_per_task") for r in records if r.params.get("trainable_per_task")]
+    return mean(values) if values else None
+
+
+def method_table(name: str, records: list[Record], model: str, groups: list[list[str]], split: str,
+                 caption: str) -> TableData | None:
+    present = {t for r in records for t in r.tasks}
+    groups = [[t for t in g if t in present] for g in groups]
+    groups = [g for g in groups if g]
+    if not groups:
+        return None
+    wanted = {t for g in groups for t in g}
+    plain = [r for r in records if r.model == model and r.ablation is None and not r.no_prior
+             and set(r.tasks) & wanted]
+    by_row: dict[tuple[bool, str], list[Record]] = defaultdict(list)
+    for r in plain:
+        by_row[(r.multitask, r.variant)].append(r)
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rows = []
+    for multitask, variant in sorted(by_row, key=lambda k: (k[0], rank.get(k[1], len(rank)), k[1])):
+        runs = by_row[(multitask, variant)]
+        values = {t: _scores(runs, t, split) for t in wanted}
+        rows.append(Row("Multi-task training" if multitask else "Single-task training",
+                        row_label(variant, multitask), _params(runs), values))
+    return TableData(name, model, groups, rows, caption) if rows else None
+
+
+def ablation_table(records: list[Record], model: str, split: str) -> TableData | None:
+    attempt = [r for r in records if r.model == model and r.method == "attempt"]
+    if not any(r.ablation or r.no_prior for r in attempt):
+        return None  # no ablation runs: Table 4 would repeat Tables 2-3
+    present = {t for r in attempt for t in r.tasks}
+    groups = [[t for t in TABLE4[0] if t in present]]
+    if not groups[0]:
+        return None
+    rows = []
+    for label, multitask, ablation, no_prior in ABLATION_ROWS:
+        runs = [r for r in attempt if r.multitask == multitask and r.ablation == ablation and r.no_prior == no_prior]
+        if runs:
+            rows.append(Row("", label, _params(runs), {t: _scores(runs, t, split) for t in groups[0]}))
+    return TableData("table4", model, groups, rows, "Results of ablation studies.")
+
+
+def build_tables(records: list[Record], split: str = "test") -> list[TableData]:
+    out = []
+    for model in model_order(r.model for r in records):
+        for table in (
+            method_table("table2", records, model, TABLE2, split, "Results on GLUE and SuperGLUE."),
+            method_table("table3", records, model, TABLE3, split,
+                         "Results on MRQA 2019 QA datasets, WinoGrande (WG), Yelp, SciTail and PAWS."),
+            ablation_table(records, model, split),
+        ):
+            if table is not None:
+                out.append(table)
+    return out
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+def _avg(row: Row, group: list[str]) -> float | None:
+    values = [row.values.get(t) for t in group]
+    return mean(values) if values and all(v is not None for v in values) else None
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def format_params(n: float | None) -> str:
+    if n is None:
+        return "–"
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            text = f"{n / div:.1f}".rstrip("0").rstrip(".") if n / div < 10 else f"{n / div:.0f}"
+            return text + suffix
+    return f"{n:.0f}"
+
+
+def header(table: TableData) -> list[str]:
+    cols = ["Method", "params / task"]
+    for group in table.groups:
+        cols += [task_label(t) for t in group] + ["Avg."]
+    return cols
+
+
+def cells(table: TableData, row: Row) -> list[str]:
+    out = [row.label, format_params(row.params)]
+    for group in table.groups:
+        out += [_fmt(row.values.get(t)) for t in group] + [_fmt(_avg(row, group))]
+    return out
+
+
+def to_markdown(table: TableData) -> str:
+    cols = header(table)
+    lines = [f"**{table.name.capitalize()} ({table.model})**: {table.caption}", "",
+             "| " + " | ".join(cols) + " |", "|" + "|".join(["---"] + ["---:"] * (len(cols) - 1)) + "|"]
+    section = None
+    for row in table.rows:
+        if row.section and row.section != section:
+            section = row.section
+            lines.append(f"| *{section}* |" + " |" * (len(cols) - 1))
+        lines.append("| " + " | ".join(cells(table, row)) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("–", "--")):
+        text = text.replace(a, b)
+    return text
+
+
+def to_latex(table: TableData) -> str:
+    cols = header(table)
+    lines = [r"\begin{table*}[t]", r"\centering", r"\small",
+             r"\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", r"\toprule",
+             " & ".join(_tex(c) for c in cols) + r" \\", r"\midrule"]
+    section = None
+    for row in table.rows:
+        if row.section and row.section != section:
+            if section is not None:
+                lines.append(r"\midrule")
+            section = row.section
+            lines.append(rf"\multicolumn{{{len(cols)}}}{{c}}{{\textit{{{section}}}}} \\")
+        lines.append(" & ".join(_tex(c) for c in cells(table, row)) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{{_tex(table.caption)} Backbone: {_tex(table.model)}.}}", r"\end{table*}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(tables: list[TableData], out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for table in tables:
+        stem = out_dir / f"{table.name}_{table.model}"
+        md, tex, csv_path = stem.with_suffix(".md"), stem.with_suffix(".tex"), stem.with_suffix(".csv")
+        md.write_text(to_markdown(table))
+        tex.write_text(to_latex(table))
+        with open(csv_path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["section", "method", "params_per_task"]
+                            + [c for g in table.groups for c in g + [f"avg_{'_'.join(g[:1])}"]])
+            for row in table.rows:
+                values = []
+                for g in table.groups:
+                    values += [row.values.get(t) for t in g] + [_avg(row, g)]
+                writer.writerow([row.section, row.label, row.params] + ["" if v is None else v for v in values])
+        paths += [md, tex, csv_path]
+    return paths
