@@ -1,0 +1,54 @@
+"""`attempt-dist tasks [--json] [--role source|target] [--group G]`: the task registry as a table.
+
+Run: attempt-dist tasks --json
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from ..tasks import TASKS
+
+
+def task_rows(role: str | None = None, group: str | None = None) -> list[dict]:
+    rows = []
+    for t in TASKS.values():
+        if (role and t.role != role) or (group and t.group != group):
+            continue
+        rows.append({
+            "name": t.name, "benchmark": t.benchmark, "group": t.group, "role": t.role,
+            "kind": t.kind, "metrics": list(t.metrics), "max_length": t.max_length,
+            "hub_id": t.hub_id, "hub_config": t.hub_config, "mrqa_subset": t.mrqa_subset,
+            "splits": {"scheme": t.split_scheme, **t.hub_splits}, "train_cap": t.train_cap,
+            "labels": list(t.label_words),
+            "local_files": f"<data_dir>/{t.name}/<split>.{{jsonl,json,parquet,csv,jsonl.gz}}",
+        })
+    return rows
+
+
+def run(args) -> int:
+    rows = task_rows(args.role, args.group)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"{len(rows)} tasks")
+    for column in ("name", "group", "role", "kind", "metrics", "max len", "splits", "loads from"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        splits = r["splits"]["scheme"] + (f", train<={r['train_cap']:,}" if r["train_cap"] else "")
+        where = f"{r['hub_id']} ({r['hub_config']})" + (f" subset={r['mrqa_subset']}" if r["mrqa_subset"] else "")
+        table.add_row(r["name"], r["group"], r["role"], r["kind"], ", ".join(r["metrics"]),
+                      str(r["max_length"]), splits, where)
+    Console().print(table)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("tasks", help="list the tasks: groups, metrics, lengths, data sources")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--role", choices=("source", "target"), help="only source or target tasks")
+    parser.add_argument("--group", help="only this multi-task group (e.g. glue, superglue, mrqa)")
+    parser.set_defaults(func=run)

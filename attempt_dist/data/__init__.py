@@ -1,0 +1,18 @@
+"""Data for training and evaluation: task splits, tokenisation, batches, multi-task sampling.
+
+    from attempt_dist.data import load_task_splits, load_tokenizer, tokenize_examples
+    splits = load_task_splits("rte", "examples/data")      # {"train","dev","test"}: [Example]
+    tok = load_tokenizer("t5-tiny")
+    feats = tokenize_examples(splits["train"], tok, task_id=0, max_source_length=256)
+"""
+
+from ..tasks import Example
+from ..tokenizer import load_tokenizer
+from .features import LABEL_PAD, Seq2SeqCollator, tokenize_examples
+from .loading import load_task_splits
+from .sampler import MultiTaskSampler
+
+__all__ = [
+    "Example", "LABEL_PAD", "MultiTaskSampler", "Seq2SeqCollator", "load_task_splits",
+    "load_tokenizer", "tokenize_examples",
+]

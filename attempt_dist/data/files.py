@@ -1,0 +1,128 @@
+"""Reading one split of one task from local files, in the hub's row schema.
+
+Layout under a data_dir:  <data_dir>/<task>/<hub split>.<ext>
+  hub split   train, validation, test, validation_matched, validation_mismatched
+  ext         .jsonl  .json  .parquet  .csv  .jsonl.gz
+MRQA tasks also look in <data_dir>/mrqa/<split>.<ext> (rows of every subset; filtered by
+`subset` like the hub data). A .jsonl(.gz) whose first line is {"header": ...} is read as an
+official MRQA 2019 file (one line per context) and flattened into hub rows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Callable
+
+from ..errors import UserError
+
+EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz")
+
+
+def candidate_paths(data_dir: str | Path, task_name: str, split: str, mrqa: bool = False) -> list[Path]:
+    folders = [Path(data_dir) / task_name]
+    if mrqa:
+        folders.append(Path(data_dir) / "mrqa")
+    return [folder / f"{split}{ext}" for folder in folders for ext in EXTENSIONS]
+
+
+class Rows:
+    """Rows of one file plus a way to name a row in messages (file and line number)."""
+
+    def __init__(self, rows: list[dict], where: Callable[[int], str], origin: str):
+        self.rows = rows
+        self.where = where
+        self.origin = origin
+
+
+def read_rows(path: Path) -> Rows:
+    name = path.name
+    if name.endswith(".jsonl") or name.endswith(".jsonl.gz"):
+        return _read_jsonl(path)
+    if name.endswith(".json"):
+        return _read_json(path)
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+        return Rows(rows, lambda i: f"{path} row {i + 1}", str(path))
+    if name.endswith(".csv"):
+        import pandas as pd
+
+        rows = pd.read_csv(path, keep_default_na=False).to_dict("records")
+        return Rows(rows, lambda i: f"{path} row {i + 1}", str(path))
+    raise UserError(f"{path}: unsupported file type; use one of {', '.join(EXTENSIONS)}")
+
+
+def _read_jsonl(path: Path) -> Rows:
+    opener = gzip.open if path.name.endswith(".gz") else open
+    objects: list[dict] = []
+    lines: list[int] = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise UserError(f"{path}:{number}: malformed JSON line ({err.msg}, column {err.colno})") from None
+            if not isinstance(obj, dict):
+                raise UserError(f"{path}:{number}: expected a JSON object per line, got {type(obj).__name__}")
+            objects.append(obj)
+            lines.append(number)
+    if objects and "header" in objects[0]:
+        return _flatten_mrqa(path, objects, lines)
+    return Rows(objects, lambda i: f"{path}:{lines[i]}", str(path))
+
+
+def _read_json(path: Path) -> Rows:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        if err.msg == "Extra data":  # JSON lines in a .json file (the datasets convention)
+            return _read_jsonl(path)
+        raise UserError(f"{path}:{err.lineno}: malformed JSON ({err.msg}, column {err.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise UserError(f"{path}: expected a JSON list of row objects (or {{\"data\": [...]}})")
+    return Rows(data, lambda i: f"{path} row {i + 1}", str(path))
+
+
+def _spans(spans: list) -> dict[str, list[int]]:
+    return {"start": [int(s) for s, _ in spans], "end": [int(e) for _, e in spans]}
+
+
+def _flatten_mrqa(path: Path, objects: list[dict], lines: list[int]) -> Rows:
+    """Official MRQA file -> hub rows (one per question), the hub's nesting."""
+    subset = objects[0]["header"].get("dataset")
+    rows: list[dict] = []
+    row_lines: list[int] = []
+    for obj, number in zip(objects[1:], lines[1:]):
+        try:
+            context_tokens = obj.get("context_tokens", [])
+            for qa in obj["qas"]:
+                detected = qa.get("detected_answers", [])
+                question_tokens = qa.get("question_tokens", [])
+                rows.append({
+                    "subset": subset,
+                    "context": obj["context"],
+                    "context_tokens": {"tokens": [t for t, _ in context_tokens],
+                                       "offsets": [int(o) for _, o in context_tokens]},
+                    "qid": qa["qid"],
+                    "question": qa["question"],
+                    "question_tokens": {"tokens": [t for t, _ in question_tokens],
+                                        "offsets": [int(o) for _, o in question_tokens]},
+                    "detected_answers": {
+                        "text": [d["text"] for d in detected],
+                        "char_spans": [_spans(d["char_spans"]) for d in detected],
+                        "token_spans": [_spans(d["token_spans"]) for d in detected],
+                    },
+                    "answers": qa["answers"],
+                })
+                row_lines.append(number)
+        except (KeyError, TypeError, ValueError) as err:
+            raise UserError(f"{path}:{number}: not an MRQA context line ({type(err).__name__}: {err})") from None
+    return Rows(rows, lambda i: f"{path}:{row_lines[i]}", str(path))

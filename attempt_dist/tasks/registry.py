@@ -1,0 +1,181 @@
+"""The 25 tasks of the paper: 6 source tasks and 19 target tasks (Table 6's 17 plus CoLA and
+COPA, named in Section 4.1): where each loads from, how it is formatted, split and scored.
+
+Splits (Section 4.3, following Mahabadi et al. 2021):
+  halve    small data (<10k train examples; MultiRC counted in questions, as in the reference):
+           the hub validation split is halved into dev and test by group, train stays train.
+  holdout  large data: 1,000 training examples (groups) become dev, the hub validation (Yelp:
+           test) split is the test set.
+  given    the hub's own dev/test splits (MNLI: dev = validation_mismatched,
+           test = validation_matched; SciTail and PAWS ship labelled validation and test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+
+GLUE = "nyu-mll/glue"
+SUPERGLUE = "aps/super_glue"
+MRQA = "mrqa-workshop/mrqa"
+
+from .splits import GIVEN_SCHEME as GIVEN, HALVE_SCHEME as HALVE, HOLDOUT_SCHEME as HOLDOUT
+
+HALVE_SPLITS = {"train": "train", "eval": "validation"}
+HOLDOUT_SPLITS = {"train": "train", "test": "validation"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything the harness needs to know about one dataset.
+
+    name          registry name (CLI, configs, result records)
+    hub_id        Hugging Face dataset repo (parquet version; datasets >= 4 runs no scripts)
+    hub_config    config name passed to load_dataset
+    benchmark     GLUE / SuperGLUE / MRQA / Others, as the paper's tables group them
+    group         multi-task training set (Appendix B.1, B.6): source_cls, source_qa, glue,
+                  superglue, multirc (trained apart: long inputs), mrqa, others
+    role          source | target
+    kind          classification | regression | qa (target prompts init from the MNLI source
+                  prompt for classification and regression, from SQuAD for qa; Appendix B.4)
+    metrics       metric names (attempt_dist.tasks.metrics), each a percentage
+    max_length    max input tokens (Appendix B.6: 256, MultiRC 348, MRQA QA 512)
+    formatter     name in formats.FORMATTERS
+    columns       hub columns the formatter needs; local files must carry them
+    text_fields   fields shown, in order, after the task prefix (plain classification)
+    label_words   target word for each class index
+    label_aliases string labels in the hub (SciTail) -> class index
+    split_scheme  halve | holdout | given (see module docstring)
+    hub_splits    role -> hub split name: train, and eval (halve) or test (holdout) or dev+test
+    group_by      idx keys whose values form the split group (None: each example alone)
+    train_cap     at most this many training examples (Yelp: 100k, Section 4.3)
+    mrqa_subset   MRQA `subset` value to keep (NQ, HotpotQA, SearchQA, NewsQA)
+    """
+
+    name: str
+    hub_id: str
+    hub_config: str
+    benchmark: str
+    group: str
+    role: str
+    kind: str
+    metrics: tuple[str, ...]
+    formatter: str
+    columns: tuple[str, ...]
+    max_length: int = 256
+    text_fields: tuple[str, ...] = ()
+    label_words: tuple[str, ...] = ()
+    label_aliases: dict[str, int] = field(default_factory=dict)
+    split_scheme: str = HALVE
+    hub_splits: dict[str, str] = field(default_factory=lambda: dict(HALVE_SPLITS))
+    group_by: tuple[str, ...] = ()
+    train_cap: int | None = None
+    mrqa_subset: str | None = None
+
+    @property
+    def source(self) -> str:
+        """Where the data loads from, for tables."""
+        where = f"{self.hub_id} ({self.hub_config})"
+        return f"{where} subset={self.mrqa_subset}" if self.mrqa_subset else where
+
+
+def _glue(name, fields, words, group="glue", role="target", metrics=("accuracy",), **kw):
+    return Task(name, GLUE, name, "GLUE", group, role, kw.pop("kind", "classification"), metrics,
+                kw.pop("formatter", "classification"), (*fields, "label", "idx"),
+                text_fields=fields, label_words=words, **kw)
+
+
+def _superglue(name, fields, words, metrics=("accuracy",), formatter="classification",
+               columns=None, config=None, **kw):
+    cols = columns if columns is not None else (*fields, "label", "idx")
+    return Task(name, SUPERGLUE, config or name, "SuperGLUE", kw.pop("group", "superglue"), "target",
+                "classification", metrics, formatter, cols, text_fields=fields, label_words=words,
+                **kw)
+
+
+def _mrqa(name, subset):
+    return Task(name, MRQA, "plain_text", "MRQA", "mrqa", "target", "qa", ("em", "f1"), "mrqa",
+                ("subset", "context", "qid", "question", "answers"), max_length=512,
+                split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS), mrqa_subset=subset)
+
+
+BOOL = ("False", "True")
+
+_ALL = [
+    # --- source tasks (Section 4.1; Appendix B.1 groups) ---
+    _glue("mnli", ("premise", "hypothesis"), ("entailment", "neutral", "contradiction"),
+          group="source_cls", role="source", split_scheme=GIVEN,
+          hub_splits={"train": "train", "dev": "validation_mismatched", "test": "validation_matched"}),
+    _glue("sst2", ("sentence",), ("negative", "positive"), group="source_cls", role="source",
+          split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS)),
+    _glue("qqp", ("question1", "question2"), ("not_duplicate", "duplicate"), group="source_cls",
+          role="source", metrics=("accuracy", "f1"), split_scheme=HOLDOUT,
+          hub_splits=dict(HOLDOUT_SPLITS)),
+    _glue("qnli", ("question", "sentence"), ("entailment", "not_entailment"), group="source_cls",
+          role="source", split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS)),
+    Task("squad", "rajpurkar/squad", "plain_text", "MRQA", "source_qa", "source", "qa", ("em", "f1"),
+         "squad", ("id", "title", "context", "question", "answers"), max_length=512,
+         split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS)),
+    Task("record", SUPERGLUE, "record", "SuperGLUE", "source_qa", "source", "qa", ("em", "f1"),
+         "record", ("passage", "query", "entities", "answers", "idx"), max_length=512,
+         split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS), group_by=("passage", "query")),
+    # --- GLUE targets ---
+    _glue("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment")),  # reversed order
+    _glue("stsb", ("sentence1", "sentence2"), (), kind="regression", formatter="regression",
+          metrics=("pearson", "spearman")),
+    _glue("mrpc", ("sentence1", "sentence2"), ("not_equivalent", "equivalent"),
+          metrics=("accuracy", "f1")),
+    _glue("rte", ("sentence1", "sentence2"), ("entailment", "not_entailment")),
+    _glue("cola", ("sentence",), ("unacceptable", "acceptable"), metrics=("matthews",)),
+    # --- SuperGLUE targets ---
+    _superglue("multirc", ("question", "answer", "paragraph"), BOOL, metrics=("f1a", "em"),
+               formatter="multirc", group="multirc", max_length=348,
+               group_by=("paragraph", "question")),
+    _superglue("boolq", ("question", "passage"), BOOL),
+    _superglue("wic", ("word", "sentence1", "sentence2"), BOOL),
+    _superglue("wsc", ("text",), BOOL, formatter="wsc", config="wsc.fixed",
+               columns=("text", "span1_index", "span2_index", "span1_text", "span2_text",
+                        "label", "idx")),
+    _superglue("cb", ("premise", "hypothesis"), ("entailment", "contradiction", "neutral"),
+               metrics=("accuracy", "f1_macro")),
+    _superglue("copa", ("premise", "question", "choice1", "choice2"), ("choice1", "choice2"),
+               formatter="copa"),
+    # --- MRQA 2019 targets ---
+    _mrqa("nq", "NaturalQuestionsShort"),
+    _mrqa("hotpotqa", "HotpotQA"),
+    _mrqa("searchqa", "SearchQA"),
+    _mrqa("newsqa", "NewsQA"),
+    # --- Others ---
+    Task("winogrande", "allenai/winogrande", "winogrande_xl", "Others", "others", "target",
+         "classification", ("accuracy",), "winogrande", ("sentence", "option1", "option2", "answer"),
+         label_words=("option1", "option2"), split_scheme=HOLDOUT, hub_splits=dict(HOLDOUT_SPLITS)),
+    Task("yelp", "fancyzhx/yelp_polarity", "plain_text", "Others", "others", "target",
+         "classification", ("accuracy",), "yelp", ("text", "label"), text_fields=("text",),
+         label_words=("negative", "positive"), split_scheme=HOLDOUT,
+         hub_splits={"train": "train", "test": "test"}, train_cap=100_000),
+    Task("scitail", "allenai/scitail", "tsv_format", "Others", "others", "target", "classification",
+         ("accuracy",), "classification", ("premise", "hypothesis", "label"),
+         text_fields=("premise", "hypothesis"), label_words=("entailment", "neutral"),
+         label_aliases={"entails": 0, "neutral": 1}, split_scheme=GIVEN,
+         hub_splits={"train": "train", "dev": "validation", "test": "test"}),
+    Task("paws", "google-research-datasets/paws", "labeled_final", "Others", "others", "target",
+         "classification", ("accuracy",), "classification", ("id", "sentence1", "sentence2", "label"),
+         text_fields=("sentence1", "sentence2"), label_words=("not_paraphrase", "paraphrase"),
+         split_scheme=GIVEN, hub_splits={"train": "train", "dev": "validation", "test": "test"}),
+]
+
+TASKS: dict[str, Task] = {task.name: task for task in _ALL}
+SOURCE_TASKS = tuple(t.name for t in _ALL if t.role == "source")
+TARGET_TASKS = tuple(t.name for t in _ALL if t.role == "target")
+
+
+def task_names() -> list[str]:
+    return list(TASKS)
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
