@@ -33,7 +33,8 @@ def default_run_dir(sweep: Sweep) -> Path:
 def status_table(run: str | Path) -> tuple[Table, dict[str, int]]:
     states = collect_states(Path(run))
     table = Table(title=f"sweep status: {run}")
-    for col in ("cell", "status", "job", "detail"):
+    table.add_column("cell", no_wrap=True)  # names are what users copy: never fold them
+    for col in ("status", "job", "detail"):
         table.add_column(col, overflow="fold")
     counts = {s: 0 for s in STATUSES}
     for st in states:

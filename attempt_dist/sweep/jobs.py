@@ -92,7 +92,7 @@ class LibraryJob(_Job):
         code = self._run()
         run = Path(self.run_dir)
         if code == 0 and _is_rank_zero():
-            write_json_atomic(run / LIBRARY_DONE, {"status": "completed", "argv": self._argv()})
+            write_json_atomic(run.parent / LIBRARY_DONE, {"status": "completed", "argv": self._argv()})
         return {"status": "completed" if code == 0 else "failed", "code": code}
 
 

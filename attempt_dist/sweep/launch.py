@@ -64,7 +64,8 @@ def check_executor(spec: ExecutorSpec) -> None:
 
 def print_plan(p: Plan, console: Console) -> None:
     table = Table(title=f"sweep {p.sweep.name}: {len(p.sweep.cells)} cells -> {p.run}", show_lines=False)
-    for col in ("cell", "model", "method", "tasks", "seed", "action", "executor", "library", "options"):
+    table.add_column("cell", no_wrap=True)
+    for col in ("model", "method", "tasks", "seed", "action", "executor", "library", "options"):
         table.add_column(col, overflow="fold")
     todo = {c.name for c in p.cells}
     for cell in p.sweep.cells:

@@ -1,0 +1,80 @@
+"""Stand-ins for attempt_dist.train.main and attempt_dist.pipeline.main that sweep tests inject
+through the sweep file's `trainer:` / `pipeline:` keys. They follow the real contracts: write
+OUTPUT_DIR/result.json (or failure.json with status oom) and return an exit code. No tests here.
+
+Every call appends one line to $FAKE_SWEEP_LOG so tests can count what actually ran.
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from attempt_dist.results import write_json_atomic
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    for flag in ("--model", "--method", "--tasks", "--seed", "--output-dir", "--data-dir", "--batch-size",
+                 "--source-prompts", "--prior", "--max-steps", "--sources", "--targets", "--stages",
+                 "--ablation", "--max-length", "--lr"):
+        parser.add_argument(flag)
+    for flag in ("--resume", "--overwrite", "--no-prior"):
+        parser.add_argument(flag, action="store_true")
+    return parser.parse_args(argv)
+
+
+def expected_score(model: str, method: str, task: str, seed: int) -> float:
+    """What the fake trainer reports, so tests can check the numbers that come back."""
+    return 50.0 + len(model) + 2 * len(method) + len(task) / 10 + seed / 1000
+
+
+def _log(kind, args):
+    with open(os.environ["FAKE_SWEEP_LOG"], "a") as handle:
+        handle.write(json.dumps({"kind": kind, "model": args.model, "method": args.method, "tasks": args.tasks,
+                                 "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE"),
+                                 "resume": args.resume, "source_prompts": args.source_prompts,
+                                 "prior": args.prior, "stages": args.stages}) + "\n")
+
+
+def train(argv):
+    args = _parse(argv)
+    _log("train", args)
+    out = Path(args.output_dir)
+    if args.method == "broken":
+        raise RuntimeError("deliberately broken cell")
+    if args.model == "t5-huge":
+        write_json_atomic(out / "failure.json", {"schema": 1, "status": "oom",
+                                                 "reason": "does not fit under the cap", "config": {}})
+        return 1
+    if os.environ.get("RANK", "0") != "0":
+        return 0
+    seed = int(args.seed)
+    tasks = args.tasks.split(",")
+    metrics = {t: {"accuracy": expected_score(args.model, args.method, t, seed)} for t in tasks}
+    write_json_atomic(out / "result.json", {
+        "schema": 1, "status": "completed",
+        "config": {"model": args.model, "method": args.method, "tasks": tasks, "seed": seed},
+        "metrics": {"dev": metrics, "test": metrics},
+        "params": {"trainable": 10, "trainable_per_task": 10 / len(tasks), "total": 100},
+    })
+    return 0
+
+
+def pipeline(argv):
+    args = _parse(argv)
+    _log("pipeline", args)
+    out = Path(args.output_dir)
+    (out / "prompts").mkdir(parents=True, exist_ok=True)
+    for source in args.sources.split(","):
+        (out / "prompts" / f"{source}.pt").write_text("fake")
+    if "prior" in args.stages.split(","):
+        (out / "prior").mkdir(parents=True, exist_ok=True)
+        (out / "prior" / "prior.pt").write_text("fake")
+    return 0
+
+
+def read_log(path):
+    if not Path(path).exists():
+        return []
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

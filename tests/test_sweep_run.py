@@ -1,0 +1,129 @@
+"""Sweeps end to end through submitit (debug executor in process, LocalExecutor in
+subprocesses) with fake trainers injected through the sweep file: jobs finish, results come
+back, a second launch skips them, a broken cell is reported while the others keep theirs."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import submitit
+
+from attempt_dist import cli
+from attempt_dist.results import read_json
+from attempt_dist.sweep import collect_states, launch, parse_sweep
+from attempt_dist.sweep.jobs import CellJob
+from test_sweep_fakes import expected_score, read_log
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_SWEEP_LOG", str(log))
+    # LocalExecutor jobs are new processes: they import the package and the fakes from here.
+    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    return log
+
+
+def _sweep(kind, **extra):
+    raw = {
+        **FAKES, "name": "t",
+        "grid": [
+            {"models": ["t5-tiny", "t5-small"], "methods": ["prompt", "attempt"], "tasks": ["boolq"], "seeds": [1]},
+            {"models": ["t5-tiny"], "methods": ["broken"], "tasks": ["cb"], "seeds": [1]},
+            {"models": ["t5-huge"], "methods": ["prompt"], "tasks": ["boolq"], "seeds": [1]},
+        ],
+        "libraries": {"glue": {"sources": ["mnli", "sst2"], "max_steps": 3}},
+        "executor": {"kind": kind, "array_parallelism": 2, "time": 5},
+    }
+    raw.update(extra)
+    return parse_sweep(raw)
+
+
+@pytest.mark.parametrize("kind", ["debug", "local"])
+def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
+    run = tmp_path / "run"
+    sweep = _sweep(kind)
+    assert launch(sweep, run) == 1  # the broken and the oom cell are not done
+
+    states = {s.name: s.status for s in collect_states(run)}
+    assert states == {
+        "t5-tiny__prompt__boolq__s1": "done", "t5-tiny__attempt__boolq__s1": "done",
+        "t5-small__prompt__boolq__s1": "done", "t5-small__attempt__boolq__s1": "done",
+        "t5-tiny__broken__cb__s1": "failed", "t5-huge__prompt__boolq__s1": "oom",
+    }
+    for cell in sweep.cells:
+        if states[cell.name] == "done":
+            record = read_json(run / "cells" / cell.name / "run" / "result.json")
+            assert record["metrics"]["test"]["boolq"]["accuracy"] == expected_score(cell.model, cell.method, "boolq", 1)
+        job = read_json(run / "cells" / cell.name / "job.json")
+        assert job["kind"] == kind and job["job_id"]
+    failure = read_json(run / "cells/t5-tiny__broken__cb__s1/run/failure.json")
+    assert "deliberately broken" in failure["reason"]
+
+    calls = read_log(fake_env)
+    libs = [c for c in calls if c["kind"] == "pipeline"]
+    assert sorted(c["model"] for c in libs) == ["t5-small", "t5-tiny"]  # one library per backbone
+    assert all(c["stages"] == "sources,prior" for c in libs)
+    attempt = [c for c in calls if c["kind"] == "train" and c["method"] == "attempt"]
+    assert all(c["prior"].endswith(f"library/glue__{c['model']}/run/prior/prior.pt") for c in attempt)
+    prompt = [c for c in calls if c["kind"] == "train" and c["method"] == "prompt"]
+    assert all(c["source_prompts"] is None for c in prompt)
+
+    # Second launch: finished and oom cells are skipped, libraries are not rebuilt, only the
+    # broken cell runs again.
+    assert launch(sweep, run) == 1
+    again = read_log(fake_env)[len(calls):]
+    assert [(c["kind"], c["method"]) for c in again] == [("train", "broken")]
+    assert read_json(run / "cells/t5-tiny__broken__cb__s1/job.json")["history"]
+
+
+def test_status_command(tmp_path, fake_env, capsys):
+    run = tmp_path / "run"
+    launch(_sweep("debug"), run)
+    capsys.readouterr()
+    assert cli.main(["sweep", "status", str(run)]) == 1  # a failed cell makes status non-zero
+    out = capsys.readouterr().out
+    assert "4 done, 0 running, 1 failed, 1 oom, 0 pending" in out
+    assert "t5-tiny__broken__cb__s1" in out
+
+
+def test_unsubmitted_cells_are_pending(tmp_path):
+    sweep = _sweep("debug")
+    (tmp_path / "run").mkdir()
+    from attempt_dist.sweep.launch import _write_sweep_json
+
+    _write_sweep_json(sweep, tmp_path / "run")
+    assert {s.status for s in collect_states(tmp_path / "run")} == {"pending"}
+
+
+def test_two_ranks_get_distributed_env(tmp_path, fake_env):
+    # tasks_per_node ranks per job; each rank sees RANK/WORLD_SIZE from TorchDistributedEnvironment.
+    sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"]},
+                         "executor": {"kind": "local", "tasks_per_node": 2, "time": 5}})
+    assert launch(sweep, tmp_path / "run") == 0
+    ranks = sorted((c["rank"], c["world"]) for c in read_log(fake_env) if c["kind"] == "train")
+    assert ranks == [("0", "2"), ("1", "2")]
+
+
+def test_checkpoint_requeues_with_resume(tmp_path):
+    job = CellJob("test_sweep_fakes:train", ["--model", "m"], str(tmp_path))
+    delayed = job.checkpoint()
+    assert isinstance(delayed, submitit.helpers.DelayedSubmission)
+    requeued = delayed.function
+    assert requeued.resume and requeued._argv() == ["--model", "m", "--resume"]
+    assert not job.resume and job._argv() == ["--model", "m"]
+    assert not list(tmp_path.iterdir())  # checkpoint() saves nothing itself
+
+
+def test_library_failure_fails_its_cells_only(tmp_path, fake_env):
+    sweep = _sweep("debug", pipeline="test_sweep_fakes:no_such_function")
+    assert launch(sweep, tmp_path / "run") == 1
+    states = {s.name: s for s in collect_states(tmp_path / "run")}
+    assert states["t5-tiny__prompt__boolq__s1"].status == "done"
+    assert states["t5-tiny__attempt__boolq__s1"].status == "failed"
+    assert "library stage glue__t5-tiny failed" in states["t5-tiny__attempt__boolq__s1"].detail

@@ -1,0 +1,155 @@
+"""Sweep files: every shipped file parses to the expected grid; bad input names itself."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from attempt_dist import cli
+from attempt_dist.errors import UserError
+from attempt_dist.sweep import load_sweep, parse_sweep
+from attempt_dist.sweep.launch import check_executor
+from attempt_dist.sweep.spec import options_to_argv, parse_minutes, train_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# models x methods x tasks (+ multi-task cells), counted by hand from the paper's Tables 2-4
+# and Figure 4.
+SHIPPED = {
+    "launch/sweeps/scaling.yaml": 4 * 4 * 3,
+    "launch/sweeps/glue_superglue.yaml": 6 * 9 + 2,
+    "launch/sweeps/mrqa_others.yaml": 6 * 8 + 2,
+    "launch/sweeps/ablations.yaml": 5 * 3 + 2,
+    "examples/sweeps/tiny.yaml": 1 * 2 * 2,
+}
+
+
+@pytest.mark.parametrize("path,count", sorted(SHIPPED.items()))
+def test_shipped_sweeps_parse(path, count):
+    sweep = load_sweep(ROOT / path)
+    assert len(sweep.cells) == count
+    assert len({c.name for c in sweep.cells}) == count
+
+
+def test_every_shipped_sweep_is_listed():
+    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "launch/sweeps").glob("*.yaml")}
+    assert shipped <= set(SHIPPED)
+
+
+# Appendix C.1 and Table 7, copied by hand: (model, method, task) -> per-GPU batch size.
+PT_BS = {"t5-small": 100, "t5-base": 32, "t5-large": 16, "t5-3b": 2}
+TABLE7 = {
+    "adapter": {"t5-small": (100, 100, 100), "t5-base": (64, 64, 100), "t5-large": (32, 20, 32), "t5-3b": (4, 4, 8)},
+    "finetune": {"t5-small": (100, 100, 100), "t5-base": (32, 32, 100), "t5-large": (32, 32, 32), "t5-3b": (1, 1, 1)},
+}
+
+
+def test_scaling_matches_appendix_c():
+    sweep = load_sweep(ROOT / "launch/sweeps/scaling.yaml")
+    assert {c.model for c in sweep.cells} == set(PT_BS)
+    assert {c.method for c in sweep.cells} == {"finetune", "prompt", "adapter", "attempt"}
+    for cell in sweep.cells:
+        task = cell.tasks[0]
+        if cell.method in ("prompt", "attempt"):
+            want = PT_BS[cell.model]
+        else:
+            want = TABLE7[cell.method][cell.model][["boolq", "multirc", "wic"].index(task)]
+        assert cell.train["batch_size"] == want, cell.name
+        assert cell.train["max_length"] == 216
+        assert cell.train["gpu_mem_cap"] == "24GiB"
+        big = cell.model in ("t5-large", "t5-3b")
+        assert cell.train["ds_config"] == ("zero3_offload" if big else "zero0"), cell.name
+        assert (cell.library is not None) == (cell.method == "attempt")
+    assert sorted(sweep.libraries) == sorted(f"glue__{m}" for m in PT_BS)
+    assert all(lib.needs_prior for lib in sweep.libraries.values())
+
+
+def test_ablation_options_pass_through():
+    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    cell = sweep.cell("t5-base__attempt-no_attention__boolq__s42")
+    argv = train_argv(cell, Path("/out"))
+    assert argv[argv.index("--ablation") + 1] == "constant_attention"
+    no_prior = sweep.cell("t5-base__attempt-no_prior__ablation-mt__s42")
+    argv = train_argv(no_prior, Path("/out"))
+    assert "--no-prior" in argv and argv[argv.index("--tasks") + 1] == "boolq,newsqa,winogrande"
+
+
+def _raw(**changes):
+    raw = {"grid": {"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq", ["boolq", "cb"]]},
+           "executor": {"kind": "local"}}
+    raw.update(changes)
+    return raw
+
+
+def test_cells_names_and_argv():
+    sweep = parse_sweep(_raw(train={"batch_size": 4, "no_prior": False}))
+    assert [c.name for c in sweep.cells] == ["t5-tiny__prompt__boolq__s42", "t5-tiny__prompt__boolq+cb__s42"]
+    argv = train_argv(sweep.cells[1], Path("/o"))
+    assert argv == ["--model", "t5-tiny", "--method", "prompt", "--tasks", "boolq,cb", "--seed", "42",
+                    "--batch-size", "4", "--output-dir", "/o"]
+
+
+def test_options_to_argv():
+    assert options_to_argv({"no_prior": True, "x": False, "gate_lr": 0.1, "extra_args": ["--foo", "1"]}) == [
+        "--no-prior", "--gate-lr", "0.1", "--foo", "1"]
+
+
+@pytest.mark.parametrize("raw,words", [
+    (_raw(bogus=1), ["bogus", "known keys", "grid", "executor"]),
+    (_raw(grid={"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"], "sizes": [1]}), ["sizes", "seeds"]),
+    (_raw(executor={"kind": "local", "gpus": 1}), ["gpus", "gpus_per_node"]),
+    (_raw(train={"batch": 4}), ["batch", "batch_size"]),
+    (_raw(train={"seed": 4}), ["seed", "grid"]),
+    (_raw(overrides=[{"when": {"modle": "x"}, "train": {}}]), ["modle", "model"]),
+    (_raw(grid={"models": [], "methods": ["prompt"], "tasks": ["boolq"]}), ["empty grid", "models"]),
+    (_raw(grid=[]), ["grid is empty"]),
+    (_raw(executor={"kind": "kubernetes"}), ["kubernetes", "slurm, local, debug"]),
+    (_raw(grid={"models": ["t5-tiny"], "methods": ["attempt"], "tasks": ["boolq"]}), ["source prompts", "libraries"]),
+])
+def test_bad_sweeps_say_what_is_wrong(raw, words):
+    with pytest.raises(UserError) as err:
+        parse_sweep(raw)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_slurm_without_sbatch_suggests_local(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    sweep = parse_sweep(_raw(executor={"kind": "slurm", "partition": "gpu"}))
+    with pytest.raises(UserError, match="no sbatch.*local"):
+        check_executor(sweep.executor)
+
+
+def test_cli_reports_bad_file_in_one_line(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_raw(grid={"models": ["t5-tiny"], "methods": [], "tasks": ["boolq"]})))
+    assert cli.main(["sweep", str(path), "--dry-run", "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "methods" in err and "Traceback" not in err
+
+
+def test_cli_slurm_launch_without_sbatch(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert cli.main(["sweep", str(ROOT / "launch/sweeps/scaling.yaml"), "--output-dir", str(tmp_path / "r")]) == 2
+    assert "--executor local" in capsys.readouterr().err
+
+
+def test_dry_run_lists_jobs_and_executor(tmp_path, capsys):
+    assert cli.main(["sweep", str(ROOT / "launch/sweeps/scaling.yaml"), "--dry-run",
+                     "--output-dir", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert "48 job(s) to submit" in out and "4 library stage(s)" in out and "partition=gpu" in out
+    assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+def test_status_needs_a_folder(tmp_path, capsys):
+    assert cli.main(["sweep", "status"]) == 2
+    assert cli.main(["sweep", "status", str(tmp_path / "nope")]) == 2
+
+
+def test_time_parsing():
+    assert parse_minutes(90, "t") == 90
+    assert parse_minutes("01:30:00", "t") == 90
+    assert parse_minutes("1-00:00:00", "t") == 1440
+    with pytest.raises(UserError):
+        parse_minutes("soon", "t")
