@@ -1,0 +1,11 @@
+"""Every figure and table from a results folder: `python analysis/plot_all.py RUN_DIR`."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from attempt_dist.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["plot", *sys.argv[1:]]))

@@ -1,0 +1,130 @@
+"""Figures 4-5 from a hand-made results folder: check the CSV beside each figure, not pixels."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from attempt_dist import cli
+from attempt_dist.errors import UserError
+from attempt_dist.plots import collect, plot_run
+from attempt_dist.results import write_json_atomic
+
+
+def make_cell(run, model, variant, tasks, seed, scores=None, status="completed", method=None, train=None,
+              per_task=1000.0):
+    """One sweep cell folder: cell.json and run/result.json (or run/failure.json)."""
+    method = method or variant
+    label = "+".join(tasks)
+    folder = run / "cells" / f"{model}__{variant}__{label}__s{seed}"
+    write_json_atomic(folder / "cell.json", {"model": model, "variant": variant, "method": method,
+                                             "tasks": list(tasks), "seed": seed, "train": train or {}})
+    if status == "completed":
+        metrics = {t: {"accuracy": s} for t, s in zip(tasks, scores)}
+        write_json_atomic(folder / "run" / "result.json", {
+            "schema": 1, "status": "completed", "config": {}, "metrics": {"dev": metrics, "test": metrics},
+            "params": {"trainable": per_task * len(tasks), "trainable_per_task": per_task, "total": 1}})
+    else:
+        write_json_atomic(folder / "run" / "failure.json", {"schema": 1, "status": status, "reason": "x", "config": {}})
+    return folder / "run"
+
+
+def write_attention(run_dir, prompts, rows):
+    folder = run_dir / "attention"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prompts.json").write_text(json.dumps({"prompts": prompts}))
+    with open(folder / "test.jsonl", "w") as handle:
+        for i, (task, weights) in enumerate(rows):
+            handle.write(json.dumps({"task": task, "index": i, "weights": weights}) + "\n")
+
+
+def read_csv(path):
+    with open(path) as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture
+def results(tmp_path):
+    run = tmp_path / "run"
+    for model, base in (("t5-small", 60.0), ("t5-base", 70.0)):
+        for i, method in enumerate(("prompt", "attempt")):
+            for j, task in enumerate(("boolq", "wic")):
+                make_cell(run, model, method, [task], 1, [base + i + j])
+                make_cell(run, model, method, [task], 2, [base + i + j + 2])  # seeds average to +1
+    make_cell(run, "t5-small", "finetune", ["boolq"], 1, [66.0])
+    make_cell(run, "t5-base", "finetune", ["boolq"], 1, status="oom")
+    return run
+
+
+class FakeCount:
+    def __init__(self, model, method):
+        self.total = {"t5-small": 60, "t5-base": 220}[model]
+        self.per_task = {"finetune": self.total, "prompt": 1, "attempt": 3}[method] * 1000.0
+        self.trainable = int(self.per_task)
+
+
+def test_fig4_series(results):
+    paths = plot_run(results, counter=lambda m, meth: FakeCount(m, meth), figures=("fig4",))
+    out = results / "figures"
+    for stem in ("fig4a_params", "fig4b_boolq", "fig4c_wic"):
+        for ext in ("png", "pdf", "csv"):
+            assert (out / f"{stem}.{ext}") in paths and (out / f"{stem}.{ext}").stat().st_size > 0
+    params = {(r["model"], r["method"]): float(r["per_task_params"]) for r in read_csv(out / "fig4a_params.csv")}
+    assert params == {("t5-small", "finetune"): 60000, ("t5-base", "finetune"): 220000,
+                      ("t5-small", "prompt"): 1000, ("t5-base", "prompt"): 1000,
+                      ("t5-small", "attempt"): 3000, ("t5-base", "attempt"): 3000}
+    boolq = {(r["model"], r["method"]): (r["status"], r["value"]) for r in read_csv(out / "fig4b_boolq.csv")}
+    assert boolq == {
+        ("t5-small", "prompt"): ("completed", "61.0"), ("t5-base", "prompt"): ("completed", "71.0"),
+        ("t5-small", "attempt"): ("completed", "62.0"), ("t5-base", "attempt"): ("completed", "72.0"),
+        ("t5-small", "finetune"): ("completed", "66.0"), ("t5-base", "finetune"): ("oom", ""),
+    }
+    wic = {(r["model"], r["method"]): float(r["value"]) for r in read_csv(out / "fig4c_wic.csv")}
+    assert wic[("t5-base", "attempt")] == 73.0
+
+
+def test_fig4a_uses_count_trainable(tmp_path):
+    # Real meta-device counts: prompt tuning trains m x d = 100 x 512 for t5-small; fine-tuning
+    # trains the whole backbone (60,506,624, DESIGN.md).
+    run = tmp_path / "run"
+    make_cell(run, "t5-small", "prompt", ["boolq"], 1, [50.0])
+    make_cell(run, "t5-small", "finetune", ["boolq"], 1, [50.0])
+    plot_run(run, figures=("fig4",))
+    rows = {r["method"]: float(r["per_task_params"]) for r in read_csv(run / "figures/fig4a_params.csv")}
+    assert rows == {"prompt": 100 * 512, "finetune": 60_506_624}
+
+
+def test_fig5_attention_means(tmp_path):
+    run = tmp_path / "run"
+    a = make_cell(run, "t5-base", "attempt", ["boolq"], 1, [70.0])
+    b = make_cell(run, "t5-base", "attempt", ["yelp"], 1, [90.0])
+    ablated = make_cell(run, "t5-base", "attempt-no_target", ["boolq"], 1, [60.0], method="attempt",
+                        train={"ablation": "no_target"})
+    prompts = ["mnli", "sst2", "target"]
+    write_attention(a, prompts, [("boolq", [0.2, 0.2, 0.6]), ("boolq", [0.4, 0.2, 0.4])])
+    write_attention(b, prompts, [("yelp", [0.1, 0.8, 0.1])])
+    write_attention(ablated, prompts, [("boolq", [1.0, 0.0, 0.0])])  # ablations stay out of Figure 5
+    plot_run(run, figures=("fig5",))
+    rows = read_csv(run / "figures/fig5_attention.csv")
+    got = {(r["task"], r["prompt"]): float(r["mean_weight"]) for r in rows}
+    assert got == pytest.approx({("boolq", "mnli"): 0.3, ("boolq", "sst2"): 0.2, ("boolq", "target"): 0.5,
+                                 ("yelp", "mnli"): 0.1, ("yelp", "sst2"): 0.8, ("yelp", "target"): 0.1})
+    assert (run / "figures/fig5_attention.png").exists() and (run / "figures/fig5_attention.pdf").exists()
+
+
+def test_records_read_plain_run_folders(tmp_path):
+    # A training output folder outside a sweep: coordinates come from the record's config.
+    write_json_atomic(tmp_path / "r1" / "result.json", {
+        "schema": 1, "status": "completed", "config": {"model": "t5-base", "method": "bitfit", "tasks": "cb,rte"},
+        "metrics": {"test": {"cb": {"accuracy": 80.0, "f1_macro": 70.0}}}, "params": {}})
+    (record,) = collect(tmp_path)
+    assert (record.model, record.method, record.tasks) == ("t5-base", "bitfit", ("cb", "rte"))
+    assert record.score("cb") == 75.0  # the task's headline: mean of its own metrics
+
+
+def test_nothing_to_plot(tmp_path, capsys):
+    with pytest.raises(UserError, match="nothing to plot"):
+        plot_run(tmp_path)
+    assert cli.main(["plot", str(tmp_path)]) == 2
+    assert "nothing to plot" in capsys.readouterr().err
