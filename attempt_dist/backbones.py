@@ -52,7 +52,10 @@ class BackboneSpec:
 
 
 def _v11(name: str, hub_id: str, d: int, ff: int, heads: int, layers: int) -> BackboneSpec:
-    # T5 v1.1 (LM-adapt) and flan-t5: gated-GELU feed-forward, untied input/output embeddings.
+    # T5 v1.1 (LM-adapt) and flan-t5: gated-GELU feed-forward. Their checkpoints have untied
+    # input/output embeddings, but transformers 5's T5Config forces tie_word_embeddings=True
+    # (it keeps the flag only as `scale_decoder_outputs`), so their counts here are the tied
+    # ones; the paper's backbones (T5 v1.0) are tied anyway.
     return BackboneSpec(name, hub_id, d, ff, 64, heads, layers, feed_forward_proj="gated-gelu",
                         tie_word_embeddings=False)
 
