@@ -1,0 +1,88 @@
+"""MultiTaskSampler: mixed-task batches, exact once-per-epoch sharding, identical resume."""
+
+from collections import Counter
+
+import pytest
+
+from attempt_dist.data import MultiTaskSampler
+
+
+def run_epoch(sizes, world, bs, seed=3, epoch=0, **kw):
+    per_rank = []
+    for rank in range(world):
+        s = MultiTaskSampler(sizes, bs, rank, world, seed, **kw)
+        s.set_epoch(epoch)
+        per_rank.append(list(s))
+    return per_rank
+
+
+def test_two_ranks_cover_every_example_exactly_once():
+    sizes = [10, 6, 4]  # 20 items, global batch 2*5 = 10: no padding
+    ranks = run_epoch(sizes, world=2, bs=5)
+    assert len(ranks[0]) == len(ranks[1]) == 2
+    seen = Counter(item for batches in ranks for batch in batches for item in batch)
+    assert seen == Counter({(t, i): 1 for t, n in enumerate(sizes) for i in range(n)})
+
+
+def test_uneven_total_pads_by_repeating_and_ranks_run_the_same_steps():
+    sizes = [7, 4]  # 11 items, global batch 6 -> 2 steps, 1 repeat
+    ranks = run_epoch(sizes, world=2, bs=3)
+    assert [len(b) for b in ranks[0]] == [3, 3] and [len(b) for b in ranks[1]] == [3, 3]
+    seen = Counter(item for batches in ranks for batch in batches for item in batch)
+    assert set(seen) == {(t, i) for t, n in enumerate(sizes) for i in range(n)}
+    assert sum(seen.values()) == 12 and sum(c - 1 for c in seen.values()) == 1
+    dropped = run_epoch(sizes, world=2, bs=3, drop_last=True)
+    assert len(dropped[0]) == len(dropped[1]) == 1
+
+
+def test_batches_mix_tasks_and_are_identical_on_every_rank_seed():
+    a = run_epoch([50, 50], world=1, bs=10)[0]
+    b = run_epoch([50, 50], world=1, bs=10)[0]
+    assert a == b
+    assert any(len({t for t, _ in batch}) == 2 for batch in a)
+    c = run_epoch([50, 50], world=1, bs=10, epoch=1)[0]
+    assert a != c  # a new epoch reshuffles
+
+
+def test_resume_mid_epoch_continues_identically():
+    sizes = [13, 9, 5]
+    full = MultiTaskSampler(sizes, 4, 1, 2, seed=11)
+    full.set_epoch(2)
+    reference = list(full)
+    killed = MultiTaskSampler(sizes, 4, 1, 2, seed=11)
+    killed.set_epoch(2)
+    it = iter(killed)
+    head = [next(it) for _ in range(2)]
+    state = killed.state_dict()
+    assert state["epoch"] == 2 and state["position"] == 2
+    resumed = MultiTaskSampler(sizes, 4, 1, 2, seed=11)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(2)  # the training loop calls this again on resume: it must keep the place
+    assert head + list(resumed) == reference
+    assert resumed.state_dict()["epoch"] == 3 and resumed.state_dict()["position"] == 0
+
+
+def test_resume_with_other_settings_is_refused():
+    s = MultiTaskSampler([5, 5], 2, 0, 1, seed=1)
+    state = s.state_dict()
+    other = MultiTaskSampler([5, 6], 2, 0, 1, seed=1)
+    with pytest.raises(Exception, match="cannot resume"):
+        other.load_state_dict(state)
+
+
+def test_cap_and_temperature_change_the_mixture():
+    capped = MultiTaskSampler([100, 10], 10, 0, 1, seed=0, cap=20)
+    assert capped.counts() == [20, 10]
+    items = [x for b in capped for x in b]
+    assert Counter(t for t, _ in items) == Counter({0: 20, 1: 10})
+    assert len({i for t, i in items if t == 0}) == 20  # without replacement
+    hot = MultiTaskSampler([90, 10], 10, 0, 1, seed=0, temperature=2.0)
+    # weights sqrt(90) : sqrt(10) = 3 : 1 over 100 items -> 75 / 25 (task 1 cycles its 10)
+    assert hot.counts() == [75, 25]
+    items = [x for b in hot for x in b]
+    assert Counter(Counter(i for t, i in items if t == 1).values()) == Counter({3: 5, 2: 5})
+
+
+def test_no_shuffle_keeps_task_order():
+    s = MultiTaskSampler([3, 2], 2, 0, 1, seed=0, shuffle=False)
+    assert list(s) == [[(0, 0), (0, 1)], [(0, 2), (1, 0)], [(1, 1), (0, 0)]]

@@ -1,0 +1,48 @@
+"""The t5-tiny tokenizer: T5's special ids, <= 1024 pieces, exact round trips, reproducible."""
+
+import json
+
+import pytest
+
+from attempt_dist.data import load_tokenizer
+from attempt_dist.errors import UserError
+from attempt_dist.tasks import TASKS
+from attempt_dist.tokenizer import TINY_PATH, build_tiny_vocab, fixture_texts
+
+from helpers_data import FIXTURES
+
+
+def test_special_ids_match_the_tiny_backbone():
+    tok = load_tokenizer("t5-tiny")
+    assert (tok.pad_token, tok.pad_token_id) == ("<pad>", 0)
+    assert (tok.eos_token, tok.eos_token_id) == ("</s>", 1)
+    assert (tok.unk_token, tok.unk_token_id) == ("<unk>", 2)
+    assert len(tok) <= 1024
+
+
+@pytest.mark.parametrize("text", ["3.4", "not_entailment", "True", "option2", "Barack Obama, 1961!",
+                                  "wsc text: * The trophy * did not fit"])
+def test_round_trip_is_exact(text):
+    tok = load_tokenizer("t5-tiny")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids) == text
+
+
+def test_every_label_word_round_trips():
+    tok = load_tokenizer("t5-tiny")
+    for task in TASKS.values():
+        for word in task.label_words:
+            assert tok.decode(tok(word, add_special_tokens=False)["input_ids"]) == word
+
+
+def test_rebuilding_from_the_fixtures_gives_the_committed_vocabulary():
+    committed = json.loads(TINY_PATH.read_text())["model"]["vocab"]
+    assert build_tiny_vocab(fixture_texts(FIXTURES)) == committed
+
+
+def test_unknown_model_offline_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no-such-model"):
+        load_tokenizer("no-such-model")
+    with pytest.raises(UserError):
+        load_tokenizer(str(tmp_path))  # an empty folder is not a tokenizer
