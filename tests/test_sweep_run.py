@@ -127,3 +127,19 @@ def test_library_failure_fails_its_cells_only(tmp_path, fake_env):
     assert states["t5-tiny__prompt__boolq__s1"].status == "done"
     assert states["t5-tiny__attempt__boolq__s1"].status == "failed"
     assert "library stage glue__t5-tiny failed" in states["t5-tiny__attempt__boolq__s1"].detail
+
+
+def test_plot_after_sweep(tmp_path, fake_env):
+    # The sweep's folder is what `attempt-dist plot` reads; the oom cell shows up as such.
+    run = tmp_path / "run"
+    launch(_sweep("debug"), run)
+    assert cli.main(["plot", str(run), "--only", "fig4"]) == 0
+    import csv
+
+    with open(run / "figures/fig4b_boolq.csv") as handle:
+        rows = {(r["model"], r["method"]): r for r in csv.DictReader(handle)}
+    assert rows[("t5-huge", "prompt")]["status"] == "oom"
+    assert float(rows[("t5-tiny", "attempt")]["value"]) == expected_score("t5-tiny", "attempt", "boolq", 1)
+    with open(run / "figures/fig4a_params.csv") as handle:
+        counted = {(r["model"], r["method"]) for r in csv.DictReader(handle)}
+    assert ("t5-small", "prompt") in counted and not any(m == "t5-huge" for m, _ in counted)

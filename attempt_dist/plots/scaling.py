@@ -9,6 +9,7 @@ from statistics import mean
 
 from matplotlib.transforms import blended_transform_factory
 
+from ..errors import UserError
 from .names import SCALING_TASKS, method_label, order_methods, order_tasks
 from .output import plt, save_figure
 from .records import Record, model_order
@@ -23,13 +24,18 @@ def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
     rows = []
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for method in methods:
-        ys = []
-        for model in models:
-            count = counter(model, method)
+        xs, ys = [], []
+        for i, model in enumerate(models):
+            try:
+                count = counter(model, method)
+            except UserError:
+                continue  # a backbone or method the registry does not know: nothing to count
             rows.append({"model": model, "method": method, "per_task_params": count.per_task,
                          "trainable": count.trainable, "backbone_params": count.total})
+            xs.append(i)
             ys.append(count.per_task)
-        ax.plot(range(len(models)), ys, marker="o", label=method_label(method))
+        if xs:
+            ax.plot(xs, ys, marker="o", label=method_label(method))
     ax.set_yscale("log")
     ax.set_xticks(range(len(models)), models)
     ax.set_xlabel("backbone")
