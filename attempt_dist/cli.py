@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params", "sweep", "plot", "tasks"]
+COMMANDS = ["params", "sweep", "plot", "tasks", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -84,8 +84,10 @@ def masked_max_pool(embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class AttemptPrompt(nn.Module):
-    def __init__(self, sources: torch.Tensor, target_init: torch.Tensor | None, cfg: Config) -> None:
+    def __init__(self, sources: torch.Tensor, target_init: torch.Tensor | None, cfg: Config,
+                 source_names: list[str] | None = None) -> None:
         super().__init__()
+        self.source_names = list(source_names or [str(i) for i in range(sources.shape[0])])
         self.ablation = cfg.ablation
         self.temperature = cfg.temperature
         d_model = sources.shape[-1]
@@ -140,10 +142,11 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
         if keep not in names:
             raise UserError(f"single_source {keep!r} is not among the sources: {', '.join(names)}")
         sources = sources[names.index(keep)].unsqueeze(0)
+        names = [keep]
     for param in backbone.parameters():
         param.requires_grad_(False)
     target = None if cfg.ablation == "no_target" else initial_prompts(backbone, cfg, inputs)
-    module = AttemptPrompt(sources.to(backbone.get_input_embeddings().weight.device), target, cfg)
+    module = AttemptPrompt(sources.to(backbone.get_input_embeddings().weight.device), target, cfg, names)
     if inputs.prior is not None:
         if module.gate is None:
             raise UserError("an attention prior cannot be used with the constant_attention ablation")

@@ -1,0 +1,100 @@
+"""Evaluation by generation: every task scored with its own prompt (task id) and its own metric.
+
+Each task's examples are sharded over ranks; shards are padded to the same length so every
+rank runs the same number of `generate` calls (under ZeRO-3 ranks all-gather parameters
+together: a rank that stopped early would hang the others). Rank 0 collects the predictions,
+drops the padding duplicates by example index and scores them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from . import distributed as dist
+from .tasks import get_task, primary_score, score
+
+# Generated tokens for label-word tasks; QA answers may use the whole target budget.
+LABEL_NEW_TOKENS = 16
+
+
+@dataclass
+class TaskEvalData:
+    task: str
+    task_id: int
+    examples: list
+    features: list[dict]
+
+
+def max_new_tokens(task: str, max_target_length: int) -> int:
+    return max_target_length if get_task(task).kind == "qa" else min(LABEL_NEW_TOKENS, max_target_length)
+
+
+def _shard(n: int, rank: int, world: int) -> list[int]:
+    mine = list(range(rank, n, world))
+    per_rank = math.ceil(n / world)
+    while len(mine) < per_rank:  # pad with repeats; dropped again by index on rank 0
+        mine.append(mine[-1] if mine else 0)
+    return mine
+
+
+@torch.no_grad()
+def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int, rank: int,
+            world: int, max_target_length: int, synced_gpus: bool, with_attention: bool):
+    """(this rank's [(index, prediction, attention weights or None)])."""
+    order = _shard(len(data.features), rank, world)
+    out = []
+    new_tokens = max_new_tokens(data.task, max_target_length)
+    device = next(iter(module.parameters())).device
+    for start in range(0, len(order), batch_size):
+        feats = [data.features[i] for i in order[start:start + batch_size]]
+        batch = {k: v.to(device) for k, v in collator(feats).items()}
+        generated = module.generate(batch["input_ids"], batch["attention_mask"],
+                                    task_ids=batch["task_ids"], max_new_tokens=new_tokens,
+                                    do_sample=False, num_beams=1, synced_gpus=synced_gpus)
+        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        weights = [None] * len(feats)
+        if with_attention:
+            _, _, attn = module.encoder_inputs(batch["input_ids"], batch["attention_mask"], batch["task_ids"])
+            if attn is not None:
+                weights = attn.float().cpu().tolist()
+        for f, text, w in zip(feats, texts, weights):
+            out.append((f["index"], text.strip(), w))
+    return out
+
+
+def evaluate(module, tasks: list[TaskEvalData], *, split: str, tokenizer, collator, batch_size: int,
+             info, max_target_length: int, synced_gpus: bool, with_attention: bool = False) -> dict:
+    """{"metrics": {task: {...}}, "score": mean primary score, "predictions": ..., "attention": ...}.
+
+    The same dict on every rank."""
+    was_training = module.training
+    module.eval()
+    local = {}
+    for data in tasks:
+        local[data.task] = predict(module, data, tokenizer=tokenizer, collator=collator,
+                                   batch_size=batch_size, rank=info.rank, world=info.world_size,
+                                   max_target_length=max_target_length, synced_gpus=synced_gpus,
+                                   with_attention=with_attention)
+    if was_training:
+        module.train()
+    gathered = dist.all_gather_object(local)
+    result = None
+    if info.is_main:
+        result = {"split": split, "metrics": {}, "predictions": {}, "attention": {}}
+        for data in tasks:
+            by_index = {}
+            for part in gathered:
+                for index, text, weights in part[data.task]:
+                    by_index.setdefault(index, (text, weights))
+            examples = sorted(data.examples, key=lambda e: e.index)
+            preds = [by_index[e.index][0] for e in examples]
+            result["metrics"][data.task] = score(data.task, preds, examples)
+            result["predictions"][data.task] = preds
+            if with_attention:
+                result["attention"][data.task] = [by_index[e.index][1] for e in examples]
+        scores = [primary_score(t, m) for t, m in result["metrics"].items()]
+        result["score"] = float(sum(scores) / len(scores))
+    return dist.broadcast_object(result)

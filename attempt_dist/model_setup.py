@@ -1,0 +1,105 @@
+"""From a TrainConfig to the wrapped model and its optimizer groups.
+
+Source prompts come from a prompt library (validated against the backbone), the attention
+prior from the pipeline's prior.pt, and ATTEMPT's target prompts start from the MNLI source
+prompt for classification tasks and the SQuAD one for QA (Appendix B.4) when the library has
+them, else from the real vocabulary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .backbones import build_backbone, freeze, get_spec
+from .errors import UserError
+from .methods import MethodInputs, apply_method, make_config
+from .methods.prompts import load_library, load_prompt
+from .tasks import get_task
+from .train_config import TrainConfig
+
+# Appendix B.4: which source prompt a target task's prompt starts from, by task kind.
+INIT_SOURCE_BY_KIND = {"classification": "mnli", "regression": "mnli", "qa": "squad"}
+
+
+def method_config(cfg: TrainConfig):
+    options: dict = {"weight_decay": cfg.weight_decay}
+    if cfg.lr is not None:
+        options["lr"] = cfg.lr
+    if cfg.method in ("prompt", "spot", "attempt"):
+        options["prompt_length"] = cfg.prompt_length
+    if cfg.method == "attempt":
+        options.update(rank=cfg.rank, temperature=cfg.attention_temperature, ablation=cfg.ablation,
+                       single_source=cfg.single_source)
+        if cfg.gate_lr is not None:
+            options["gate_lr"] = cfg.gate_lr
+    elif cfg.gate_lr is not None:
+        raise UserError(f"--gate-lr is an ATTEMPT option; {cfg.method} has no attention gate")
+    if cfg.method == "adapter":
+        options["reduction_factor"] = cfg.reduction_factor
+    if cfg.method == "spot":
+        options.update(mode=cfg.spot_mode, source=cfg.spot_source, top_k=cfg.spot_top_k)
+    return make_config(cfg.method, **options)
+
+
+def init_mode(cfg: TrainConfig) -> str:
+    if cfg.init != "auto":
+        return cfg.init
+    return "random" if cfg.model == "t5-tiny" else "pretrained"
+
+
+def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
+    mode = init_mode(cfg)
+    return freeze(build_backbone(cfg.model, mode, dtype=dtype, path=cfg.model_path, seed=cfg.seed))
+
+
+def load_prior(path: str | Path, cfg: TrainConfig) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"attention prior {path} does not exist; train one with `attempt-dist pipeline --stages prior`")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    meta = saved.get("meta", {})
+    if meta.get("backbone") != cfg.model:
+        raise UserError(f"attention prior {path} was trained on {meta.get('backbone')!r}, not {cfg.model!r}")
+    return saved["gate"]
+
+
+def method_inputs(cfg: TrainConfig, d_model: int) -> MethodInputs:
+    inputs = MethodInputs(backbone_name=cfg.model, num_tasks=len(cfg.tasks), seed=cfg.seed)
+    if cfg.method not in ("attempt", "spot"):
+        return inputs
+    names, prompts = load_library(cfg.source_prompts, cfg.sources, backbone=cfg.model,
+                                  d_model=d_model, prompt_length=cfg.prompt_length)
+    inputs.source_names, inputs.source_prompts = names, prompts
+    if cfg.method == "spot" and cfg.spot_mode == "targeted":
+        if not cfg.spot_probe:
+            raise UserError("SPoT-t needs --spot-probe: a prompt briefly tuned on the target task")
+        inputs.target_init = load_prompt(cfg.spot_probe, backbone=cfg.model, d_model=d_model,
+                                          prompt_length=cfg.prompt_length)
+    if cfg.method == "attempt":
+        inputs.target_init = target_init(cfg, names, prompts)
+        if cfg.prior:
+            inputs.prior = load_prior(cfg.prior, cfg)
+    return inputs
+
+
+def target_init(cfg: TrainConfig, names: list[str], prompts: torch.Tensor) -> torch.Tensor | None:
+    """[tasks, m, d] from library prompts, or None for vocabulary sampling."""
+    if cfg.target_init == "vocab":
+        return None
+    chosen = []
+    for task in cfg.tasks:
+        name = cfg.target_init if cfg.target_init != "auto" else INIT_SOURCE_BY_KIND[get_task(task).kind]
+        if name not in names:
+            if cfg.target_init != "auto":
+                raise UserError(f"--target-init {name!r} is not in the library: {', '.join(names)}")
+            return None  # auto and the library lacks MNLI/SQuAD: vocabulary init for all
+        chosen.append(prompts[names.index(name)])
+    return torch.stack(chosen)
+
+
+def build_model(cfg: TrainConfig, backbone):
+    method_cfg = method_config(cfg)
+    inputs = method_inputs(cfg, get_spec(cfg.model).d_model)
+    return apply_method(cfg.method, backbone, method_cfg, inputs), method_cfg

@@ -1,0 +1,69 @@
+"""Files a finished run leaves besides result.json: predictions, attention weights (Figure 5)
+and the trained parameters (trainable.pt: prompts, gate, adapters, biases)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import distributed as dist
+from .results import write_json_atomic
+
+
+def _write_jsonl_atomic(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> None:
+    rows = []
+    for data in eval_data:
+        examples = sorted(data.examples, key=lambda e: e.index)
+        for example, prediction in zip(examples, predictions[data.task]):
+            rows.append({"task": data.task, "index": example.index, "prediction": prediction,
+                         "target": example.target, "answers": example.answers})
+    _write_jsonl_atomic(out / "predictions" / f"{split}.jsonl", rows)
+
+
+def attention_prompt_names(module) -> list[str]:
+    prompt = module.prompt
+    names = list(prompt.source_names)
+    return names + (["target"] if prompt.target is not None else [])
+
+
+def save_attention(out: Path, split: str, module, attention: dict, eval_data) -> None:
+    """attention/prompts.json (column names) and attention/<split>.jsonl (one line per instance)."""
+    write_json_atomic(out / "attention" / "prompts.json", {"prompts": attention_prompt_names(module)})
+    rows = []
+    for data in eval_data:
+        examples = sorted(data.examples, key=lambda e: e.index)
+        for example, weights in zip(examples, attention[data.task]):
+            rows.append({"task": data.task, "index": example.index, "weights": weights})
+    _write_jsonl_atomic(out / "attention" / f"{split}.jsonl", rows)
+
+
+def trainable_state(module, info) -> dict | None:
+    """Whole trainable tensors on rank 0 (gathered under ZeRO-3; every rank must call)."""
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    with dist.gathered([p for _, p in named]):
+        if info.is_main:
+            return {n: p.detach().float().cpu().clone() for n, p in named}
+    return None
+
+
+def save_trainable(module, path: Path, info, meta: dict) -> None:
+    state = trainable_state(module, info)
+    if info.is_main:
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save({"state": state, "meta": meta}, tmp)
+        tmp.replace(path)
+    dist.barrier()

@@ -1,0 +1,332 @@
+"""The training recipe: one object with setup / train / finish, the same under every launcher.
+
+    deepspeed --num_gpus 2 launch/train.py --model t5-base --method attempt --tasks boolq,cb \
+        --source-prompts OUT/prompts --ds-config ds_configs/zero2_offload.json
+    torchrun --nproc_per_node 2 launch/train.py ...        python launch/train.py ...
+    attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
+
+Exit codes: 0 done (result.json written), 2 bad input, 3 out of memory under the cap
+(failure.json written), 4 the loss diverged (the last good checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .data import MultiTaskSampler, Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
+from .errors import UserError
+from .evaluate import TaskEvalData, evaluate
+from .methods import param_groups
+from .model_setup import build_model, init_mode, load_backbone
+from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
+                      package_versions, write_json_atomic)
+from .run_outputs import save_attention, save_predictions, save_trainable
+from .tasks import get_task
+from .train_config import TrainConfig, build_parser, config_from_args
+
+log = logging.getLogger("attempt_dist.train")
+EXIT_OOM, EXIT_DIVERGED = 3, 4
+# Test hook: exit abruptly right after the checkpoint of this optimizer step (a "kill").
+CRASH_ENV = "ATTEMPT_DIST_CRASH_AFTER_STEP"
+
+
+class Diverged(RuntimeError):
+    pass
+
+
+def numel(param: torch.Tensor) -> int:
+    return int(getattr(param, "ds_numel", param.numel()))  # ZeRO-3 shards report 0 elements
+
+
+def check_output_dir(cfg: TrainConfig) -> None:
+    """Refuse to clobber a finished run or silently restart one in progress."""
+    out = Path(cfg.output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"output folder {out} is not writable ({err.strerror}); choose another --output-dir") from None
+    if (out / RESULT_FILENAME).exists() and not cfg.overwrite:
+        raise UserError(f"{out} already holds a finished run ({RESULT_FILENAME}); pass --overwrite to replace it "
+                        "or choose another --output-dir")
+    if ckpt.latest_tag(out) and not (cfg.resume or cfg.overwrite):
+        raise UserError(f"{out} holds checkpoints of an unfinished run; pass --resume to continue it "
+                        "or --overwrite to start again")
+
+
+def clear_for_overwrite(out: Path) -> None:
+    for name in (RESULT_FILENAME, FAILURE_FILENAME):
+        (out / name).unlink(missing_ok=True)
+    for folder in ("checkpoints", "attention", "predictions"):
+        shutil.rmtree(out / folder, ignore_errors=True)
+
+
+def setup_logging(out: Path, rank: int) -> None:
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out / "logs" / f"rank{rank}.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s rank" + str(rank) + " %(levelname)s %(message)s"))
+    root = logging.getLogger("attempt_dist")
+    root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)] + [handler]
+    root.setLevel(logging.INFO)
+
+
+class Recipe:
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+
+    # --- setup ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        check_output_dir(cfg)
+        self.info = dist.init_distributed()
+        if self.info.is_main and cfg.overwrite:
+            clear_for_overwrite(self.out)
+        dist.barrier()
+        setup_logging(self.out, self.info.rank)
+        self.memory_cap = dist.apply_memory_cap(dist.parse_size(cfg.gpu_mem_cap) if cfg.gpu_mem_cap else None)
+        self.ds_config = dist.load_ds_config(cfg.ds_config, micro_batch_size=cfg.batch_size,
+                                             grad_accum=cfg.grad_accum, world_size=self.info.world_size,
+                                             nvme_path=cfg.nvme_path)
+        if self.info.is_main:
+            write_json_atomic(self.out / "config.json", {"train": cfg.to_dict(), "deepspeed": self.ds_config,
+                                                         "world_size": self.info.world_size})
+        torch.manual_seed(cfg.seed)
+        self._setup_data()
+        self._setup_model()
+        log.info("setup done: %s %s on %s, %d trainable of %d parameters, world %d", cfg.method, cfg.model,
+                 ",".join(cfg.tasks), self.trainable, self.total, self.info.world_size)
+
+    def _setup_data(self) -> None:
+        cfg = self.cfg
+        tokenizer_source = cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained") else cfg.model
+        self.tokenizer = load_tokenizer(tokenizer_source)
+        self.collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
+        self.train_features, self.eval_data = [], {"dev": [], "test": []}
+        for task_id, task in enumerate(cfg.tasks):
+            splits = load_task_splits(task, cfg.data_dir, seed=cfg.data_seed, max_train=cfg.max_train_examples)
+            max_len = cfg.max_length or get_task(task).max_length
+            feats = lambda exs: tokenize_examples(exs, self.tokenizer, task_id, max_len, cfg.max_target_length)  # noqa: E731
+            self.train_features.append(feats(splits["train"]))
+            for split in ("dev", "test"):
+                examples = splits[split][: cfg.max_eval_examples] if cfg.max_eval_examples else splits[split]
+                self.eval_data[split].append(TaskEvalData(task, task_id, examples, feats(examples)))
+        self.sampler = MultiTaskSampler([len(f) for f in self.train_features], cfg.batch_size,
+                                        self.info.rank, self.info.world_size, cfg.seed,
+                                        temperature=cfg.temperature_sampling)
+        steps_per_epoch = max(1, len(self.sampler) // cfg.grad_accum)
+        self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        self.steps_per_epoch = steps_per_epoch
+
+    def _setup_model(self) -> None:
+        cfg = self.cfg
+        with dist.backbone_init_context(self.ds_config):
+            backbone = load_backbone(cfg)
+        self.total = sum(numel(p) for p in backbone.parameters())
+        model, self.method_cfg = build_model(cfg, backbone)
+        self.trainable = sum(numel(p) for p in model.parameters() if p.requires_grad)
+        groups = param_groups(cfg.method, model, self.method_cfg)
+        self.group_lrs = {g["name"]: g["lr"] for g in groups}
+        optimizer = torch.optim.AdamW(groups)
+        # The paper warms up for 500 steps; a short run gets at most a tenth of its steps.
+        self.warmup = min(cfg.warmup_steps, self.total_steps // 10)
+        from transformers import get_linear_schedule_with_warmup
+
+        scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
+        self.engine = dist.initialize_engine(model, optimizer, scheduler, self.ds_config)
+        self.synced_gpus = dist.needs_synced_gpus(self.ds_config)
+
+    # --- training ---------------------------------------------------------------------------
+    def _resume(self) -> dict:
+        state = {"best_score": -math.inf, "best": None, "history": [], "examples": 0, "train_seconds": 0.0,
+                 "last_eval_step": 0}
+        tag = ckpt.latest_tag(self.out) if self.cfg.resume else None
+        if tag is None:
+            if self.cfg.resume:
+                log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
+            return state
+        client, per_rank = ckpt.load(self.engine, self.out, tag, rank=self.info.rank)
+        state.update(client["recipe"])
+        self.sampler.load_state_dict(per_rank["sampler"])
+        ckpt.set_rng_state(per_rank["rng"])
+        log.info("resumed from %s at step %d", tag, self.engine.global_steps)
+        if self.info.is_main:
+            print(f"resumed from checkpoint {tag} (step {self.engine.global_steps})", flush=True)
+        return state
+
+    def _save(self, tag: str, state: dict, latest: bool = True) -> None:
+        client = {"recipe": dict(state), "per_rank": {"sampler": self.sampler.state_dict()}}
+        ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, latest=latest)
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
+        if self.info.world_size > 1:
+            torch.distributed.all_reduce(bad)
+        if bad.item() > 0:
+            raise Diverged(f"the loss became {loss.item()} at step {self.engine.global_steps + 1}")
+
+    def _evaluate_dev(self, state: dict) -> None:
+        step = self.engine.global_steps
+        result = self._evaluate("dev", with_attention=False)
+        state["history"].append({"step": step, "epoch": self.sampler.epoch, "score": result["score"],
+                                 "metrics": result["metrics"]})
+        state["last_eval_step"] = step
+        log.info("dev at step %d: %.3f %s", step, result["score"], result["metrics"])
+        if result["score"] > state["best_score"]:
+            state["best_score"] = result["score"]
+            state["best"] = {"step": step, "epoch": self.sampler.epoch, "dev_score": result["score"]}
+            self._save("best", state, latest=False)
+
+    def _evaluate(self, split: str, with_attention: bool) -> dict:
+        return evaluate(self.engine.module, self.eval_data[split], split=split, tokenizer=self.tokenizer,
+                        collator=self.collator, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
+                        info=self.info, max_target_length=self.cfg.max_target_length,
+                        synced_gpus=self.synced_gpus, with_attention=with_attention)
+
+    def train(self) -> dict:
+        cfg, engine = self.cfg, self.engine
+        state = self._resume()
+        crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+        eval_every = cfg.eval_every or self.steps_per_epoch
+        engine.train()
+        progress = _progress(self.info.is_main, self.total_steps, engine.global_steps)
+        device = engine.device
+        with progress:
+            task = progress.add_task("train", total=self.total_steps, completed=engine.global_steps, loss=float("nan"), rate=0.0)
+            while engine.global_steps < self.total_steps:
+                self.sampler.set_epoch(self.sampler.epoch)
+                for items in self.sampler:
+                    start = time.perf_counter()
+                    batch = self.collator([self.train_features[t][i] for t, i in items])
+                    batch.pop("indices")
+                    batch = {k: v.to(device) for k, v in batch.items()}
+                    loss = engine(**batch).loss
+                    self._check_finite(loss)
+                    engine.backward(loss)
+                    before = engine.global_steps
+                    engine.step()
+                    state["train_seconds"] += time.perf_counter() - start
+                    state["examples"] += len(items) * self.info.world_size
+                    if engine.global_steps == before:
+                        continue  # inside a gradient-accumulation window
+                    step = engine.global_steps
+                    rate = state["examples"] / max(state["train_seconds"], 1e-9)
+                    progress.update(task, completed=step, loss=loss.item(), rate=rate)
+                    if step % 10 == 0 or step == self.total_steps:
+                        log.info("step %d loss %.4f lr %s %.1f ex/s", step, loss.item(),
+                                 [round(g["lr"], 6) for g in engine.optimizer.param_groups], rate)
+                    if step % eval_every == 0 or step == self.total_steps:
+                        self._evaluate_dev(state)
+                    if step % cfg.save_every == 0 or step == self.total_steps:
+                        self._save(f"step{step}", state)
+                        if crash_after and step == crash_after:
+                            os._exit(9)
+                    if step >= self.total_steps:
+                        break
+        return state
+
+    # --- finish -----------------------------------------------------------------------------
+    def finish(self, state: dict, started: float) -> dict:
+        if state["best"] is not None:
+            ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=False)
+        attention = self.cfg.method == "attempt" and self.cfg.save_attention
+        results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
+        save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
+        memory = dist.memory_report()
+        record = None
+        if self.info.is_main:
+            for split, res in results.items():
+                save_predictions(self.out, split, self.eval_data[split], res["predictions"])
+                if attention:
+                    save_attention(self.out, split, self.engine.module, res["attention"], self.eval_data[split])
+            record = {
+                "schema": SCHEMA_VERSION,
+                "status": "completed",
+                "config": self.cfg.to_dict(),
+                "metrics": {split: res["metrics"] for split, res in results.items()},
+                "score": {split: res["score"] for split, res in results.items()},
+                "best": state["best"] or {"step": self.engine.global_steps, "epoch": self.sampler.epoch,
+                                          "dev_score": results["dev"]["score"]},
+                "history": state["history"],
+                "params": {"trainable": self.trainable, "trainable_per_task": self.trainable / len(self.cfg.tasks),
+                           "total": self.total},
+                "learning_rates": self.group_lrs,
+                "warmup_steps": self.warmup,
+                "steps": self.engine.global_steps,
+                "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
+                "throughput": {"train_examples_per_s": state["examples"] / max(state["train_seconds"], 1e-9),
+                               "steps": self.engine.global_steps, "examples": state["examples"]},
+                "wall_time_s": time.time() - started,
+                "world_size": self.info.world_size,
+                "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},
+                "versions": package_versions(),
+                "git_revision": git_revision(),
+            }
+            write_json_atomic(self.out / RESULT_FILENAME, record)
+        dist.barrier()
+        return record
+
+    def _artifact_meta(self) -> dict:
+        return {"backbone": self.cfg.model, "method": self.cfg.method, "tasks": self.cfg.tasks,
+                "prompt_length": self.cfg.prompt_length, "rank": self.cfg.rank}
+
+
+def _progress(enabled: bool, total: int, done: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} ex/s"),
+                    TimeElapsedColumn(), disable=not enabled)
+
+
+def run(cfg: TrainConfig) -> int:
+    started = time.time()
+    recipe = Recipe(cfg)
+    try:
+        recipe.setup()
+        state = recipe.train()
+        record = recipe.finish(state, started)
+    except Diverged as err:
+        tag = ckpt.latest_tag(cfg.output_dir)
+        where = f"the last good checkpoint is {Path(cfg.output_dir) / 'checkpoints' / tag}" if tag else "no checkpoint was saved"
+        _fail(cfg, "failed", f"{err}; training stopped, {where}; lower --lr or resume with --resume")
+        return EXIT_DIVERGED
+    except Exception as err:  # noqa: BLE001 - OOM is reported, anything else re-raised
+        if not dist.is_oom(err):
+            raise
+        _fail(cfg, "oom", f"{cfg.model} {cfg.method} with batch {cfg.batch_size} {dist.OOM_HINT}")
+        return EXIT_OOM
+    if record is not None:
+        scores = ", ".join(f"{t}: {m}" for t, m in record["metrics"]["test"].items())
+        print(f"done: {cfg.output_dir}/{RESULT_FILENAME}  test {scores}", flush=True)
+    return 0
+
+
+def _fail(cfg: TrainConfig, status: str, reason: str) -> None:
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        write_json_atomic(Path(cfg.output_dir) / FAILURE_FILENAME,
+                          {"schema": SCHEMA_VERSION, "status": status, "reason": reason, "config": cfg.to_dict()})
+        print(f"error: {reason}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        return run(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2

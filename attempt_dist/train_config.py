@@ -1,0 +1,184 @@
+"""The training run's options: one dataclass, one argparse parser, the same for every launcher.
+
+    deepspeed --num_gpus 2 launch/train.py --model t5-base --method attempt --tasks boolq,cb ...
+    attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+
+from .backbones import BACKBONES
+from .errors import UserError
+from .methods import METHODS
+
+
+@dataclass
+class TrainConfig:
+    model: str = "t5-base"
+    method: str = "attempt"
+    tasks: list[str] = field(default_factory=lambda: ["rte"])
+    data_dir: str | None = None
+    output_dir: str = "runs/default"
+    init: str = "auto"
+    model_path: str | None = None
+    ds_config: str = "zero0"
+    nvme_path: str | None = None
+    gpu_mem_cap: str | None = None
+    batch_size: int = 32
+    eval_batch_size: int | None = None
+    grad_accum: int = 1
+    epochs: float = 20.0
+    max_steps: int | None = None
+    lr: float | None = None
+    gate_lr: float | None = None
+    weight_decay: float = 1e-5
+    warmup_steps: int = 500
+    max_length: int | None = None
+    max_target_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    temperature_sampling: float = 1.0
+    seed: int = 42
+    data_seed: int = 42
+    eval_every: int | None = None
+    save_every: int = 200
+    resume: bool = False
+    overwrite: bool = False
+    source_prompts: str | None = None
+    sources: list[str] | None = None
+    prior: str | None = None
+    no_prior: bool = False
+    target_init: str = "auto"
+    prompt_length: int = 100
+    rank: int = 100
+    attention_temperature: float = 1.0
+    ablation: str = "none"
+    single_source: str | None = None
+    reduction_factor: int = 32
+    spot_mode: str = "generic"
+    spot_source: str | None = None
+    spot_top_k: int = 3
+    spot_probe: str | None = None
+    save_attention: bool = True
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _csv(text: str) -> list[str]:
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    d = TrainConfig()
+    a = parser.add_argument
+    g = parser.add_argument_group("what to train")
+    g.add_argument("--model", default=d.model, help=f"backbone ({', '.join(BACKBONES)}); default {d.model}")
+    g.add_argument("--method", default=d.method, help=f"method ({', '.join(METHODS)}); default {d.method}")
+    g.add_argument("--tasks", type=_csv, default=d.tasks, help="comma-separated tasks; several = multi-task (default rte)")
+    g.add_argument("--init", default=d.init, choices=["auto", "pretrained", "random"],
+                   help="backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
+                        "auto = random for t5-tiny, pretrained otherwise")
+    g.add_argument("--model-path", default=None, help="local folder with the pretrained backbone")
+    g = parser.add_argument_group("data")
+    g.add_argument("--data-dir", default=None, help="local data folder (e.g. examples/data); default: the hub")
+    g.add_argument("--max-length", type=int, default=None, help="max input tokens (default: each task's own: 256/348/512)")
+    g.add_argument("--max-target-length", type=int, default=d.max_target_length, help="max target/generated tokens (default 128)")
+    g.add_argument("--max-train-examples", type=int, default=None, help="cap each task's training set")
+    g.add_argument("--max-eval-examples", type=int, default=None, help="cap each task's dev and test sets")
+    g.add_argument("--temperature-sampling", type=float, default=d.temperature_sampling,
+                   help="multi-task mixing temperature (1 = proportional to size)")
+    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the dev/test splits (default 42)")
+    g = parser.add_argument_group("optimisation")
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank micro-batch (default 32)")
+    g.add_argument("--eval-batch-size", type=int, default=None, help="per-rank evaluation batch (default: --batch-size)")
+    g.add_argument("--grad-accum", type=int, default=d.grad_accum, help="gradient accumulation steps (default 1)")
+    g.add_argument("--epochs", type=float, default=d.epochs, help="training epochs (default 20)")
+    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")
+    g.add_argument("--lr", type=float, default=None, help="main learning rate (default: the method's: 0.3 prompts, 3e-4 adapter/bitfit, 1e-4 finetune)")
+    g.add_argument("--gate-lr", type=float, default=None, help="ATTEMPT: learning rate of the attention gate (default 0.3)")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default 1e-5)")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps, capped at 10%% of a short run (default 500)")
+    g.add_argument("--seed", type=int, default=d.seed, help="training seed (default 42)")
+    g = parser.add_argument_group("method options")
+    g.add_argument("--prompt-length", type=int, default=d.prompt_length, help="m, prompt rows (default 100)")
+    g.add_argument("--rank", type=int, default=d.rank, help="ATTEMPT: r, gate bottleneck (default 100)")
+    g.add_argument("--attention-temperature", type=float, default=d.attention_temperature, help="ATTEMPT: K (default 1)")
+    g.add_argument("--ablation", default=d.ablation, help="ATTEMPT: none | no_target | constant_attention | single_prompt")
+    g.add_argument("--single-source", default=None, help="ATTEMPT single_prompt ablation: the source prompt to keep")
+    g.add_argument("--source-prompts", default=None, help="prompt library folder (ATTEMPT, SPoT)")
+    g.add_argument("--sources", type=_csv, default=None, help="library prompts to use (default: all)")
+    g.add_argument("--prior", default=None, help="ATTEMPT: attention prior (prior.pt from the pipeline)")
+    g.add_argument("--no-prior", action="store_true", help="ATTEMPT: train the gate from scratch (ablation d)")
+    g.add_argument("--target-init", default=d.target_init,
+                   help="ATTEMPT target prompt init: auto (MNLI prompt for classification, SQuAD for QA, if in the library), vocab, or a library prompt name")
+    g.add_argument("--reduction-factor", type=int, default=d.reduction_factor, help="Adapter: reduction factor (default 32)")
+    g.add_argument("--spot-mode", default=d.spot_mode, choices=["generic", "targeted"], help="SPoT-g or SPoT-t")
+    g.add_argument("--spot-source", default=None, help="SPoT-g: library prompt to start from")
+    g.add_argument("--spot-top-k", type=int, default=d.spot_top_k, help="SPoT-t: top-k sources (default 3)")
+    g.add_argument("--spot-probe", default=None, help="SPoT-t: a prompt of the target task (.pt) to rank sources by")
+    g = parser.add_argument_group("scale and memory")
+    g.add_argument("--ds-config", default=d.ds_config, help="DeepSpeed config: zero0, zero2_offload, zero3_offload, zero3_nvme or a .json path")
+    g.add_argument("--nvme-path", default=None, help="folder for zero3_nvme offload")
+    g.add_argument("--gpu-mem-cap", default=None, help="per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)")
+    g = parser.add_argument_group("output")
+    g.add_argument("--output-dir", default=d.output_dir, help="run folder (config, logs, checkpoints, result.json)")
+    g.add_argument("--eval-every", type=int, default=None, help="evaluate on dev every N optimizer steps (default: every epoch)")
+    g.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N optimizer steps (default 200)")
+    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    g.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
+    g.add_argument("--no-save-attention", dest="save_attention", action="store_false", help="do not write ATTEMPT attention files")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    from .backbones import get_spec
+    from .methods import method_module
+    from .tasks import get_task
+
+    get_spec(cfg.model)
+    method_module(cfg.method)
+    for task in cfg.tasks:
+        get_task(task)
+    if len(set(cfg.tasks)) != len(cfg.tasks):
+        raise UserError(f"--tasks lists a task twice: {','.join(cfg.tasks)}")
+    for name in ("batch_size", "grad_accum", "save_every", "max_target_length"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("max_steps", "eval_every", "max_length", "max_train_examples", "max_eval_examples", "eval_batch_size"):
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if cfg.max_steps is None and not cfg.epochs > 0:
+        raise UserError(f"--epochs must be positive, got {cfg.epochs}")
+    if cfg.warmup_steps < 0:
+        raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
+    if cfg.resume and cfg.overwrite:
+        raise UserError("--resume and --overwrite contradict each other; pick one")
+    if cfg.no_prior and cfg.prior:
+        raise UserError("--no-prior and --prior contradict each other; pick one")
+    if cfg.method in ("attempt", "spot") and not cfg.source_prompts:
+        raise UserError(f"{cfg.method} needs --source-prompts LIBRARY "
+                        "(build one with `attempt-dist pipeline --stages sources`)")
+
+
+def build_parser(prog: str = "attempt-dist train") -> argparse.ArgumentParser:
+    from .distributed import add_launcher_args
+
+    parser = argparse.ArgumentParser(prog=prog, description="Train one method on one or more tasks.")
+    add_train_args(parser)
+    add_launcher_args(parser)
+    return parser

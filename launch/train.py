@@ -1,0 +1,12 @@
+"""Entry point for the DeepSpeed launcher, torchrun and plain python (one rank).
+
+    deepspeed --num_gpus 2 launch/train.py --model t5-3b --method attempt --tasks boolq \
+        --source-prompts runs/t5-3b/prompts --ds-config ds_configs/zero3_offload.json --gpu-mem-cap 24GiB
+"""
+
+import sys
+
+from attempt_dist.train import main
+
+if __name__ == "__main__":
+    sys.exit(main())
