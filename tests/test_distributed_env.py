@@ -1,0 +1,116 @@
+"""Rank/world discovery, launcher arguments, world-size-1 helpers and early engine checks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from attempt_dist import distributed as dist
+from attempt_dist.errors import UserError
+
+VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE",
+        "SLURM_NTASKS", "SLURM_LOCALID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for var in VARS:
+        monkeypatch.delenv(var, raising=False)
+    return monkeypatch
+
+
+def test_plain_python_becomes_rank_zero_of_one(clean_env):
+    info = dist.ensure_distributed_env()
+    assert info == dist.DistInfo(rank=0, local_rank=0, world_size=1, is_main=True)
+    assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["WORLD_SIZE"]) == ("0", "0", "1")
+    assert os.environ["MASTER_ADDR"] == "127.0.0.1"
+    assert 1024 <= int(os.environ["MASTER_PORT"]) <= 65535
+
+
+def test_launcher_values_are_kept(clean_env):
+    for var, value in {"RANK": "3", "LOCAL_RANK": "1", "WORLD_SIZE": "4", "MASTER_ADDR": "node7", "MASTER_PORT": "29500"}.items():
+        clean_env.setenv(var, value)
+    assert dist.ensure_distributed_env() == dist.DistInfo(rank=3, local_rank=1, world_size=4, is_main=False)
+    assert (os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]) == ("node7", "29500")
+
+
+def test_slurm_local_id_gives_the_local_rank(clean_env):
+    for var, value in {"RANK": "5", "WORLD_SIZE": "8", "SLURM_LOCALID": "1", "MASTER_ADDR": "n", "MASTER_PORT": "1"}.items():
+        clean_env.setenv(var, value)
+    assert dist.ensure_distributed_env().local_rank == 1
+
+
+@pytest.mark.parametrize(
+    "env,match",
+    [
+        ({"SLURM_NTASKS": "4"}, "TorchDistributedEnvironment"),
+        ({"OMPI_COMM_WORLD_SIZE": "2"}, "RANK/WORLD_SIZE are not set"),
+        ({"RANK": "0"}, "missing WORLD_SIZE"),
+        ({"RANK": "2", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}, "not a valid rank"),
+        ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x'"),
+        ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "MASTER_PORT": "1"}, "MASTER_ADDR"),
+        ({"RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "a", "MASTER_PORT": "1"}, "LOCAL_RANK"),
+    ],
+)
+def test_broken_launcher_environments(clean_env, env, match):
+    for var, value in env.items():
+        clean_env.setenv(var, value)
+    with pytest.raises(UserError, match=match):
+        dist.ensure_distributed_env()
+
+
+def test_launcher_local_rank_argument_is_accepted():
+    parser = dist.add_launcher_args(argparse.ArgumentParser())
+    parser.add_argument("--steps", type=int)
+    assert parser.parse_args(["--local_rank=1", "--steps", "3"]).steps == 3
+    assert parser.parse_args(["--local-rank", "0"]).launcher_local_rank == 0
+
+
+@pytest.mark.skipif(torch.distributed.is_initialized(), reason="needs a process without a process group")
+def test_collectives_are_identities_at_world_size_one():
+    dist.barrier()
+    assert dist.all_gather_object({"a": 1}) == [{"a": 1}]
+    assert dist.broadcast_object([1, 2]) == [1, 2]
+
+
+def test_gathered_passes_plain_parameters_through():
+    layer = nn.Linear(3, 2)
+    with dist.gathered(layer.parameters()):
+        assert layer.weight.shape == (2, 3)
+    assert dist.needs_synced_gpus({"zero_optimization": {"stage": 3}}) is False  # one rank
+
+
+def test_backbone_context_is_plain_below_stage_three():
+    with dist.backbone_init_context({"zero_optimization": {"stage": 2}}):
+        layer = nn.Linear(3, 2)
+    assert not hasattr(layer.weight, "ds_id") and layer.weight.numel() == 6
+
+
+def _opt(*groups):
+    return torch.optim.AdamW([{"params": g, "lr": lr} for g, lr in groups])
+
+
+def test_engine_refuses_empty_groups_and_config_optimizers():
+    # Both checks run before any process group or DeepSpeed engine is created.
+    model = nn.Linear(3, 2)
+    cfg = {"zero_optimization": {"stage": 0}, "train_batch_size": 1}
+    with pytest.raises(UserError, match="group 1 .* has no parameters"):
+        dist.initialize_engine(model, _opt((list(model.parameters()), 0.3), ([], 0.1)), None, cfg)
+    with pytest.raises(UserError, match="\"optimizer\" section"):
+        dist.initialize_engine(model, _opt((list(model.parameters()), 0.3)), None, {**cfg, "optimizer": {"type": "Adam"}})
+
+
+def test_nvme_without_libaio_is_a_user_error():
+    from deepspeed.accelerator import get_accelerator
+
+    builder = get_accelerator().create_op_builder("AsyncIOBuilder")
+    if builder is not None and builder.is_compatible(verbose=False):
+        pytest.skip("libaio is installed here")
+    cfg = dist.load_ds_config("zero3_nvme", micro_batch_size=1, grad_accum=1, world_size=1, nvme_path="/tmp")
+    with pytest.raises(UserError, match="libaio"):
+        with dist.backbone_init_context(cfg):
+            pass
