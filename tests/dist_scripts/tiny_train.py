@@ -95,6 +95,9 @@ def main() -> int:
     parser.add_argument("--lr-prompt", type=float, default=0.3)
     parser.add_argument("--lr-gate", type=float, default=0.1)
     parser.add_argument("--warmup", type=int, default=0)
+    parser.add_argument("--prompt-outside-init", action="store_true",
+                        help="build the trainable prompt after (outside) backbone_init_context")
+    parser.add_argument("--from-pretrained", default=None, help="load the backbone from this folder")
     parser.add_argument("--override", type=json.loads, default=None, help="JSON merged over the DeepSpeed config")
     parser.add_argument("--generate", choices=["none", "api", "default", "unsynced"], default="none",
                         help="after training, generate with synced_gpus from needs_synced_gpus / None / False; "
@@ -113,8 +116,14 @@ def main() -> int:
                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
                      dropout_rate=0.0)  # no dropout: the loss curve is then deterministic
     with dist.backbone_init_context(cfg):
-        backbone = T5ForConditionalGeneration(t5cfg)
+        if args.from_pretrained:  # partitioned while loading: HfDeepSpeedConfig is alive
+            backbone = T5ForConditionalGeneration.from_pretrained(args.from_pretrained)
+        else:
+            backbone = T5ForConditionalGeneration(t5cfg)
         backbone.requires_grad_(False)
+        if not args.prompt_outside_init:
+            model = PromptedT5(backbone)
+    if args.prompt_outside_init:  # the recipe's order: backbone partitioned, method built after
         model = PromptedT5(backbone)
 
     frozen = [p for p in model.parameters() if not p.requires_grad]
@@ -159,6 +168,7 @@ def main() -> int:
         "group_names": [g.get("name") for g in engine.optimizer.param_groups],
         "first_delta": first_delta, "frozen_before": frozen_before, "frozen_after": frozen_after,
         "n_frozen": sum(p.ds_numel if hasattr(p, "ds_numel") else p.numel() for p in frozen),
+        "backbone_partitioned": all(hasattr(p, "ds_id") for p in backbone.parameters()),
         "trainable": trainable, "init_s": t_init, "train_s": t_train,
         "memory": dist.memory_report(),
     }
