@@ -114,3 +114,19 @@ def test_nvme_without_libaio_is_a_user_error():
     with pytest.raises(UserError, match="libaio"):
         with dist.backbone_init_context(cfg):
             pass
+
+
+def test_shm_comm_op_is_not_built_on_cpu(monkeypatch):
+    # DeepSpeed compiles deepspeed_shm_comm (~65 s on 2 cores) whenever its torch backend
+    # starts on the CPU accelerator. The patch must land on deepspeed.comm.torch itself:
+    # `import deepspeed.comm.torch as m` yields the real torch (deepspeed.comm re-exports it).
+    import importlib
+
+    from attempt_dist.distributed import env
+
+    module = importlib.import_module("deepspeed.comm.torch")
+    monkeypatch.setattr(module, "build_shm_op", module.build_shm_op)  # restored after the test
+    monkeypatch.delenv("ATTEMPT_DS_SHM_COMM", raising=False)
+    env._skip_shm_comm_build()
+    assert module.build_shm_op() is None
+    assert not hasattr(torch, "build_shm_op")
