@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,9 +48,17 @@ def _launch(launcher: str, config: str, out: Path, *extra: str, timeout: int = 3
     else:
         cmd = [sys.executable, *args]
     start = time.time()
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    # Own session, so a hung run's ranks (children of the launcher) die with it.
+    proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        pytest.fail(f"{launcher} {config} did not finish in {timeout} s:\n{output[-4000:]}")
     elapsed = time.time() - start
-    assert proc.returncode == 0, f"{launcher} {config} failed:\n{(proc.stdout + proc.stderr)[-4000:]}"
+    assert proc.returncode == 0, f"{launcher} {config} failed:\n{output[-4000:]}"
     compiled = list(ext_dir.rglob("*.so")) if ext_dir.exists() else []
     assert not compiled, f"DeepSpeed compiled ops during the run: {compiled}"
     print(f"{launcher} {config}: {elapsed:.1f} s")
