@@ -51,7 +51,15 @@ def init_mode(cfg: TrainConfig) -> str:
 
 def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
     mode = init_mode(cfg)
-    return freeze(build_backbone(cfg.model, mode, dtype=dtype, path=cfg.model_path, seed=cfg.seed))
+    backbone = freeze(build_backbone(cfg.model, mode, dtype=dtype, path=cfg.model_path, seed=cfg.seed))
+    if cfg.dropout is not None:
+        backbone.config.dropout_rate = cfg.dropout
+        for module in backbone.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = cfg.dropout
+            elif isinstance(getattr(module, "dropout", None), float):
+                module.dropout = cfg.dropout  # T5Attention keeps its rate as a float
+    return backbone
 
 
 def load_prior(path: str | Path, cfg: TrainConfig) -> dict:

@@ -67,3 +67,13 @@ def save_trainable(module, path: Path, info, meta: dict) -> None:
         torch.save({"state": state, "meta": meta}, tmp)
         tmp.replace(path)
     dist.barrier()
+
+
+def dump_full_state(module, path: Path) -> None:
+    """Every parameter and buffer, whole, from this rank (for tests; every rank must call)."""
+    params = list(module.parameters())
+    with dist.gathered(params):
+        state = {n: p.detach().float().cpu().clone() for n, p in module.named_parameters()}
+        state.update({n: b.detach().float().cpu().clone() for n, b in module.named_buffers()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)

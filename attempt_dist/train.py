@@ -30,7 +30,7 @@ from .methods import param_groups
 from .model_setup import build_model, init_mode, load_backbone
 from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
                       package_versions, write_json_atomic)
-from .run_outputs import save_attention, save_predictions, save_trainable
+from .run_outputs import dump_full_state, save_attention, save_predictions, save_trainable
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args
 
@@ -38,6 +38,8 @@ log = logging.getLogger("attempt_dist.train")
 EXIT_OOM, EXIT_DIVERGED = 3, 4
 # Test hook: exit abruptly right after the checkpoint of this optimizer step (a "kill").
 CRASH_ENV = "ATTEMPT_DIST_CRASH_AFTER_STEP"
+# Test hook: every rank writes its whole (gathered) model state, to compare ranks and frozen weights.
+DUMP_ENV = "ATTEMPT_DIST_DUMP_STATE"
 
 
 class Diverged(RuntimeError):
@@ -147,11 +149,13 @@ class Recipe:
         scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
         self.engine = dist.initialize_engine(model, optimizer, scheduler, self.ds_config)
         self.synced_gpus = dist.needs_synced_gpus(self.ds_config)
+        if os.environ.get(DUMP_ENV) == "1":
+            dump_full_state(self.engine.module, self.out / "debug" / f"rank{self.info.rank}_initial.pt")
 
     # --- training ---------------------------------------------------------------------------
     def _resume(self) -> dict:
         state = {"best_score": -math.inf, "best": None, "history": [], "examples": 0, "train_seconds": 0.0,
-                 "last_eval_step": 0}
+                 "last_eval_step": 0, "losses": []}
         tag = ckpt.latest_tag(self.out) if self.cfg.resume else None
         if tag is None:
             if self.cfg.resume:
@@ -222,6 +226,7 @@ class Recipe:
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
+                    state["losses"].append(round(loss.item(), 6))  # rank 0's last micro-batch
                     rate = state["examples"] / max(state["train_seconds"], 1e-9)
                     progress.update(task, completed=step, loss=loss.item(), rate=rate)
                     if step % 10 == 0 or step == self.total_steps:
@@ -239,11 +244,14 @@ class Recipe:
 
     # --- finish -----------------------------------------------------------------------------
     def finish(self, state: dict, started: float) -> dict:
+        steps = self.engine.global_steps  # before loading "best" rewinds the step counter
         if state["best"] is not None:
             ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=False)
         attention = self.cfg.method == "attempt" and self.cfg.save_attention
         results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
         save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
+        if os.environ.get(DUMP_ENV) == "1":
+            dump_full_state(self.engine.module, self.out / "debug" / f"rank{self.info.rank}_state.pt")
         memory = dist.memory_report()
         record = None
         if self.info.is_main:
@@ -257,17 +265,18 @@ class Recipe:
                 "config": self.cfg.to_dict(),
                 "metrics": {split: res["metrics"] for split, res in results.items()},
                 "score": {split: res["score"] for split, res in results.items()},
-                "best": state["best"] or {"step": self.engine.global_steps, "epoch": self.sampler.epoch,
+                "best": state["best"] or {"step": steps, "epoch": self.sampler.epoch,
                                           "dev_score": results["dev"]["score"]},
                 "history": state["history"],
+                "train_loss": state["losses"],
                 "params": {"trainable": self.trainable, "trainable_per_task": self.trainable / len(self.cfg.tasks),
                            "total": self.total},
                 "learning_rates": self.group_lrs,
                 "warmup_steps": self.warmup,
-                "steps": self.engine.global_steps,
+                "steps": steps,
                 "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
                 "throughput": {"train_examples_per_s": state["examples"] / max(state["train_seconds"], 1e-9),
-                               "steps": self.engine.global_steps, "examples": state["examples"]},
+                               "steps": steps, "examples": state["examples"]},
                 "wall_time_s": time.time() - started,
                 "world_size": self.info.world_size,
                 "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},

@@ -63,6 +63,7 @@ class TrainConfig:
     spot_top_k: int = 3
     spot_probe: str | None = None
     save_attention: bool = True
+    dropout: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -106,6 +107,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default 1e-5)")
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps, capped at 10%% of a short run (default 500)")
     g.add_argument("--seed", type=int, default=d.seed, help="training seed (default 42)")
+    g.add_argument("--dropout", type=float, default=None, help="backbone dropout rate (default: the backbone's own, 0.1 for T5)")
     g = parser.add_argument_group("method options")
     g.add_argument("--prompt-length", type=int, default=d.prompt_length, help="m, prompt rows (default 100)")
     g.add_argument("--rank", type=int, default=d.rank, help="ATTEMPT: r, gate bottleneck (default 100)")
@@ -164,6 +166,8 @@ def validate(cfg: TrainConfig) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     if cfg.max_steps is None and not cfg.epochs > 0:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
+    if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
+        raise UserError(f"--dropout must be in [0, 1), got {cfg.dropout}")
     if cfg.warmup_steps < 0:
         raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
     if cfg.resume and cfg.overwrite:

@@ -1,0 +1,128 @@
+"""The training recipe on one rank: result record, loss, resume after a kill, bad input."""
+
+import json
+
+import pytest
+import torch
+
+from tests.train_helpers import TINY, launch, make_library, result, trainable
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory):
+    return make_library(tmp_path_factory.mktemp("lib") / "prompts")
+
+
+def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
+    out = tmp_path / "run"
+    launch([*TINY, "--method", "prompt", "--tasks", "rte,cb", "--max-steps", "12", "--lr", "0.3",
+            "--output-dir", str(out)])
+    rec = result(out)
+    assert rec["status"] == "completed" and rec["steps"] == 12
+    assert set(rec["metrics"]["test"]) == {"rte", "cb"}
+    assert set(rec["metrics"]["test"]["cb"]) == {"accuracy", "f1_macro"}  # each task its own metric
+    assert rec["params"] == {"trainable": 2 * 4 * 32, "trainable_per_task": 4 * 32, "total": 74368}
+    assert rec["learning_rates"] == {"prompts": 0.3}
+    assert rec["warmup_steps"] == 1  # 500 capped at a tenth of a 12-step run
+    for key in ("memory", "throughput", "versions", "wall_time_s", "config", "world_size"):
+        assert key in rec
+    assert rec["throughput"]["train_examples_per_s"] > 0
+    losses = rec["train_loss"]
+    assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["train"]["tasks"] == ["rte", "cb"] and saved["deepspeed"]["train_batch_size"] == 2
+    preds = [json.loads(line) for line in (out / "predictions" / "test.jsonl").read_text().splitlines()]
+    assert {p["task"] for p in preds} == {"rte", "cb"}
+
+
+def test_attempt_gate_trains_at_its_own_rate(tmp_path, library):
+    out = tmp_path / "run"
+    launch([*TINY, "--method", "attempt", "--tasks", "rte", "--source-prompts", str(library),
+            "--max-steps", "2", "--lr", "0.3", "--gate-lr", "0.05", "--output-dir", str(out)])
+    rec = result(out)
+    assert rec["learning_rates"] == {"prompts": 0.3, "gate": 0.05}
+    state = trainable(out)
+    assert {k for k in state} == {"prompt.target", "prompt.gate.down.weight", "prompt.gate.up.weight",
+                                  "prompt.gate.norm.weight", "prompt.gate.norm.bias"}
+    # The target prompt started from the MNLI source prompt (classification task, Appendix B.4).
+    mnli = torch.load(library / "mnli.pt", weights_only=True)["prompt"]
+    assert state["prompt.target"].shape == (1, 4, 32)
+    assert not torch.equal(state["prompt.target"][0], mnli)  # trained away from its start...
+    assert torch.allclose(state["prompt.target"][0], mnli, atol=1.0)  # ...but from there
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
+    common = [*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "8", "--save-every", "2"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch([*common, "--output-dir", str(straight)])
+    killed = launch([*common, "--output-dir", str(resumed)], env={"ATTEMPT_DIST_CRASH_AFTER_STEP": "4"}, check=False)
+    assert killed.returncode != 0 and not (resumed / "result.json").exists()
+    assert (resumed / "checkpoints" / "latest").read_text().strip() == "step4"
+    refused = launch([*common, "--output-dir", str(resumed)], check=False)
+    assert refused.returncode == 2 and "pass --resume" in refused.stderr
+    launch([*common, "--output-dir", str(resumed), "--resume"])
+    a, b = trainable(straight), trainable(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert result(straight)["train_loss"] == result(resumed)["train_loss"][-4:] or \
+        result(resumed)["train_loss"] == result(straight)["train_loss"]
+
+
+def test_finished_run_is_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "run"
+    args = [*TINY, "--method", "bitfit", "--tasks", "rte", "--max-steps", "1", "--output-dir", str(out)]
+    launch(args)
+    again = launch(args, check=False)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+    launch([*args, "--overwrite"])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "prompt", "--tasks", "boolqq"], "unknown task 'boolqq'"),
+    (["--method", "lora", "--tasks", "rte"], "unknown method 'lora'"),
+    (["--model", "t5-huge", "--method", "prompt", "--tasks", "rte"], "unknown backbone 't5-huge'"),
+    (["--method", "attempt", "--tasks", "rte"], "attempt needs --source-prompts"),
+    (["--method", "prompt", "--tasks", "rte", "--gpu-mem-cap", "lots"], "cannot read size 'lots'"),
+    (["--method", "prompt", "--tasks", "rte", "--batch-size", "0"], "--batch-size must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, extra, message):
+    out = tmp_path / "run"
+    proc = launch([*TINY, *extra, "--max-steps", "1", "--output-dir", str(out)], check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "result.json").exists()
+
+
+def test_missing_data_offline_names_what_it_needs(tmp_path):
+    empty = tmp_path / "nodata"
+    empty.mkdir()
+    proc = launch(["--model", "t5-tiny", "--method", "prompt", "--tasks", "rte", "--data-dir", str(empty),
+                   "--output-dir", str(tmp_path / "run")], check=False)
+    assert proc.returncode == 2 and "rte" in proc.stderr and "nyu-mll/glue" in proc.stderr
+
+
+def test_library_from_another_backbone_is_refused(tmp_path):
+    lib = make_library(tmp_path / "lib", backbone="t5-small")
+    proc = launch([*TINY, "--method", "attempt", "--tasks", "rte", "--source-prompts", str(lib),
+                   "--max-steps", "1", "--output-dir", str(tmp_path / "run")], check=False)
+    assert proc.returncode == 2 and "trained on 't5-small', not 't5-tiny'" in proc.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = launch([*TINY, "--method", "prompt", "--tasks", "rte", "--output-dir", str(blocker / "run")], check=False)
+    assert proc.returncode == 2 and "is not writable" in proc.stderr
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    proc = launch([*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "20", "--save-every", "1",
+                   "--lr", "1e30", "--output-dir", str(out)], check=False)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "the loss became nan" in proc.stderr and "last good checkpoint" in proc.stderr
+    assert json.loads((out / "failure.json").read_text())["status"] == "failed"
+    assert not (out / "result.json").exists()
+    tag = (out / "checkpoints" / "latest").read_text().strip()
+    assert (out / "checkpoints" / tag).is_dir()

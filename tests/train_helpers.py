@@ -1,0 +1,65 @@
+"""Launch real training runs (plain python, deepspeed launcher, torchrun) on t5-tiny and fixtures."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "examples" / "data"
+TRAIN = REPO / "launch" / "train.py"
+# Small everything: a CPU test must finish in seconds, ZeRO-3 included.
+TINY = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--rank", "4",
+        "--batch-size", "2", "--max-eval-examples", "2", "--max-target-length", "8",
+        "--eval-every", "1000", "--max-length", "64"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: dict | None = None,
+           script: Path = TRAIN, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
+                **(env or {})}
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        full_env.pop(var, None)
+    port = str(free_port())
+    if launcher == "deepspeed":
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
+               "--master_port", port, str(script), *args]
+    elif launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
+               "--master_port", port, str(script), *args]
+    else:
+        cmd = [sys.executable, str(script), *args]
+    proc = subprocess.run(cmd, env=full_env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-5000:]}"
+    return proc
+
+
+def result(out: Path) -> dict:
+    return json.loads((out / "result.json").read_text())
+
+
+def trainable(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "trainable.pt", weights_only=False)["state"]
+
+
+def make_library(folder: Path, names=("mnli", "sst2", "squad"), backbone="t5-tiny", d_model=32,
+                 length=4, seed=0) -> Path:
+    from attempt_dist.methods.prompts import add_to_library
+
+    g = torch.Generator().manual_seed(seed)
+    for name in names:
+        add_to_library(folder, torch.randn(length, d_model, generator=g), task=name, backbone=backbone)
+    return folder
