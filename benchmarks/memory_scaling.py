@@ -1,0 +1,420 @@
+"""Peak memory and throughput of real training runs, one subprocess of launch/train.py per cell.
+
+    python benchmarks/memory_scaling.py --out benchmarks/results            # the paper's 24 GB question (GPU)
+    python benchmarks/memory_scaling.py --dry-run                          # print the planned commands
+    python benchmarks/memory_scaling.py --models t5-tiny --cap none --steps 3 --out /tmp/bench   # CPU smoke run
+
+Default cells: can ATTEMPT and prompt tuning train t5-large (batch 16) and t5-3b (batch 2) under
+a 24 GiB cap with ZeRO-3 offload, and fine-tuning / adapters t5-large with ZeRO-2 offload? Each
+cell is the normal recipe (no benchmark-only code path) on random weights (`--init random`, no
+download), so a cell that runs out of memory ends in failure.json (status "oom", exit 3) and the
+next cell still runs. Rows are collected from each run's result.json / failure.json into
+`<out>/<name>-<device>.json` and `.md`. Throughput comes from a handful of steps, so it includes
+the first steps' warm-up: compare cells of one file, not across files with other step counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import fnmatch
+import json
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+GIB = 2**30
+SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
+NEEDS_LIBRARY = ("attempt", "spot")
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    method: str
+    ds_config: str  # a name in ds_configs/ (without .json)
+    batch_size: int
+    ranks: int = 1
+
+    @property
+    def name(self) -> str:
+        return f"{self.model}_{self.method}_{self.ds_config}_bs{self.batch_size}_r{self.ranks}"
+
+
+# The paper's single-24-GB-GPU question (Section 6.2, Figure 4).
+DEFAULT_CELLS = [
+    Cell("t5-large", "attempt", "zero3_offload", 16),
+    Cell("t5-large", "prompt", "zero3_offload", 16),
+    Cell("t5-3b", "attempt", "zero3_offload", 2),
+    Cell("t5-3b", "prompt", "zero3_offload", 2),
+    Cell("t5-large", "finetune", "zero2_offload", 16),
+    Cell("t5-large", "adapter", "zero2_offload", 16),
+]
+
+
+@dataclass
+class Plan:
+    """Everything shared by the cells of one benchmark run."""
+    steps: int = 5
+    cap: str | None = "24GiB"
+    task: str = "boolq"
+    data_dir: str = "examples/data"
+    max_length: int = 216
+    max_target_length: int = 8  # boolq targets are one word; keeps the final evaluation cheap
+    max_eval_examples: int = 2
+    prompt_length: int = 100
+    timeout_s: int = 3600
+    master_port: int = 29611
+
+
+# --- planning -----------------------------------------------------------------------------------
+def select_cells(cells: list[Cell], patterns: list[str] | None, models: list[str] | None) -> list[Cell]:
+    """--models swaps every cell's backbone (keeping order, no duplicates); --cells keeps names matching a glob."""
+    if models:
+        swapped: list[Cell] = []
+        for cell in cells:
+            for model in models:
+                new = replace(cell, model=model)
+                if new not in swapped:
+                    swapped.append(new)
+        cells = swapped
+    if patterns:
+        kept = [c for c in cells if any(fnmatch.fnmatch(c.name, p) or c.name == p for p in patterns)]
+        if not kept:
+            known = ", ".join(c.name for c in cells)
+            raise SystemExit(f"error: --cells {','.join(patterns)} matches no cell; cells are: {known}")
+        cells = kept
+    return cells
+
+
+def library_dir(work: Path, model: str, prompt_length: int) -> Path:
+    return work / "libraries" / f"{model}-m{prompt_length}"
+
+
+def train_command(cell: Cell, plan: Plan, run_dir: Path, library: Path | None,
+                  python: str = sys.executable) -> list[str]:
+    if cell.ranks == 1:
+        launcher = [python, "launch/train.py"]
+    else:
+        # The DeepSpeed launcher runs the ranks (also on a CPU, with DS_ACCELERATOR=cpu).
+        launcher = [python, "-m", "deepspeed.launcher.runner", "--num_gpus", str(cell.ranks),
+                    "--master_port", str(plan.master_port), "launch/train.py"]
+    args = [
+        "--model", cell.model, "--method", cell.method, "--tasks", plan.task,
+        "--data-dir", plan.data_dir, "--init", "random",
+        "--ds-config", f"ds_configs/{cell.ds_config}.json",
+        "--batch-size", str(cell.batch_size), "--max-steps", str(plan.steps), "--warmup-steps", "0",
+        "--max-length", str(plan.max_length), "--max-target-length", str(plan.max_target_length),
+        "--max-eval-examples", str(plan.max_eval_examples),
+        # Evaluation and checkpoints only at the end (the recipe always does both once).
+        "--eval-every", "1000000", "--save-every", "1000000",
+        "--prompt-length", str(plan.prompt_length), "--no-save-attention",
+        "--output-dir", str(run_dir), "--overwrite",
+    ]
+    if plan.cap:
+        args += ["--gpu-mem-cap", plan.cap]
+    if library is not None:
+        args += ["--source-prompts", str(library)]
+    return launcher + args
+
+
+# --- environment for the runs ---------------------------------------------------------------------
+def make_library(folder: Path, model: str, prompt_length: int) -> Path:
+    """Random source prompts: memory and speed do not depend on their values."""
+    import torch
+
+    from attempt_dist.backbones import get_spec
+    from attempt_dist.methods.prompts import add_to_library
+
+    if (folder / "index.json").exists() or any(folder.glob("*.pt")):
+        return folder
+    d_model = get_spec(model).d_model
+    generator = torch.Generator().manual_seed(0)
+    for name in SOURCE_PROMPTS:
+        add_to_library(folder, torch.randn(prompt_length, d_model, generator=generator), task=name, backbone=model)
+    return folder
+
+
+def tokenizer_env(model: str, work: Path) -> dict[str, str]:
+    """HF_HUB_CACHE for a run of `model`: {} when its real tokenizer loads offline.
+
+    The recipe loads the tokenizer of a random-init backbone from the hub. Offline (this
+    project's machines) the T5 tokenizer is not there, so a stand-in cache holds the t5-tiny
+    test tokenizer under the backbone's hub id. Its ids fit every T5 vocabulary; with
+    --max-length 216 boolq inputs are truncated to 216 tokens by either tokenizer, so memory
+    is measured at the same sequence length. Recorded per row as `tokenizer`.
+    """
+    from attempt_dist.backbones import get_spec
+    from attempt_dist.errors import UserError
+    from attempt_dist.tokenizer import load_tokenizer
+
+    spec = get_spec(model)
+    if not spec.hub_id:
+        return {}
+    try:
+        load_tokenizer(model)
+        return {}
+    except UserError:
+        pass
+    cache = work / "hf-hub-standin"
+    snapshot = cache / f"models--{spec.hub_id.replace('/', '--')}" / "snapshots" / "standin"
+    if not (snapshot / "tokenizer.json").exists():
+        load_tokenizer("t5-tiny").save_pretrained(snapshot)
+        spec.config().save_pretrained(snapshot)  # AutoTokenizer reads config.json first
+        refs = snapshot.parents[1] / "refs"
+        refs.mkdir(parents=True, exist_ok=True)
+        (refs / "main").write_text("standin")
+    return {"HF_HUB_CACHE": str(cache)}
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        env.setdefault(name, "1")  # benchmarks never download
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not _cuda_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    return env
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# --- collecting results --------------------------------------------------------------------------
+def collect_row(cell: Cell, run_dir: Path, exit_code: int | None = None) -> dict:
+    """One table row from a run folder: result.json (completed) or failure.json (oom / failed)."""
+    row = {**asdict(cell), "cell": cell.name, "status": "missing", "peak_allocated_gib": None,
+           "device_peak_gib": None, "cap_gib": None, "examples_per_s": None, "steps": None,
+           "world_size": None, "zero_stage": None, "trainable_params": None, "reason": None,
+           "exit_code": exit_code}
+    result, failure = run_dir / "result.json", run_dir / "failure.json"
+    if result.exists():
+        record = json.loads(result.read_text())
+        memory, speed = record.get("memory", {}), record.get("throughput", {})
+        row.update(status=record.get("status", "completed"),
+                   peak_allocated_gib=_gib(memory.get("peak_allocated_bytes")),
+                   device_peak_gib=_gib(memory.get("device_peak_bytes")),
+                   cap_gib=_gib(memory.get("cap_bytes")),
+                   examples_per_s=speed.get("train_examples_per_s"), steps=speed.get("steps"),
+                   world_size=record.get("world_size"),
+                   zero_stage=(record.get("deepspeed") or {}).get("stage"),
+                   trainable_params=(record.get("params") or {}).get("trainable"))
+    elif failure.exists():
+        record = json.loads(failure.read_text())
+        row.update(status=record.get("status", "failed"), reason=record.get("reason"))
+    elif exit_code not in (None, 0):
+        row.update(status="failed", reason=f"exit code {exit_code}, no result.json or failure.json; see the log")
+    return row
+
+
+def _gib(value) -> float | None:
+    return None if value is None else round(value / GIB, 3)
+
+
+COLUMNS = [("model", "model"), ("method", "method"), ("ds_config", "config"), ("ranks", "ranks"),
+           ("batch_size", "batch"), ("peak_allocated_gib", "peak allocator GiB"),
+           ("device_peak_gib", "device peak GiB"), ("examples_per_s", "examples/s"), ("status", "status")]
+
+
+def _cell_text(key: str, value) -> str:
+    if value is None:
+        return "-"
+    if key == "examples_per_s":
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    return [[_cell_text(key, row.get(key)) for key, _ in COLUMNS] for row in rows]
+
+
+def markdown(report: dict) -> str:
+    head = [title for _, title in COLUMNS]
+    lines = [f"# {report['name']} on {report['device']}", "",
+             f"- date: {report['date']}",
+             f"- machine: {report['machine']['description']}",
+             f"- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
+             f"- command: `{report['command']}`",
+             f"- per cell: {report['plan']['steps']} steps, task {report['plan']['task']}, "
+             f"max_length {report['plan']['max_length']}, cap {report['plan']['cap'] or 'none'}, random init",
+             "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(report["rows"])]
+    if report.get("notes"):
+        lines += [""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+# --- running ------------------------------------------------------------------------------------
+def device_name() -> str:
+    if _cuda_available():
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def machine() -> dict:
+    info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "cpu_model": platform.processor() or None}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+        mem_kib = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        info["host_memory_gib"] = round(mem_kib / 2**20, 1)
+    except (OSError, StopIteration, ValueError):
+        pass
+    gpu = device_name()
+    info["description"] = (f"{gpu}, " if gpu != "cpu" else "") + \
+        f"{info['cpu_count']} CPU cores ({info.get('cpu_model')}), {info.get('host_memory_gib')} GiB host memory"
+    return info
+
+
+def versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "deepspeed", "transformers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict]:
+    env = base_env()
+    rows = []
+    for index, cell in enumerate(cells, 1):
+        run_dir = work / "runs" / cell.name
+        library = make_library(library_dir(work, cell.model, plan.prompt_length), cell.model, plan.prompt_length) \
+            if cell.method in NEEDS_LIBRARY else None
+        extra = tokenizer_env(cell.model, work)
+        cmd = train_command(cell, plan, run_dir, library)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        log(f"[{index}/{len(cells)}] {cell.name}: {shlex.join(cmd)}")
+        with open(work / "runs" / f"{cell.name}.log", "w") as out:
+            try:
+                code = subprocess.run(cmd, cwd=REPO, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                                      timeout=plan.timeout_s).returncode
+            except subprocess.TimeoutExpired:
+                code = None
+        row = collect_row(cell, run_dir, code)
+        if code is None:
+            row.update(status="timeout", reason=f"killed after {plan.timeout_s} s")
+        row["tokenizer"] = "stand-in (t5-tiny vocabulary)" if extra else "real"
+        row["log"] = str(work / "runs" / f"{cell.name}.log")
+        log(f"    -> {row['status']}, peak allocator {row['peak_allocated_gib']} GiB, "
+            f"{_cell_text('examples_per_s', row['examples_per_s'])} examples/s")
+        rows.append(row)
+    return rows
+
+
+def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
+    from attempt_dist.results import write_json_atomic
+
+    json_path = write_json_atomic(out / f"{stem}.json", report)
+    md_path = out / f"{stem}.md"
+    tmp = md_path.with_name(f".{md_path.name}.tmp")
+    tmp.write_text(markdown(report))
+    os.replace(tmp, md_path)
+    return json_path, md_path
+
+
+def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0])
+    d = Plan()
+    parser.add_argument("--cells", default=None, help="comma-separated cell names or globs, e.g. 't5-3b_*' (default: all)")
+    parser.add_argument("--models", default=None, help="comma-separated backbones replacing each cell's, e.g. t5-tiny for a CPU smoke run")
+    parser.add_argument("--ranks", type=int, default=None, help="ranks per cell (default: each cell's own, 1)")
+    parser.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per cell (default {d.steps})")
+    parser.add_argument("--cap", default=d.cap, help=f"--gpu-mem-cap of every cell, or 'none' (default {d.cap})")
+    parser.add_argument("--task", default=d.task, help=f"training task (default {d.task})")
+    parser.add_argument("--data-dir", default=d.data_dir, help=f"data folder (default {d.data_dir})")
+    parser.add_argument("--max-length", type=int, default=d.max_length, help=f"input tokens (default {d.max_length})")
+    parser.add_argument("--prompt-length", type=int, default=d.prompt_length, help=f"prompt rows m (default {d.prompt_length})")
+    parser.add_argument("--timeout", type=int, default=d.timeout_s, help=f"seconds before a cell is killed (default {d.timeout_s})")
+    parser.add_argument("--out", default="benchmarks/results", help="folder for <name>-<device>.json/.md (default benchmarks/results)")
+    parser.add_argument("--name", default="memory-scaling", help="report name (default memory-scaling)")
+    parser.add_argument("--work-dir", default=None, help="folder for run folders, logs and the prompt library (default: a new temp folder)")
+    parser.add_argument("--dry-run", action="store_true", help="print the planned commands and exit")
+    return parser
+
+
+def plan_from_args(args) -> Plan:
+    return Plan(steps=args.steps, cap=None if str(args.cap).lower() == "none" else args.cap, task=args.task,
+                data_dir=args.data_dir, max_length=args.max_length, prompt_length=args.prompt_length,
+                timeout_s=args.timeout)
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None
+
+
+def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, stem: str | None = None,
+         parser: argparse.ArgumentParser | None = None, notes: list[str] | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
+    plan = plan_from_args(args)
+    chosen = select_cells(list(cells), _csv(args.cells), _csv(args.models))
+    if args.ranks:
+        chosen = list(dict.fromkeys(replace(c, ranks=args.ranks) for c in chosen))
+    work = Path(args.work_dir) if args.work_dir else None
+    if args.dry_run:
+        where = work or Path("WORK")
+        for cell in chosen:
+            library = library_dir(where, cell.model, plan.prompt_length) if cell.method in NEEDS_LIBRARY else None
+            print(shlex.join(train_command(cell, plan, where / "runs" / cell.name, library)))
+        return 0
+    work = work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(REPO))
+    started = _dt.datetime.now(_dt.timezone.utc)
+    rows = run_cells(chosen, plan, work.resolve())
+    device = device_name()
+    report = {
+        "name": args.name, "device": device, "machine": machine(), "versions": versions(),
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "command": shlex.join(["python", os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else "benchmarks/memory_scaling.py",
+                               *(sys.argv[1:] if argv is None else argv)]),
+        "plan": asdict(plan), "work_dir": str(work), "rows": rows,
+        "notes": (notes or []) + _standard_notes(rows, device),
+    }
+    json_path, md_path = write_report(report, Path(args.out), stem or f"{args.name}-{slug(device)}")
+    print(markdown(report))
+    print(f"wrote {json_path} and {md_path}")
+    return 0 if all(r["status"] in ("completed", "oom") for r in rows) else 1
+
+
+def _standard_notes(rows: list[dict], device: str) -> list[str]:
+    notes = ["examples/s = training examples / training seconds over all steps (includes the first steps' warm-up; "
+             "excludes setup and evaluation)."]
+    if device == "cpu":
+        notes.append("On a CPU 'peak allocator GiB' is the peak resident memory of rank 0 (ru_maxrss), "
+                     "not a GPU allocator peak; 'device peak' does not exist.")
+    if any(r.get("tokenizer", "").startswith("stand-in") for r in rows):
+        notes.append("The T5 tokenizer was not available offline: runs used the t5-tiny test tokenizer under the "
+                     "backbone's hub id (token ids fit T5's vocabulary; inputs truncated to max_length either way).")
+    return notes
+
+
+if __name__ == "__main__":
+    sys.exit(main())
