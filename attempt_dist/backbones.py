@@ -75,12 +75,16 @@ _SPECS = [
     _v11("flan-t5-base", "google/flan-t5-base", 768, 2048, 12, 12),
     _v11("flan-t5-large", "google/flan-t5-large", 1024, 2816, 16, 24),
     _v11("flan-t5-xl", "google/flan-t5-xl", 2048, 5120, 32, 24),
-    # A test-sized T5 (random weights only): its vocabulary matches the local test tokenizer.
+    # Test-sized T5s (random weights only, no hub id): their vocabulary matches the local
+    # test tokenizer. Two sizes, so the CPU demo sweep can draw a scaling curve.
     BackboneSpec("t5-tiny", "", 32, 64, 8, 4, 2, vocab_size=1024),
+    BackboneSpec("t5-mini", "", 64, 128, 16, 4, 4, vocab_size=1024),
 ]
 BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
 # The backbones of the paper's scaling study, in size order (Figure 4).
 PAPER_BACKBONES = ["t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b"]
+# Random-weight backbones for tests and CPU demos: no pretrained weights, the test tokenizer.
+TEST_BACKBONES = [spec.name for spec in _SPECS if not spec.hub_id]
 
 
 def get_spec(name: str) -> BackboneSpec:

@@ -46,7 +46,7 @@ def method_config(cfg: TrainConfig):
 def init_mode(cfg: TrainConfig) -> str:
     if cfg.init != "auto":
         return cfg.init
-    return "random" if cfg.model == "t5-tiny" else "pretrained"
+    return "pretrained" if get_spec(cfg.model).hub_id else "random"
 
 
 def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):

@@ -94,9 +94,15 @@ def _wrap(backend):
                                    unk_token="<unk>", model_max_length=1_000_000)
 
 
+def _test_backbones() -> list[str]:
+    from .backbones import TEST_BACKBONES
+
+    return TEST_BACKBONES
+
+
 def load_tokenizer(model: str):
     """t5-tiny -> the committed test tokenizer; a folder -> its tokenizer; a name -> the hub."""
-    if model == TINY_NAME:
+    if model == TINY_NAME or model in _test_backbones():
         from tokenizers import Tokenizer
 
         if not TINY_PATH.is_file():

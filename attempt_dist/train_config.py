@@ -85,7 +85,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--tasks", type=_csv, default=d.tasks, help="comma-separated tasks; several = multi-task (default rte)")
     g.add_argument("--init", default=d.init, choices=["auto", "pretrained", "random"],
                    help="backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
-                        "auto = random for t5-tiny, pretrained otherwise")
+                        "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise")
     g.add_argument("--model-path", default=None, help="local folder with the pretrained backbone")
     g = parser.add_argument_group("data")
     g.add_argument("--data-dir", default=None, help="local data folder (e.g. examples/data); default: the hub")
@@ -172,6 +172,10 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite contradict each other; pick one")
+    if cfg.gpu_mem_cap is not None:
+        from .distributed import parse_size
+
+        parse_size(cfg.gpu_mem_cap)  # a typo fails here, before any rank starts work
     if cfg.no_prior and cfg.prior:
         raise UserError("--no-prior and --prior contradict each other; pick one")
     if cfg.method in ("attempt", "spot") and not cfg.source_prompts:

@@ -20,7 +20,7 @@ SHIPPED = {
     "launch/sweeps/glue_superglue.yaml": 6 * 9 + 2,
     "launch/sweeps/mrqa_others.yaml": 6 * 8 + 2,
     "launch/sweeps/ablations.yaml": 5 * 3 + 2,
-    "examples/sweeps/tiny.yaml": 1 * 2 * 2,
+    "examples/sweeps/tiny.yaml": 2 * 2 * 3,
 }
 
 

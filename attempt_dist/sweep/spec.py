@@ -63,11 +63,19 @@ EXECUTOR_KEYS = {
 EXECUTOR_KINDS = ("slurm", "local", "debug")
 # Flags of attempt_dist.train.main a sweep may set; model/method/tasks/seed come from the grid
 # and output_dir/resume/overwrite are managed by the sweep itself.
-TRAIN_OPTIONS = {
-    "data_dir", "ds_config", "gpu_mem_cap", "batch_size", "grad_accum", "epochs", "max_steps",
-    "lr", "gate_lr", "max_length", "source_prompts", "prior", "ablation", "no_prior", "extra_args",
-}
 MANAGED_OPTIONS = {"model", "method", "tasks", "seed", "output_dir", "resume", "overwrite"}
+
+
+def _train_options() -> set[str]:
+    # Every field of the trainer's config is a sweep option, so the two never drift apart.
+    import dataclasses
+
+    from ..train_config import TrainConfig
+
+    return {f.name for f in dataclasses.fields(TrainConfig)} - MANAGED_OPTIONS | {"extra_args"}
+
+
+TRAIN_OPTIONS = _train_options()
 PATH_OPTIONS = {"data_dir", "source_prompts", "prior"}
 LIBRARY_METHODS = {"spot", "attempt"}  # methods that read a prompt library
 PRIOR_METHODS = {"attempt"}            # methods that also read a pre-trained attention prior
@@ -307,6 +315,14 @@ def _expand(grid, where, base, global_train, executor, rules, library_defs) -> l
     return cells
 
 
+# A library inherits the sweep's global training options (data, lengths, prompt length, gate
+# rank, DeepSpeed config: its prompts and prior must fit the cells that read them) except
+# those that describe one target cell or the library's own schedule.
+NOT_FOR_LIBRARIES = {"source_prompts", "prior", "ablation", "no_prior", "single_source", "lr", "gate_lr",
+                     "extra_args", "max_steps", "epochs", "target_init", "spot_mode", "spot_source",
+                     "spot_top_k", "spot_probe"}
+
+
 def _libraries(cells: list[Cell], defs: dict, global_train: dict) -> dict[str, Library]:
     out: dict[str, Library] = {}
     for cell in cells:
@@ -319,7 +335,7 @@ def _libraries(cells: list[Cell], defs: dict, global_train: dict) -> dict[str, L
         targets = tuple(dict.fromkeys((old.targets if old else ()) + cell.tasks))
         out[cell.library] = Library(
             name=lib_name, model=model, sources=spec["sources"], max_steps=spec["max_steps"],
-            train={**{k: v for k, v in global_train.items() if k == "data_dir"}, **spec["train"]},
+            train={**{k: v for k, v in global_train.items() if k not in NOT_FOR_LIBRARIES}, **spec["train"]},
             needs_prior=prior or bool(old and old.needs_prior), targets=targets,
         )
     return out
