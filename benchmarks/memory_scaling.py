@@ -384,6 +384,8 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
             library = library_dir(where, cell.model, plan.prompt_length) if cell.method in NEEDS_LIBRARY else None
             print(shlex.join(train_command(cell, plan, where / "runs" / cell.name, library)))
         return 0
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")  # the tokenizer check below must not wait on the network
     work = work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(REPO))
