@@ -29,8 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(prog="cpu_zero_stages.py", description=__doc__.split("\n\n")[0])
     parser.set_defaults(cap="none", steps=4, name="cpu-zero-stages", timeout=600)
     return run_benchmark(argv, cells=CELLS, stem="cpu-zero-stages", parser=parser,
-                         notes=["Two ranks on 2 cores: each rank gets one core, so 2-rank examples/s measures "
-                                "gloo communication overhead, not scaling. Examples/s counts both ranks' examples."])
+                         notes=["Two ranks on 2 cores share (and oversubscribe) them, so 2-rank examples/s measures "
+                                "gloo communication and contention overhead, not scaling. Examples/s counts both ranks' examples."])
 
 
 if __name__ == "__main__":

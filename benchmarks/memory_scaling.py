@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
 NEEDS_LIBRARY = ("attempt", "spot")
@@ -388,7 +390,6 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
         os.environ.setdefault(name, "1")  # the tokenizer check below must not wait on the network
     work = work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    sys.path.insert(0, str(REPO))
     started = _dt.datetime.now(_dt.timezone.utc)
     rows = run_cells(chosen, plan, work.resolve())
     device = device_name()
