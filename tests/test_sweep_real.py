@@ -1,13 +1,15 @@
-"""One real sweep: examples/sweeps/tiny.yaml's prompt-tuning cell with the real trainer on
-t5-tiny and the fixture data, through submitit's LocalExecutor. Skipped until
-attempt_dist.train lands."""
+"""One real sweep: examples/sweeps/tiny.yaml cut to one ATTEMPT cell, with the real trainer and
+pipeline on t5-tiny and the fixture data, through submitit's LocalExecutor: the library stage
+(source prompts -> prior) runs first, the cell reads it, the plot reads the attention files."""
 
+import csv
 import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from attempt_dist.plots import plot_run
 from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
 
@@ -15,17 +17,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_tiny_sweep_with_real_trainer(tmp_path, monkeypatch):
-    pytest.importorskip("attempt_dist.train")
+def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     source = ROOT / "examples/sweeps/tiny.yaml"
     raw = yaml.safe_load(source.read_text())
-    raw["grid"].update(methods=["prompt"], tasks=["boolq"])  # one cell, no library stage
+    raw["grid"].update(models=["t5-tiny"], methods=["attempt"], tasks=["boolq"])
+    raw["libraries"]["tiny"]["max_steps"] = 2
+    raw["train"]["max_steps"] = 2
     sweep = parse_sweep(raw, source=source)
     run = tmp_path / "run"
-    assert launch(sweep, run) == 0, (run / "logs").glob("*/*.err")
+    assert launch(sweep, run) == 0, list((run / "logs").glob("*/*.err"))
     (state,) = collect_states(run)
     assert state.status == "done"
-    record = read_json(run / "cells" / state.name / "run" / "result.json")
+    cell = run / "cells" / state.name / "run"
+    record = read_json(cell / "result.json")
     assert record["status"] == "completed" and "boolq" in record["metrics"]["test"]
-    assert launch(sweep, run) == 0  # second launch: nothing to do
+    library = Path(record["config"]["source_prompts"])
+    assert sorted(read_json(library / "library.json")["prompts"]) == ["mnli", "sst2"]
+    assert Path(record["config"]["prior"]).is_file()
+    assert launch(sweep, run) == 0  # second launch: nothing to do, the result stays
+    assert read_json(cell / "result.json") == record
+
+    plot_run(run)
+    with open(run / "figures" / "fig5_attention.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and {r["prompt"] for r in rows} >= {"mnli", "sst2", "target"}
