@@ -113,7 +113,8 @@ class Recipe:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        tokenizer_source = cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained") else cfg.model
+        tokenizer_source = cfg.tokenizer or (cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained")
+                                             else cfg.model)
         self.tokenizer = load_tokenizer(tokenizer_source)
         self.collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
         self.train_features, self.eval_data = [], {"dev": [], "test": []}

@@ -24,6 +24,7 @@ class TrainConfig:
     output_dir: str = "runs/default"
     init: str = "auto"
     model_path: str | None = None
+    tokenizer: str | None = None
     ds_config: str = "zero0"
     nvme_path: str | None = None
     gpu_mem_cap: str | None = None
@@ -87,6 +88,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
                         "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise")
     g.add_argument("--model-path", default=None, help="local folder with the pretrained backbone")
+    g.add_argument("--tokenizer", default=None,
+                   help="tokenizer name or folder (default: the backbone's; e.g. t5-tiny for offline memory runs "
+                        "of a random-init t5-3b: its ids fit every T5 vocabulary)")
     g = parser.add_argument_group("data")
     g.add_argument("--data-dir", default=None, help="local data folder (e.g. examples/data); default: the hub")
     g.add_argument("--max-length", type=int, default=None, help="max input tokens (default: each task's own: 256/348/512)")

@@ -144,36 +144,21 @@ def make_library(folder: Path, model: str, prompt_length: int) -> Path:
     return folder
 
 
-def tokenizer_env(model: str, work: Path) -> dict[str, str]:
-    """HF_HUB_CACHE for a run of `model`: {} when its real tokenizer loads offline.
-
-    The recipe loads the tokenizer of a random-init backbone from the hub. Offline (this
-    project's machines) the T5 tokenizer is not there, so a stand-in cache holds the t5-tiny
-    test tokenizer under the backbone's hub id. Its ids fit every T5 vocabulary; with
-    --max-length 216 boolq inputs are truncated to 216 tokens by either tokenizer, so memory
-    is measured at the same sequence length. Recorded per row as `tokenizer`.
-    """
+def tokenizer_args(model: str) -> list[str]:
+    """[] when the backbone's real tokenizer loads (offline cache or local), else
+    ["--tokenizer", "t5-tiny"]: the test tokenizer's ids fit every T5 vocabulary and inputs are
+    cut to --max-length tokens either way, so memory is measured at the same sequence length."""
     from attempt_dist.backbones import get_spec
     from attempt_dist.errors import UserError
     from attempt_dist.tokenizer import load_tokenizer
 
-    spec = get_spec(model)
-    if not spec.hub_id:
-        return {}
+    if not get_spec(model).hub_id:
+        return []
     try:
         load_tokenizer(model)
-        return {}
+        return []
     except UserError:
-        pass
-    cache = work / "hf-hub-standin"
-    snapshot = cache / f"models--{spec.hub_id.replace('/', '--')}" / "snapshots" / "standin"
-    if not (snapshot / "tokenizer.json").exists():
-        load_tokenizer("t5-tiny").save_pretrained(snapshot)
-        spec.config().save_pretrained(snapshot)  # AutoTokenizer reads config.json first
-        refs = snapshot.parents[1] / "refs"
-        refs.mkdir(parents=True, exist_ok=True)
-        (refs / "main").write_text("standin")
-    return {"HF_HUB_CACHE": str(cache)}
+        return ["--tokenizer", "t5-tiny"]
 
 
 def base_env() -> dict[str, str]:
@@ -310,20 +295,20 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
         run_dir = work / "runs" / cell.name
         library = make_library(library_dir(work, cell.model, plan.prompt_length), cell.model, plan.prompt_length) \
             if cell.method in NEEDS_LIBRARY else None
-        extra = tokenizer_env(cell.model, work)
-        cmd = train_command(cell, plan, run_dir, library)
+        extra = tokenizer_args(cell.model)
+        cmd = train_command(cell, plan, run_dir, library) + extra
         run_dir.mkdir(parents=True, exist_ok=True)
         log(f"[{index}/{len(cells)}] {cell.name}: {shlex.join(cmd)}")
         with open(work / "runs" / f"{cell.name}.log", "w") as out:
             try:
-                code = subprocess.run(cmd, cwd=REPO, env={**env, **extra}, stdout=out, stderr=subprocess.STDOUT,
+                code = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                       timeout=plan.timeout_s).returncode
             except subprocess.TimeoutExpired:
                 code = None
         row = collect_row(cell, run_dir, code)
         if code is None:
             row.update(status="timeout", reason=f"killed after {plan.timeout_s} s")
-        row["tokenizer"] = "stand-in (t5-tiny vocabulary)" if extra else "real"
+        row["tokenizer"] = "t5-tiny test tokenizer" if extra else "real"
         row["log"] = str(work / "runs" / f"{cell.name}.log")
         log(f"    -> {row['status']}, peak allocator {row['peak_allocated_gib']} GiB, "
             f"{_cell_text('examples_per_s', row['examples_per_s'])} examples/s")
@@ -413,9 +398,9 @@ def _standard_notes(rows: list[dict], device: str) -> list[str]:
     if device == "cpu":
         notes.append("On a CPU 'peak allocator GiB' is the peak resident memory of rank 0 (ru_maxrss), "
                      "not a GPU allocator peak; 'device peak' does not exist.")
-    if any(r.get("tokenizer", "").startswith("stand-in") for r in rows):
-        notes.append("The T5 tokenizer was not available offline: runs used the t5-tiny test tokenizer under the "
-                     "backbone's hub id (token ids fit T5's vocabulary; inputs truncated to max_length either way).")
+    if any(r.get("tokenizer", "").startswith("t5-tiny") for r in rows):
+        notes.append("The T5 tokenizer was not available offline: runs used --tokenizer t5-tiny "
+                     "(token ids fit T5's vocabulary; inputs truncated to max_length either way).")
     return notes
 
 
