@@ -211,7 +211,6 @@ class Recipe:
         with progress:
             task = progress.add_task("train", total=self.total_steps, completed=engine.global_steps, loss=float("nan"), rate=0.0)
             while engine.global_steps < self.total_steps:
-                self.sampler.set_epoch(self.sampler.epoch)
                 for items in self.sampler:
                     start = time.perf_counter()
                     batch = self.collator([self.train_features[t][i] for t, i in items])
