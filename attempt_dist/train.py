@@ -23,7 +23,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from .data import MultiTaskSampler, Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
+from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
 from .errors import UserError
 from .evaluate import TaskEvalData, evaluate
 from .methods import param_groups
@@ -118,10 +118,11 @@ class Recipe:
         self.tokenizer = load_tokenizer(tokenizer_source)
         self.collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
         self.train_features, self.eval_data = [], {"dev": [], "test": []}
+        cache = None if cfg.no_data_cache else (Path(cfg.cache_dir) / "features" if cfg.cache_dir else default_cache_dir())
         for task_id, task in enumerate(cfg.tasks):
             splits = load_task_splits(task, cfg.data_dir, seed=cfg.data_seed, max_train=cfg.max_train_examples)
             max_len = cfg.max_length or get_task(task).max_length
-            feats = lambda exs: tokenize_examples(exs, self.tokenizer, task_id, max_len, cfg.max_target_length)  # noqa: E731
+            feats = lambda exs: cached_tokenize(exs, self.tokenizer, task_id, max_len, cfg.max_target_length, cache)  # noqa: E731
             self.train_features.append(feats(splits["train"]))
             for split in ("dev", "test"):
                 examples = splits[split][: cfg.max_eval_examples] if cfg.max_eval_examples else splits[split]

@@ -21,6 +21,8 @@ class TrainConfig:
     method: str = "attempt"
     tasks: list[str] = field(default_factory=lambda: ["rte"])
     data_dir: str | None = None
+    cache_dir: str | None = None
+    no_data_cache: bool = False
     output_dir: str = "runs/default"
     init: str = "auto"
     model_path: str | None = None
@@ -93,6 +95,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "of a random-init t5-3b: its ids fit every T5 vocabulary)")
     g = parser.add_argument_group("data")
     g.add_argument("--data-dir", default=None, help="local data folder (e.g. examples/data); default: the hub")
+    g.add_argument("--cache-dir", default=None, help="tokenised-data cache (default $ATTEMPT_DIST_CACHE or ~/.cache/attempt-dist)")
+    g.add_argument("--no-data-cache", action="store_true", help="tokenise from scratch, write no cache")
     g.add_argument("--max-length", type=int, default=None, help="max input tokens (default: each task's own: 256/348/512)")
     g.add_argument("--max-target-length", type=int, default=d.max_target_length, help="max target/generated tokens (default 128)")
     g.add_argument("--max-train-examples", type=int, default=None, help="cap each task's training set")

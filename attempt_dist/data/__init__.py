@@ -8,11 +8,12 @@
 
 from ..tasks import Example
 from ..tokenizer import load_tokenizer
+from .cache import cached_tokenize, default_cache_dir
 from .features import LABEL_PAD, Seq2SeqCollator, tokenize_examples
 from .loading import load_task_splits
 from .sampler import MultiTaskSampler
 
 __all__ = [
-    "Example", "LABEL_PAD", "MultiTaskSampler", "Seq2SeqCollator", "load_task_splits",
+    "Example", "LABEL_PAD", "cached_tokenize", "default_cache_dir", "MultiTaskSampler", "Seq2SeqCollator", "load_task_splits",
     "load_tokenizer", "tokenize_examples",
 ]
