@@ -143,3 +143,9 @@ def test_plot_after_sweep(tmp_path, fake_env):
     with open(run / "figures/fig4a_params.csv") as handle:
         counted = {(r["model"], r["method"]) for r in csv.DictReader(handle)}
     assert ("t5-small", "prompt") in counted and not any(m == "t5-huge" for m, _ in counted)
+
+
+def test_requeued_retry_resumes_instead_of_overwriting(tmp_path):
+    job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
+    assert job._argv() == ["--model", "m", "--overwrite"]
+    assert job.checkpoint().function._argv() == ["--model", "m", "--resume"]

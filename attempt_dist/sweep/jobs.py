@@ -42,7 +42,11 @@ class _Job(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(type(self)(self.entry, self.argv, self.run_dir, resume=True))
 
     def _argv(self) -> list[str]:
-        return self.argv + (["--resume"] if self.resume else [])
+        if not self.resume:
+            return list(self.argv)
+        # A requeued run continues its own checkpoints: an --overwrite of its first start (a
+        # retried cell) must not wipe them, and the trainer refuses the two flags together.
+        return [a for a in self.argv if a != "--overwrite"] + ["--resume"]
 
     def _run(self) -> int:
         saved = {k: os.environ.get(k) for k in DIST_VARS}
