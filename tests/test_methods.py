@@ -152,3 +152,23 @@ def test_multitask_prompted_model_refuses_missing_task_ids():
     b.pop("task_ids")
     with pytest.raises(ValueError, match="needs task_ids"):
         model(**b)
+
+
+def test_spot_targeted_is_the_similarity_weighted_mean_of_the_top_k():
+    from attempt_dist.methods.spot import targeted_init
+
+    sources = torch.stack([torch.full((2, 3), 1.0), torch.full((2, 3), -1.0),
+                           torch.tensor([[1.0, 0, 0], [0, 0, 0]])])
+    probe = torch.full((2, 3), 2.0)
+    # cosine(probe, s0) = 1, cosine(probe, s1) = -1, cosine(probe, s2) = 1/sqrt(6)
+    c2 = 1 / 6 ** 0.5
+    expected = (1.0 * sources[0] + c2 * sources[2]) / (1.0 + c2)
+    torch.testing.assert_close(targeted_init(sources, probe, top_k=2), expected)
+    torch.testing.assert_close(targeted_init(sources, probe, top_k=1), sources[0])
+
+
+def test_spot_generic_copies_the_named_source():
+    model, _ = wrap("spot", num_tasks=2, source="src1")
+    from tests.model_helpers import source_prompts
+    for task in range(2):
+        torch.testing.assert_close(model.prompt.weight[task].detach(), source_prompts(model.config.d_model)[1])

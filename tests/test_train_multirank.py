@@ -46,11 +46,13 @@ def test_attempt_mt_two_ranks_deepspeed_launcher(tmp_path, config):
     assert (out / "attention" / "test.jsonl").exists()
 
 
-def test_prompt_tuning_two_ranks_torchrun_zero2(tmp_path):
+@pytest.mark.parametrize("launcher, config", [("deepspeed", "zero0"), ("torchrun", "zero2_offload"),
+                                              ("deepspeed", "zero3_offload")])
+def test_prompt_tuning_two_ranks(tmp_path, launcher, config):
     out = tmp_path / "run"
-    launch([*FIXED, "--method", "prompt", "--tasks", "rte", "--ds-config", "zero2_offload",
+    launch([*FIXED, "--method", "prompt", "--tasks", "rte", "--ds-config", config,
             "--max-steps", "5", "--output-dir", str(out)],
-           launcher="torchrun", ranks=2, env={"ATTEMPT_DIST_DUMP_STATE": "1"})
+           launcher=launcher, ranks=2, env={"ATTEMPT_DIST_DUMP_STATE": "1"})
     check_two_ranks(out, "prompt")
 
 
