@@ -247,7 +247,9 @@ class Recipe:
     def finish(self, state: dict, started: float) -> dict:
         steps = self.engine.global_steps  # before loading "best" rewinds the step counter
         if state["best"] is not None:
-            ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=False)
+            # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
+            # partitions, and a module-only load leaves the last step's weights in place.
+            ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
         attention = self.cfg.method == "attempt" and self.cfg.save_attention
         results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
         save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())

@@ -66,3 +66,27 @@ def test_two_ranks_equal_one_rank_with_accumulation(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
     assert result(two)["throughput"]["examples"] == result(one)["throughput"]["examples"] == 4 * 4
+
+
+@pytest.mark.parametrize("launcher, ranks, config", [("python", 1, "zero0"), ("torchrun", 2, "zero2_offload"),
+                                                     ("deepspeed", 2, "zero3_offload")])
+def test_test_set_is_scored_with_the_best_dev_checkpoint(tmp_path, launcher, ranks, config):
+    """Dev scores tie (random weights score 0), so the first evaluation (step 2) stays best:
+    the final weights must be step 2's, not step 4's, read back from DeepSpeed's own files."""
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    out = tmp_path / "run"
+    launch([*FIXED, "--method", "prompt", "--tasks", "rte", "--ds-config", config, "--max-steps", "4",
+            "--eval-every", "2", "--save-every", "2", "--output-dir", str(out)], launcher=launcher, ranks=ranks)
+    rec = result(out)
+    assert rec["steps"] == 4 and rec["best"]["step"] == 2
+    ckpt = out / "checkpoints"
+    if config != "zero0":
+        step = {k: get_fp32_state_dict_from_zero_checkpoint(str(ckpt), tag=t)["prompt.weight"] for k, t in
+                (("best", "step2"), ("final", "step4"))}
+    else:
+        step = {k: torch.load(ckpt / t / "mp_rank_00_model_states.pt", weights_only=False)["module"]["prompt.weight"]
+                for k, t in (("best", "step2"), ("final", "step4"))}
+    final = trainable(out)["prompt.weight"]
+    assert not torch.equal(step["best"], step["final"])
+    torch.testing.assert_close(final, step["best"].float())
