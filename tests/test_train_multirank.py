@@ -90,3 +90,22 @@ def test_test_set_is_scored_with_the_best_dev_checkpoint(tmp_path, launcher, ran
     final = trainable(out)["prompt.weight"]
     assert not torch.equal(step["best"], step["final"])
     torch.testing.assert_close(final, step["best"].float())
+
+
+@pytest.mark.parametrize("config", ["zero2_offload", "zero3_offload"])
+def test_two_rank_kill_and_resume_equals_an_uninterrupted_run(tmp_path, config):
+    common = [*TINY, "--method", "attempt", "--tasks", "rte,cb", "--max-steps", "6", "--save-every", "2",
+              "--ds-config", config]
+    lib = make_library(tmp_path / "lib")
+    common += ["--source-prompts", str(lib)]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    launch([*common, "--output-dir", str(straight)], launcher="torchrun", ranks=2)
+    killed = launch([*common, "--output-dir", str(resumed)], launcher="torchrun", ranks=2,
+                    env={"ATTEMPT_DIST_CRASH_AFTER_STEP": "4"}, check=False)
+    assert killed.returncode != 0 and not (resumed / "result.json").exists()
+    launch([*common, "--output-dir", str(resumed), "--resume"], launcher="torchrun", ranks=2)
+    a, b = trainable(straight), trainable(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert result(resumed)["train_loss"][-2:] == result(straight)["train_loss"][-2:]
