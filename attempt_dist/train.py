@@ -186,14 +186,20 @@ class Recipe:
     def _evaluate_dev(self, state: dict) -> None:
         step = self.engine.global_steps
         result = self._evaluate("dev", with_attention=False)
-        state["history"].append({"step": step, "epoch": self.sampler.epoch, "score": result["score"],
+        epoch = self._epochs_done(step)
+        state["history"].append({"step": step, "epoch": epoch, "score": result["score"],
                                  "metrics": result["metrics"]})
         state["last_eval_step"] = step
         log.info("dev at step %d: %.3f %s", step, result["score"], result["metrics"])
         if result["score"] > state["best_score"]:
             state["best_score"] = result["score"]
-            state["best"] = {"step": step, "epoch": self.sampler.epoch, "dev_score": result["score"]}
+            state["best"] = {"step": step, "epoch": epoch, "dev_score": result["score"]}
             self._save("best", state, latest=False)
+
+    def _epochs_done(self, step: int) -> float:
+        # Epochs completed at an optimizer step (the sampler's own counter only moves once its
+        # generator is exhausted, after the step that ends the epoch).
+        return round(step / self.steps_per_epoch, 4)
 
     def _evaluate(self, split: str, with_attention: bool) -> dict:
         return evaluate(self.engine.module, self.eval_data[split], split=split, tokenizer=self.tokenizer,
@@ -268,7 +274,7 @@ class Recipe:
                 "config": self.cfg.to_dict(),
                 "metrics": {split: res["metrics"] for split, res in results.items()},
                 "score": {split: res["score"] for split, res in results.items()},
-                "best": state["best"] or {"step": steps, "epoch": self.sampler.epoch,
+                "best": state["best"] or {"step": steps, "epoch": self._epochs_done(steps),
                                           "dev_score": results["dev"]["score"]},
                 "history": state["history"],
                 "train_loss": state["losses"],

@@ -146,3 +146,25 @@ def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch,
     assert failure["status"] == "oom" and "zero3_offload" in failure["reason"]
     assert "does not fit" in capsys.readouterr().err
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_epochs_drive_the_schedule_and_dev_is_evaluated_every_epoch(tmp_path):
+    out = tmp_path / "run"
+    args = [a for a in TINY if a not in ("--eval-every", "1000")]
+    launch([*args, "--method", "prompt", "--tasks", "rte", "--max-train-examples", "8", "--batch-size", "4",
+            "--epochs", "3", "--output-dir", str(out)])
+    rec = result(out)
+    assert rec["steps"] == 3 * 2  # 8 examples / batch 4 = 2 steps an epoch
+    assert [h["step"] for h in rec["history"]] == [2, 4, 6]
+    assert [h["epoch"] for h in rec["history"]] == [1.0, 2.0, 3.0]
+
+
+def test_train_command_passes_every_option_through(capsys):
+    from attempt_dist.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--gpu-mem-cap", "--ds-config", "--source-prompts", "--resume", "--gate-lr"):
+        assert option in out
