@@ -33,6 +33,19 @@ _COMMON: dict[str, Any] = {
     "wall_clock_breakdown": False,
 }
 
+# Stage-3 knobs shared by the CPU- and NVMe-offload configs. Concrete numbers, not "auto":
+# zero.Init reads the config before any model exists and cannot resolve "auto".
+_STAGE3_TUNING = {
+    "contiguous_gradients": True,
+    "overlap_comm": False,
+    "reduce_bucket_size": 50000000,
+    "stage3_prefetch_bucket_size": 50000000,
+    "stage3_param_persistence_threshold": 100000,
+    "stage3_max_live_parameters": 1000000000,
+    "stage3_max_reuse_distance": 1000000000,
+    "stage3_gather_16bit_weights_on_model_save": False,
+}
+
 SHIPPED_CONFIGS: dict[str, dict[str, Any]] = {
     "zero0": {
         **_COMMON,
@@ -60,14 +73,7 @@ SHIPPED_CONFIGS: dict[str, dict[str, Any]] = {
             "stage": 3,
             "offload_param": {"device": "cpu", "pin_memory": True},
             "offload_optimizer": {"device": "cpu", "pin_memory": True},
-            "contiguous_gradients": True,
-            "overlap_comm": False,
-            "reduce_bucket_size": 50000000,
-            "stage3_prefetch_bucket_size": 50000000,
-            "stage3_param_persistence_threshold": 100000,
-            "stage3_max_live_parameters": 1000000000,
-            "stage3_max_reuse_distance": 1000000000,
-            "stage3_gather_16bit_weights_on_model_save": False,
+            **_STAGE3_TUNING,
         },
     },
     "zero3_nvme": {
@@ -79,14 +85,7 @@ SHIPPED_CONFIGS: dict[str, dict[str, Any]] = {
                               "buffer_count": 5, "buffer_size": 100000000, "max_in_cpu": 1000000000},
             "offload_optimizer": {"device": "nvme", "nvme_path": AUTO, "pin_memory": True,
                                   "buffer_count": 4},
-            "contiguous_gradients": True,
-            "overlap_comm": False,
-            "reduce_bucket_size": 50000000,
-            "stage3_prefetch_bucket_size": 50000000,
-            "stage3_param_persistence_threshold": 100000,
-            "stage3_max_live_parameters": 1000000000,
-            "stage3_max_reuse_distance": 1000000000,
-            "stage3_gather_16bit_weights_on_model_save": False,
+            **_STAGE3_TUNING,
         },
         "aio": {"block_size": 1048576, "queue_depth": 8, "thread_count": 1,
                 "single_submit": False, "overlap_events": True},
