@@ -56,23 +56,19 @@ def test_only_intended_parameters_train(method):
     assert changed, "no trainable parameter moved"
 
 
-def test_bitfit_adds_zero_biases_that_keep_outputs():
+@pytest.mark.parametrize("method", ["bitfit", "adapter"])
+def test_added_modules_start_as_identity(method):
+    """Zero biases and zero-initialised adapter up-projections keep the frozen model's output."""
     plain = build_backbone("t5-tiny", "random", seed=0).eval()
-    model, _ = wrap("bitfit")
-    b = batch()
-    with torch.no_grad():
-        expected = plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).logits
-        got = model(**b).logits
-    torch.testing.assert_close(got, expected)
-
-
-def test_adapters_start_as_identity_and_sit_in_48_places_on_t5_base_layout():
-    plain = build_backbone("t5-tiny", "random", seed=0).eval()
-    model, _ = wrap("adapter")
+    model, _ = wrap(method)
     b = batch()
     with torch.no_grad():
         expected = plain(input_ids=b["input_ids"], attention_mask=b["attention_mask"], labels=b["labels"]).logits
         torch.testing.assert_close(model(**b).logits, expected)
+
+
+def test_adapters_sit_after_self_attention_and_feed_forward_of_every_block():
+    model, _ = wrap("adapter")
     adapters = [n for n, _ in model.named_modules() if n.endswith(".adapter")]
     layers = model.config.num_layers + model.config.num_decoder_layers
     assert len(adapters) == 2 * layers

@@ -38,8 +38,6 @@ def test_pipeline_leaves_library_prior_results_and_attention(tmp_path):
     rows = [json.loads(line) for line in (target / "attention" / "test.jsonl").read_text().splitlines()]
     assert {r["task"] for r in rows} == {"boolq", "cb"}
     assert all(len(r["weights"]) == 3 and abs(sum(r["weights"]) - 1) < 1e-5 for r in rows)
-    # The target run's gate started from the prior: its trained gate differs from a fresh one
-    # but the run's config names the prior it loaded.
     again = launch(args, script=REPO / "launch" / "pipeline.py")  # everything done: skipped
     assert "pipeline done" in again.stdout and "train" not in again.stdout.replace("pipeline done", "")
 

@@ -65,8 +65,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert result(straight)["train_loss"] == result(resumed)["train_loss"][-4:] or \
-        result(resumed)["train_loss"] == result(straight)["train_loss"]
+    assert result(resumed)["train_loss"] == result(straight)["train_loss"]  # history survives the kill
 
 
 def test_finished_run_is_refused_unless_overwrite(tmp_path):

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import UserError
 from ..results import write_json_atomic
-from .zero_utils import full_copy
+from ..distributed import gathered
 
 # Lester et al. sample initial prompt rows among the most frequent tokens; T5's
 # sentencepiece ids are roughly frequency-ordered, so "the 5,000 first ids".
@@ -31,7 +31,8 @@ def vocab_init(embedding: nn.Embedding, num_prompts: int, length: int, *,
     The rows are read from the embedding as it is now (the pretrained one when the backbone
     was loaded with `from_pretrained`), never from a re-initialised copy.
     """
-    weight = full_copy(embedding.weight)
+    with gathered([embedding.weight]):  # whole under ZeRO-3, where each rank holds a shard
+        weight = embedding.weight.detach().clone()
     high = min(top_ids, weight.shape[0])
     if weight.device.type == "meta":
         return torch.empty(num_prompts, length, weight.shape[1], device="meta", dtype=weight.dtype)
