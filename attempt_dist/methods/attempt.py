@@ -118,7 +118,8 @@ class AttemptPrompt(nn.Module):
         targets = None if self.target is None else self.target[task_ids].float()  # [B, m, d]
         weights = self.attention(embeds, mask, targets)
         num_sources = self.sources.shape[0]
-        mixed = torch.einsum("bt,tmd->bmd", weights[:, :num_sources], self.sources)
+        # Mixed in fp32: DeepSpeed's bf16 casts the source buffer to bf16, the weights are fp32.
+        mixed = torch.einsum("bt,tmd->bmd", weights[:, :num_sources], self.sources.float())
         if targets is None:
             return mixed, weights
         if self.gate is None:  # constant attention keeps P_target with weight 1
