@@ -135,6 +135,31 @@ def build_backbone(
     return model
 
 
+def enable_activation_checkpointing(model: T5ForConditionalGeneration) -> None:
+    """Recompute every T5 block in backward instead of keeping its activations.
+
+    Non-reentrant checkpointing (torch.utils.checkpoint, use_reentrant=False): gradients reach
+    parameters inside a block (adapters, BitFit biases, fine-tuned weights) and the prompts
+    upstream of it even though the frozen block's own inputs need no gradient, and dropout
+    masks are replayed exactly (the RNG state is restored for the recompute). transformers
+    checkpoints T5Block.forward, not __call__: the block's own hooks stay outside, and its
+    submodules, which hold the weights, are called again on recompute, so ZeRO-3 re-gathers them.
+
+    transformers (5.x) also calls `enable_input_require_grads()` here, because T5's main input
+    is input_ids: forward hooks on `shared` and both stacks' `embed_tokens` force every
+    embedding output to require grad, our inputs_embeds included (the wrapper embeds through
+    `get_input_embeddings()`). Only reentrant checkpointing needs that; here it only adds
+    backward work and saved tensors, so the hooks are removed again.
+    """
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if getattr(model, "_require_grads_hook", None) is not None:
+        model.disable_input_require_grads()
+
+
 def freeze(model: torch.nn.Module) -> torch.nn.Module:
     """Stop gradients to every parameter of `model` (the frozen backbone)."""
     for param in model.parameters():

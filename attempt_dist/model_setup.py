@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .backbones import build_backbone, freeze, get_spec
+from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec
 from .errors import UserError
 from .methods import MethodInputs, apply_method, make_config
 from .methods.prompts import load_library, load_prompt
@@ -59,6 +59,8 @@ def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
                 module.p = cfg.dropout
             elif isinstance(getattr(module, "dropout", None), float):
                 module.dropout = cfg.dropout  # T5Attention keeps its rate as a float
+    if cfg.activation_checkpointing:
+        enable_activation_checkpointing(backbone)
     return backbone
 
 

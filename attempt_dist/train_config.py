@@ -30,6 +30,7 @@ class TrainConfig:
     ds_config: str = "zero0"
     nvme_path: str | None = None
     gpu_mem_cap: str | None = None
+    activation_checkpointing: bool = False
     batch_size: int = 32
     eval_batch_size: int | None = None
     grad_accum: int = 1
@@ -137,6 +138,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--ds-config", default=d.ds_config, help="DeepSpeed config: zero0, zero2_offload, zero3_offload, zero3_nvme or a .json path")
     g.add_argument("--nvme-path", default=None, help="folder for zero3_nvme offload")
     g.add_argument("--gpu-mem-cap", default=None, help="per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)")
+    g.add_argument("--activation-checkpointing", action="store_true",
+                   help="recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more compute)")
     g = parser.add_argument_group("output")
     g.add_argument("--output-dir", default=d.output_dir, help="run folder (config, logs, checkpoints, result.json)")
     g.add_argument("--eval-every", type=int, default=None, help="evaluate on dev every N optimizer steps (default: every epoch)")

@@ -22,8 +22,9 @@ def source_prompts(d_model: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(NUM_SOURCES, PROMPT_LENGTH, d_model, generator=torch.Generator().manual_seed(seed))
 
 
-def wrap(method: str, num_tasks: int = 1, seed: int = 0, **options):
-    backbone = tiny_backbone(seed)
+def wrap(method: str, num_tasks: int = 1, seed: int = 0, backbone=None, **options):
+    """`backbone`: a t5-tiny to wrap instead of a fresh eval-mode one from `seed`."""
+    backbone = tiny_backbone(seed) if backbone is None else backbone
     if method in ("prompt", "spot", "attempt"):
         options.setdefault("prompt_length", PROMPT_LENGTH)
     if method == "attempt":
