@@ -275,6 +275,7 @@ def trace_step(build: Callable[[], torch.nn.Module], *, input_length: int, targe
     with attention_kernels(attention), padded_batch_masks():
         for batch_size in TRACED_BATCHES:
             batch = synthetic_batch(batch_size, input_length, target_length, "meta", vocab)
+            batch["use_cache"] = False  # what training does anyway (silences transformers' warning)
             results.append(measure_step(model, batch))
     one, two = results
     if len(one["timeline"]) != len(two["timeline"]):

@@ -1,0 +1,87 @@
+"""`--ds-config auto`: let the planner choose the DeepSpeed layout, checkpointing and micro-batch.
+
+The requested per-rank batch is --batch-size x --grad-accum; the plan splits it into the
+micro-batch x accumulation it recommends. It runs before any weights are loaded, so a run
+that cannot fit stops at once (exit 3) and names the smallest cap that would do.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from typing import Any
+
+from ..errors import UserError
+from .planner import GIB, Candidate, PlanReport, PlanRequest, plan
+
+AUTO = "auto"
+
+
+class DoesNotFit(UserError):
+    """No candidate fits under the cap (the train command exits 3 on it)."""
+
+
+def ds_config_for(candidate: Candidate) -> dict[str, Any]:
+    """The DeepSpeed config of a candidate, from the shipped ones (batch sizes still "auto")."""
+    from ..distributed.config import SHIPPED_CONFIGS
+
+    if candidate.stage == 0:
+        return copy.deepcopy(SHIPPED_CONFIGS["zero0"])
+    base = copy.deepcopy(SHIPPED_CONFIGS["zero2_offload" if candidate.stage == 2 else "zero3_offload"])
+    zero = base["zero_optimization"]
+    if not candidate.offload_optimizer:
+        zero.pop("offload_optimizer", None)
+        base.pop("zero_force_ds_cpu_optimizer", None)
+    if not candidate.offload_param:
+        zero.pop("offload_param", None)
+    return base
+
+
+def host_memory_bytes() -> int | None:
+    """Physical memory of this machine (offload keeps optimizer state and weights there)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def request_from_config(cfg, world_size: int, *, cap_bytes: int | None, device: str) -> PlanRequest:
+    from ..tasks import get_task
+
+    max_length = cfg.max_length or max(get_task(t).max_length for t in cfg.tasks)
+    return PlanRequest(model=cfg.model, method=cfg.method, batch_size=cfg.batch_size * cfg.grad_accum,
+                       max_length=max_length, max_target_length=cfg.max_target_length,
+                       prompt_length=cfg.prompt_length, rank=cfg.rank, num_tasks=len(cfg.tasks),
+                       world_size=world_size, gpu_mem_cap=cap_bytes, host_mem=host_memory_bytes(), device=device)
+
+
+def choose(report: PlanReport, *, require_checkpointing: bool = False) -> Candidate:
+    fitting = [c for c in report.candidates if c.fits and (c.activation_checkpointing or not require_checkpointing)]
+    if not fitting:
+        req = report.request
+        cap = f"{req.gpu_mem_cap / GIB:.1f} GiB" if req.gpu_mem_cap else "no cap"
+        host_bound = [c for c in report.candidates if c.why_not and "host memory" in c.why_not]
+        if host_bound:
+            least = min(host_bound, key=lambda c: c.host_bytes)
+            hint = (f"; offload would fit the GPU but needs {least.host_bytes / GIB:.1f} GiB of host memory "
+                    f"({req.host_mem / GIB:.1f} GiB here)")
+        else:
+            hint = (f"; the smallest cap that fits is {report.smallest_fitting_cap / GIB:.1f} GiB"
+                    if report.smallest_fitting_cap else "")
+        raise DoesNotFit(f"{req.model} {req.method} at batch {req.batch_size} fits under {cap} in no "
+                         f"configuration (ZeRO 0/2/3, offload, activation checkpointing, micro-batch 1..{req.batch_size})"
+                         f"{hint}; see `attempt-dist plan`")
+    return min(fitting, key=lambda c: (c.step_seconds, c.peak_bytes))
+
+
+def resolve(cfg, world_size: int, *, cap_bytes: int | None, device: str):
+    """(the config with micro-batch, accumulation and checkpointing set, the DeepSpeed config
+    dict, the plan summary for the run record)."""
+    report = plan(request_from_config(cfg, world_size, cap_bytes=cap_bytes, device=device))
+    chosen = choose(report, require_checkpointing=cfg.activation_checkpointing)
+    resolved = dataclasses.replace(cfg, batch_size=chosen.micro_batch, grad_accum=chosen.grad_accum,
+                                   activation_checkpointing=chosen.activation_checkpointing)
+    summary = {"request": dataclasses.asdict(report.request), "chosen": chosen.to_dict(),
+               "params": report.params}
+    return resolved, ds_config_for(chosen), summary
