@@ -1,13 +1,20 @@
 """Evaluation by generation: every task scored with its own prompt (task id) and its own metric.
 
-Each task's examples are sharded over ranks; shards are padded to the same length so every
-rank runs the same number of `generate` calls (under ZeRO-3 ranks all-gather parameters
-together: a rank that stopped early would hang the others). Rank 0 collects the predictions,
-drops the padding duplicates by example index and scores them.
+Each task's examples are sorted by input length (longest first, so batches carry little
+padding and an out-of-memory shows on the first batch) and dealt round-robin to the ranks;
+shards are padded to the same length so every rank runs the same number of `generate` calls
+(under ZeRO-3's per-step path ranks all-gather parameters together: a rank that stopped early
+would hang the others). Rank 0 collects the predictions, drops the padding duplicates by
+example index (which also undoes the sorting) and scores them in the examples' own order.
+
+Given the DeepSpeed engine under ZeRO-3, evaluation gathers every parameter once per call and
+generates with the ZeRO-3 hooks removed (distributed.gathered_for_generation) when the whole
+parameters fit; otherwise, and for a plain module or ZeRO 0-2, it generates on the module as is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -18,6 +25,14 @@ from .tasks import get_task, primary_score, score
 
 # Generated tokens for label-word tasks; QA answers may use the whole target budget.
 LABEL_NEW_TOKENS = 16
+# Default per-rank evaluation batch = this x the training micro-batch: generation keeps no
+# activations for backward (training at batch b does, for every layer) and frees each step's
+# activations, so twice the batch stays under what training itself needed.
+EVAL_BATCH_FACTOR = 2
+
+
+def default_eval_batch_size(train_batch_size: int) -> int:
+    return EVAL_BATCH_FACTOR * train_batch_size
 
 
 @dataclass
@@ -32,6 +47,11 @@ def max_new_tokens(task: str, max_target_length: int) -> int:
     return max_target_length if get_task(task).kind == "qa" else min(LABEL_NEW_TOKENS, max_target_length)
 
 
+def length_order(features: list[dict]) -> list[int]:
+    """Example positions, longest input first (ties keep their order)."""
+    return sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+
+
 def _shard(n: int, rank: int, world: int) -> list[int]:
     mine = list(range(rank, n, world))
     per_rank = math.ceil(n / world)
@@ -42,9 +62,11 @@ def _shard(n: int, rank: int, world: int) -> list[int]:
 
 @torch.no_grad()
 def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int, rank: int,
-            world: int, max_target_length: int, synced_gpus: bool, with_attention: bool):
+            world: int, max_target_length: int, synced_gpus: bool, with_attention: bool,
+            sort_by_length: bool = True):
     """(this rank's [(index, prediction, attention weights or None)])."""
-    order = _shard(len(data.features), rank, world)
+    positions = length_order(data.features) if sort_by_length else list(range(len(data.features)))
+    order = [positions[i] for i in _shard(len(positions), rank, world)]
     out = []
     new_tokens = max_new_tokens(data.task, max_target_length)
     device = next(iter(module.parameters())).device
@@ -65,19 +87,32 @@ def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int,
     return out
 
 
-def evaluate(module, tasks: list[TaskEvalData], *, split: str, tokenizer, collator, batch_size: int,
-             info, max_target_length: int, synced_gpus: bool, with_attention: bool = False) -> dict:
+def _is_engine(model) -> bool:
+    return hasattr(model, "optimizer") and isinstance(getattr(model, "module", None), torch.nn.Module)
+
+
+def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collator, batch_size: int,
+             info, max_target_length: int, synced_gpus: bool, with_attention: bool = False,
+             cap_bytes: int | None = None, sort_by_length: bool = True) -> dict:
     """{"metrics": {task: {...}}, "score": mean primary score, "predictions": ..., "attention": ...}.
 
-    The same dict on every rank."""
+    model: the DeepSpeed engine (under ZeRO-3 the parameters are then gathered once for the
+    whole call when they fit under cap_bytes) or a plain module. synced_gpus: what generate
+    needs on the per-step path; inside the gathered block generate runs no collective and
+    gets False. The same dict on every rank."""
+    engine = model if _is_engine(model) else None
+    module = model.module if engine is not None else model
     was_training = module.training
     module.eval()
     local = {}
-    for data in tasks:
-        local[data.task] = predict(module, data, tokenizer=tokenizer, collator=collator,
-                                   batch_size=batch_size, rank=info.rank, world=info.world_size,
-                                   max_target_length=max_target_length, synced_gpus=synced_gpus,
-                                   with_attention=with_attention)
+    whole = dist.gathered_for_generation(engine, cap_bytes) if engine is not None else contextlib.nullcontext(False)
+    with whole as gathered_once:
+        for data in tasks:
+            local[data.task] = predict(module, data, tokenizer=tokenizer, collator=collator,
+                                       batch_size=batch_size, rank=info.rank, world=info.world_size,
+                                       max_target_length=max_target_length,
+                                       synced_gpus=synced_gpus and not gathered_once,
+                                       with_attention=with_attention, sort_by_length=sort_by_length)
     if was_training:
         module.train()
     gathered = dist.all_gather_object(local)

@@ -14,7 +14,9 @@ result.json keys (schema 1):
   params            {"trainable": int, "trainable_per_task": float, "total": int}
   memory            {"peak_allocated_bytes": int, "device_peak_bytes": int | None,
                      "cap_bytes": int | None}
-  throughput        {"train_examples_per_s": float, "steps": int, "examples": int}
+  throughput        {"train_examples_per_s": float, "steps": int, "examples": int,
+                     "eval": {split: {"seconds": float, "calls": int}}}  (eval: this process's
+                     evaluations, dev during training and after it; not carried over --resume)
   wall_time_s       float
   world_size        int
   versions          {package: version}

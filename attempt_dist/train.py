@@ -25,7 +25,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
 from .errors import UserError
-from .evaluate import TaskEvalData, evaluate
+from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import param_groups
 from .model_setup import build_model, init_mode, load_backbone
 from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
@@ -202,10 +202,19 @@ class Recipe:
         return round(step / self.steps_per_epoch, 4)
 
     def _evaluate(self, split: str, with_attention: bool) -> dict:
-        return evaluate(self.engine.module, self.eval_data[split], split=split, tokenizer=self.tokenizer,
-                        collator=self.collator, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
-                        info=self.info, max_target_length=self.cfg.max_target_length,
-                        synced_gpus=self.synced_gpus, with_attention=with_attention)
+        # The engine, not its module: under ZeRO-3 evaluate gathers the weights once per call.
+        start = time.perf_counter()
+        result = evaluate(self.engine, self.eval_data[split], split=split, tokenizer=self.tokenizer,
+                          collator=self.collator,
+                          batch_size=self.cfg.eval_batch_size or default_eval_batch_size(self.cfg.batch_size),
+                          info=self.info, max_target_length=self.cfg.max_target_length,
+                          synced_gpus=self.synced_gpus, with_attention=with_attention,
+                          cap_bytes=self.memory_cap.get("cap_bytes"))
+        # Time spent evaluating in this process (not carried over a --resume), for the run record.
+        spent = self.__dict__.setdefault("eval_time", {}).setdefault(split, {"seconds": 0.0, "calls": 0})
+        spent["seconds"] = round(spent["seconds"] + time.perf_counter() - start, 3)
+        spent["calls"] += 1
+        return result
 
     def train(self) -> dict:
         cfg, engine = self.cfg, self.engine
@@ -285,7 +294,8 @@ class Recipe:
                 "steps": steps,
                 "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
                 "throughput": {"train_examples_per_s": state["examples"] / max(state["train_seconds"], 1e-9),
-                               "steps": steps, "examples": state["examples"]},
+                               "steps": steps, "examples": state["examples"],
+                               "eval": self.__dict__.get("eval_time", {})},
                 "wall_time_s": time.time() - started,
                 "world_size": self.info.world_size,
                 "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},

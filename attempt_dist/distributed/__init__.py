@@ -10,13 +10,15 @@
 
 Split by job: env.py (ranks, process group, collectives), config.py (JSON configs),
 memory.py (size strings, GPU cap, peak memory, OOM detection), engine.py (ZeRO-3 model
-construction, deepspeed.initialize, parameter gathering).
+construction, deepspeed.initialize, parameter gathering, gather-once generation under ZeRO-3).
 """
 
 from .config import SHIPPED_CONFIGS, load_ds_config, shipped_config_names, zero_stage
 from .engine import (
+    EVAL_GATHER_ENV,
     backbone_init_context,
     gathered,
+    gathered_for_generation,
     initialize_engine,
     needs_synced_gpus,
     release_hf_deepspeed_config,
@@ -34,6 +36,7 @@ from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_siz
 
 __all__ = [
     "DistInfo",
+    "EVAL_GATHER_ENV",
     "OOM_HINT",
     "SHIPPED_CONFIGS",
     "add_launcher_args",
@@ -44,6 +47,7 @@ __all__ = [
     "broadcast_object",
     "ensure_distributed_env",
     "gathered",
+    "gathered_for_generation",
     "init_distributed",
     "initialize_engine",
     "is_oom",

@@ -8,16 +8,24 @@ What was checked on the CPU (2 ranks, gloo; tests/test_distributed_multirank.py)
   (get_linear_schedule_with_warmup) built on the client optimizer drives those same dicts.
 - Frozen (requires_grad False) parameters may sit in the model: ZeRO-1/2 leave them alone,
   ZeRO-3 partitions them too; none of them changes.
+- gathered_for_generation: under ZeRO-3, evaluation gathers every parameter once and generates
+  with DeepSpeed's module hooks removed (no all-gather per decoding step); on 2 ranks the
+  predictions equal the per-step path's and ranks that stop at different lengths do not hang
+  (tests/test_eval_zero3.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 from typing import Any, Callable, Iterable, Iterator
 
 from attempt_dist.errors import UserError
 
 from .config import zero_stage
+
+log = logging.getLogger("attempt_dist.distributed")
 
 # transformers keeps only a weakref to the HfDeepSpeedConfig: this keeps it alive so that
 # from_pretrained (and generate's synced_gpus default) see ZeRO-3 for the whole process.
@@ -147,3 +155,95 @@ def gathered(params: Iterable[Any], modifier_rank: int | None = None) -> context
 
         return deepspeed.zero.GatheredParameters(params, modifier_rank=modifier_rank)
     return contextlib.nullcontext()
+
+
+# Test and benchmark hook: "never" keeps the per-decoding-step gathers of ZeRO-3 evaluation
+# (to compare the two paths side by side); anything else, or unset, means "when it fits".
+EVAL_GATHER_ENV = "ATTEMPT_DIST_EVAL_GATHER"
+# Room left beside the whole weights for generation itself (encoder states, the decoder's
+# key/value caches, logits) and allocator fragmentation: a fifth of the cap, at least 2 GiB.
+GATHER_MARGIN_FRACTION = 0.2
+GATHER_MARGIN_MIN_BYTES = 2 << 30
+
+
+def _parameter_offload(engine: Any) -> Any:
+    """The ZeRO-3 object that owns the module hooks, or None when the engine is not ZeRO-3."""
+    optimizer = getattr(engine, "optimizer", None)
+    offload = getattr(optimizer, "parameter_offload", None)
+    if offload is None and hasattr(optimizer, "forward_hooks") and hasattr(optimizer, "module"):
+        offload = optimizer  # a ZeRO-3 engine without an optimizer holds a DeepSpeedZeRoOffload
+    return offload
+
+
+def whole_parameter_bytes(module: Any) -> int:
+    """Bytes of every parameter of `module` held whole (ZeRO-3 shards count at full size)."""
+    return sum(int(getattr(p, "ds_numel", p.numel())) * p.element_size() for p in module.parameters())
+
+
+def generation_gather_fits(module: Any, cap_bytes: int | None) -> bool:
+    """Whether this rank can hold every parameter whole and still generate.
+
+    The rule: on a GPU, whole parameter bytes (sum of ds_numel x element size, in the
+    parameters' own dtype: bf16 on GPU) + what the allocator holds now + a margin (a fifth of
+    the limit, at least 2 GiB) must stay under the limit, which is --gpu-mem-cap or else the
+    device's total memory. On the CPU the partitions already live in host memory and there is
+    no cap to respect: it fits. E.g. under 24 GiB, t5-3b (5.7 GB in bf16) fits and t5-11b
+    (22.6 GB) falls back to per-step gathers.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return True
+    limit = cap_bytes or torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    margin = max(GATHER_MARGIN_MIN_BYTES, int(GATHER_MARGIN_FRACTION * limit))
+    return whole_parameter_bytes(module) + torch.cuda.memory_allocated() + margin <= limit
+
+
+@contextlib.contextmanager
+def gathered_for_generation(engine: Any, cap_bytes: int | None = None) -> Iterator[bool]:
+    """Inside the block, engine.module generates on whole parameters with no ZeRO-3 hooks.
+
+    Yields True when that is so (ZeRO-3, and every rank fits the whole parameters: see
+    generation_gather_fits), False otherwise (ZeRO 0-2, a plain module, too big, or
+    ATTEMPT_DIST_EVAL_GATHER=never): then nothing changed and ZeRO-3 gathers each layer per
+    forward call as before, i.e. once per generated token.
+
+    The established pattern (DeepSpeed's stage3.unwrap_model_for_generation, TRL's
+    unwrap_model_for_generation): one GatheredParameters over all parameters, the parameter
+    offload's forward/backward module hooks removed (and each parameter's record of the
+    submodules using it cleared, or the release at exit refuses to free it), then the hooks
+    re-registered with the module ids they had and everything partitioned again. With the
+    hooks gone generate runs no collective, so ranks may stop at different lengths
+    (generate(synced_gpus=False) inside the block). Read-only: a parameter written inside
+    the block raises at exit (GatheredParameters with modifier_rank=None).
+    """
+    offload = _parameter_offload(engine)
+    if offload is None or os.environ.get(EVAL_GATHER_ENV, "").lower() == "never":
+        yield False
+        return
+    from .env import all_gather_object
+
+    module = offload.module
+    # Every rank must take the same path: the gather is a collective.
+    fits = all(all_gather_object(generation_gather_fits(module, cap_bytes)))
+    if not fits:
+        log.info("evaluation keeps per-step ZeRO-3 gathers: %.2f GiB of whole parameters do not fit under the cap",
+                 whole_parameter_bytes(module) / 2**30)
+        yield False
+        return
+    import deepspeed
+    from deepspeed.runtime.zero.partitioned_param_coordinator import iter_params
+
+    root_id = getattr(module, "ds_id", 0)
+    with deepspeed.zero.GatheredParameters(list(module.parameters())):
+        for param in iter_params(module, recurse=True):
+            param.ds_active_sub_modules.clear()
+        for hook in [*offload.forward_hooks, *offload.backward_hooks]:
+            hook.remove()
+        offload.forward_hooks, offload.backward_hooks = [], []
+        try:
+            yield True
+        finally:
+            # The same ids as at initialize (the traversal order is fixed); this also
+            # invalidates the prefetch trace, which the next training step records again.
+            offload._register_deepspeed_module(module, count=[root_id])
