@@ -57,6 +57,18 @@ def variants(before_tree: Path | None) -> list[dict]:
     return found
 
 
+def revision(tree: Path) -> str | None:
+    """The checkout's commit, with "+dirty" when it has uncommitted changes (None outside git)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=tree,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
 def command(tree: Path, library: Path, run_dir: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", str(port),
             str(tree / "launch" / "train.py"), *RUN_ARGS, "--source-prompts", str(library),
@@ -105,7 +117,10 @@ def medians(rows: list[dict]) -> list[dict]:
 def markdown(report: dict) -> str:
     lines = [f"# {report['title']}", "", f"- date: {report['date']}", f"- machine: {report['machine']['description']}",
              f"- versions: {report['versions']}", f"- command: `{report['command']}`",
-             f"- each run: `{report['run_command']}`", f"- repeats: {report['repeats']} per variant, run in turn", ""]
+             f"- each run: `{report['run_command']}`", f"- repeats: {report['repeats']} per variant, run in turn"]
+    lines += [f"- {v['name']}: code at {v.get('revision')}" + (f", {v['env']}" if v.get("env") else "")
+              for v in report.get("variants", [])]
+    lines.append("")
     head = ["variant", "runs", "whole command s", "run wall s", "train s", "dev eval s (range)", "dev evals",
             "test eval s", "dev eval share of wall", "all eval share of wall"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -182,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/eval_zero3.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "run_command": shlex.join(["python", "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
                                    "launch/train.py", *RUN_ARGS, "--source-prompts", "LIB", "--output-dir", "RUN"]),
-        "variants": [{"name": v["name"], "tree": str(v["tree"]), "env": v["env"]} for v in chosen],
+        "variants": [{"name": v["name"], "tree": str(v["tree"]), "revision": revision(v["tree"]), "env": v["env"]}
+                     for v in chosen],
         "work_dir": str(work), "rows": rows, "medians": medians(rows), "notes": NOTES,
     }
     text = markdown(report)
