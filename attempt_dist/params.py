@@ -16,6 +16,7 @@ from .backbones import build_backbone, get_spec
 from .methods import PROMPT_METHODS, MethodInputs, apply_method, make_config
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
+# Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.
 _COUNTING_SOURCES = 6
 
 
@@ -41,20 +42,33 @@ def method_options(method: str, prompt_length: int, rank: int) -> dict:
     return options
 
 
-def build_on_meta(model: str, method: str, *, prompt_length: int = 100, rank: int = 100,
-                  num_tasks: int = 1, **method_kwargs):
-    """(wrapped model, backbone parameters before wrapping), built on the meta device as for
-    training: no memory, a fraction of a second even for t5-11b."""
+def build_wrapped(model: str, method: str, *, device: str = "meta", prompt_length: int = 100, rank: int = 100,
+                  num_tasks: int = 1, seed: int = 0, **method_kwargs):
+    """(wrapped model, backbone parameters before wrapping), built as for training.
+
+    device "meta": no memory, a fraction of a second even for t5-11b (counting, planning).
+    A real device: random weights and random source prompts, built there directly (memory
+    measurements; a GPU initialises t5-3b in a second, a CPU in a minute).
+    """
     spec = get_spec(model)
     cfg = make_config(method, **method_options(method, prompt_length, rank), **method_kwargs)
-    backbone = build_backbone(model, "meta")
+    if device == "meta":
+        backbone = build_backbone(model, "meta")
+    else:
+        torch.manual_seed(seed)
+        with torch.device(device):
+            backbone = build_backbone(model, "random")
     backbone_total = sum(p.numel() for p in backbone.parameters())
-    inputs = MethodInputs(backbone_name=model, num_tasks=num_tasks)
+    inputs = MethodInputs(backbone_name=model, num_tasks=num_tasks, seed=seed)
     if method in ("attempt", "spot"):
-        with torch.device("meta"):
-            inputs.source_prompts = torch.empty(_COUNTING_SOURCES, prompt_length, spec.d_model)
+        with torch.device(device):
+            inputs.source_prompts = torch.randn(_COUNTING_SOURCES, prompt_length, spec.d_model)
         inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]
     return apply_method(method, backbone, cfg, inputs), backbone_total
+
+
+def build_on_meta(model: str, method: str, **options):
+    return build_wrapped(model, method, device="meta", **options)
 
 
 def count_trainable(model: str, method: str, *, prompt_length: int = 100, rank: int = 100,

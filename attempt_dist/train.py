@@ -27,6 +27,7 @@ from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_ca
 from .errors import UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import param_groups
+from .planning.auto import DoesNotFit
 from .model_setup import build_model, init_mode, load_backbone
 from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
                       package_versions, write_json_atomic)
@@ -99,12 +100,32 @@ class Recipe:
         dist.barrier()
         setup_logging(self.out, self.info.rank)
         self.memory_cap = dist.apply_memory_cap(dist.parse_size(cfg.gpu_mem_cap) if cfg.gpu_mem_cap else None)
-        self.ds_config = dist.load_ds_config(cfg.ds_config, micro_batch_size=cfg.batch_size,
+        ds_source, self.plan = cfg.ds_config, None
+        if cfg.ds_config == "auto":  # the planner picks layout, checkpointing, micro-batch
+            from .planning import auto
+
+            cuda = torch.cuda.is_available()
+            cap = self.memory_cap.get("cap_bytes") or self.memory_cap.get("device_total_bytes")
+            if cap is None and cuda:
+                cap = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+            cfg, ds_source, self.plan = auto.resolve(cfg, self.info.world_size, cap_bytes=cap,
+                                                     device="cuda" if cuda else "cpu")
+            self.cfg = cfg
+            chosen = self.plan["chosen"]
+            log.info("--ds-config auto: %s, activation checkpointing %s, micro-batch %d x %d, predicted peak %.2f GiB",
+                     chosen["layout"], chosen["activation_checkpointing"], chosen["micro_batch"],
+                     chosen["grad_accum"], chosen["peak_bytes"] / 2**30)
+            if self.info.is_main:
+                print(f"--ds-config auto: {chosen['layout']}, activation checkpointing "
+                      f"{'on' if chosen['activation_checkpointing'] else 'off'}, micro-batch {chosen['micro_batch']} "
+                      f"x accumulation {chosen['grad_accum']}, predicted peak {chosen['peak_bytes'] / 2**30:.2f} GiB",
+                      flush=True)
+        self.ds_config = dist.load_ds_config(ds_source, micro_batch_size=cfg.batch_size,
                                              grad_accum=cfg.grad_accum, world_size=self.info.world_size,
                                              nvme_path=cfg.nvme_path)
         if self.info.is_main:
             write_json_atomic(self.out / "config.json", {"train": cfg.to_dict(), "deepspeed": self.ds_config,
-                                                         "world_size": self.info.world_size})
+                                                         "world_size": self.info.world_size, "plan": self.plan})
         torch.manual_seed(cfg.seed)
         self._setup_data()
         self._setup_model()
@@ -194,7 +215,8 @@ class Recipe:
         if result["score"] > state["best_score"]:
             state["best_score"] = result["score"]
             state["best"] = {"step": step, "epoch": epoch, "dev_score": result["score"]}
-            self._save("best", state, latest=False)
+            if not self.cfg.no_checkpoints:
+                self._save("best", state, latest=False)
 
     def _epochs_done(self, step: int) -> float:
         # Epochs completed at an optimizer step (the sampler's own counter only moves once its
@@ -250,7 +272,7 @@ class Recipe:
                                  [round(g["lr"], 6) for g in engine.optimizer.param_groups], rate)
                     if step % eval_every == 0 or step == self.total_steps:
                         self._evaluate_dev(state)
-                    if step % cfg.save_every == 0 or step == self.total_steps:
+                    if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
                         if crash_after and step == crash_after:
                             os._exit(9)
@@ -261,7 +283,7 @@ class Recipe:
     # --- finish -----------------------------------------------------------------------------
     def finish(self, state: dict, started: float) -> dict:
         steps = self.engine.global_steps  # before loading "best" rewinds the step counter
-        if state["best"] is not None:
+        if state["best"] is not None and not self.cfg.no_checkpoints:
             # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
             # partitions, and a module-only load leaves the last step's weights in place.
             ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
@@ -299,6 +321,7 @@ class Recipe:
                 "wall_time_s": time.time() - started,
                 "world_size": self.info.world_size,
                 "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},
+                "plan": self.plan,
                 "versions": package_versions(),
                 "git_revision": git_revision(),
             }
@@ -326,6 +349,9 @@ def run(cfg: TrainConfig) -> int:
         recipe.setup()
         state = recipe.train()
         record = recipe.finish(state, started)
+    except DoesNotFit as err:  # --ds-config auto found no layout under the cap: before any weights loaded
+        _fail(cfg, "oom", str(err))
+        return EXIT_OOM
     except Diverged as err:
         tag = ckpt.latest_tag(cfg.output_dir)
         where = f"the last good checkpoint is {Path(cfg.output_dir) / 'checkpoints' / tag}" if tag else "no checkpoint was saved"

@@ -32,9 +32,11 @@ from .model_states import LAYOUTS, ModelStates, ZeroLayout, model_states
 from .trace import StepTrace, trace_step
 
 GIB = 2**30
-# The CUDA context, cuBLAS/cuDNN handles and NCCL buffers: outside PyTorch's allocator, so
-# outside --gpu-mem-cap. Measured on an H100 with torch 2.11: see benchmarks/README.md.
-CUDA_CONTEXT_BYTES = int(0.55 * GIB)
+# The CUDA context, cuBLAS/cuDNN workspaces, NCCL buffers and the caching allocator's slack: what
+# the device uses beyond the allocator's peak (which --gpu-mem-cap limits). NVML's device-wide
+# use minus max_memory_allocated was 1.5-2.0 GiB for single-rank runs on an H200 with torch 2.11
+# (benchmarks/results/gpu-plan-check.md).
+CUDA_CONTEXT_BYTES = int(1.5 * GIB)
 HEADROOM = 0.05  # of the cap, for the caching allocator's fragmentation and rounding
 
 # Roofline constants of the step-cost estimate (an H100-class GPU on PCIe Gen4/5).
@@ -66,6 +68,9 @@ class PlanRequest:
     """cuda: bf16 with the GPU's attention kernel; cpu: fp32 and the CPU's (this project's CPU path)."""
     context_bytes: int | None = None
     headroom: float = HEADROOM
+    padded_batches: bool = True
+    """Batches hold padding (the usual case, and the larger: T5's position bias is then
+    materialised per example in every layer). False only for data of one length."""
 
     def __post_init__(self) -> None:
         get_spec(self.model)
@@ -192,7 +197,12 @@ def micro_batches(batch_size: int) -> list[int]:
     return [m for m in range(batch_size, 0, -1) if batch_size % m == 0]
 
 
-def trace_for(req: PlanRequest, checkpointing: bool) -> StepTrace:
+def training_dtype(device: str) -> torch.dtype:
+    """bf16 on a GPU (the DeepSpeed configs turn it on with CUDA), fp32 on the CPU path."""
+    return torch.bfloat16 if device == "cuda" else torch.float32
+
+
+def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None = None) -> StepTrace:
     from ..backbones import enable_activation_checkpointing
     from ..params import build_on_meta
 
@@ -200,14 +210,14 @@ def trace_for(req: PlanRequest, checkpointing: bool) -> StepTrace:
         wrapped, _ = build_on_meta(req.model, req.method, prompt_length=req.prompt_length, rank=req.rank,
                                    num_tasks=req.num_tasks)
         # As DeepSpeed does with bf16 on: the whole module, prompts included, in bf16.
-        wrapped = wrapped.to(torch.bfloat16 if req.device == "cuda" else torch.float32)
+        wrapped = wrapped.to(dtype or training_dtype(req.device))
         if checkpointing:
             enable_activation_checkpointing(wrapped.backbone)
         return wrapped
 
     vocab = min(1000, get_spec(req.model).vocab_size)
     return trace_step(build, input_length=req.max_length, target_length=req.max_target_length,
-                      attention=req.device, vocab=vocab)
+                      attention=req.device, vocab=vocab, padded=req.padded_batches)
 
 
 def _params(req: PlanRequest) -> dict[str, int]:
@@ -222,6 +232,19 @@ def _params(req: PlanRequest) -> dict[str, int]:
             "largest_layer": _largest_module(wrapped)}
 
 
+def _evaluation_peak(req: PlanRequest, params: dict, layout: ZeroLayout, states: ModelStates) -> int:
+    """Under ZeRO-3, evaluation gathers every weight whole once per call when that fits
+    (distributed.engine.generation_gather_fits, same rule); generation itself needs little."""
+    from ..distributed.engine import GATHER_MARGIN_FRACTION, GATHER_MARGIN_MIN_BYTES
+
+    if layout.stage != 3 or req.gpu_mem_cap is None:
+        return 0
+    whole = req.weight_bytes * (params["trainable"] + params["frozen"])
+    margin = max(GATHER_MARGIN_MIN_BYTES, int(GATHER_MARGIN_FRACTION * req.gpu_mem_cap))
+    held = states.device - states.gathered_layers
+    return held + whole if held + whole + margin <= req.gpu_mem_cap else 0
+
+
 def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, checkpointing: bool,
                        micro: int, trace: StepTrace) -> Candidate:
     states: ModelStates = model_states(layout, trainable=params["trainable"], frozen=params["frozen"],
@@ -229,6 +252,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
                                        weight_bytes=req.weight_bytes)
     saved = trace.saved_bytes(micro)
     peak_activations = trace.peak_bytes(micro)
+    train_peak = states.device + peak_activations
     components = {
         "frozen_weights": states.frozen_weights,
         "trainable_weights": states.trainable_weights,
@@ -237,6 +261,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
         "gathered_layers": states.gathered_layers,
         "saved_activations": saved,
         "transient_buffers": max(0, peak_activations - saved),
+        "evaluation_gather": max(0, _evaluation_peak(req, params, layout, states) - train_peak),
         "cuda_context": req.context,
     }
     peak = sum(components.values())

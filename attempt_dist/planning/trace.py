@@ -15,11 +15,10 @@ under a second even for t5-11b), and three instruments count what a real run wou
   transient buffers on top of the saved activations (gradient temporaries, the recompute of a
   checkpointed block, the loss's logits).
 
-The same instruments run on real CPU tensors in benchmarks/plan_accuracy.py, which is how the
-meta trace is checked against measurement. Kernels that exist only on CUDA are emulated here
-(see `_cuda_attention`): on a GPU, PyTorch's SDPA runs T5's biased attention with the
-memory-efficient kernel, which keeps the bias, the output and a log-sum-exp for backward
-instead of the softmax probabilities and dropout mask of the math path the CPU takes.
+The same instruments run on real tensors in benchmarks/plan_accuracy.py (CPU, and GPU when one
+is lent), which is how the meta trace is checked against measurement. Two kernels save other
+tensors on a GPU than on the CPU (attention and dropout); they are replayed for "cuda" plans,
+see `attention_kernels`.
 
 Every tensor's size is affine in the micro-batch (either proportional to it or independent of
 it), so two traces (micro-batches 2 and 3) give the exact timeline for any batch: see `StepTrace.at`.
@@ -152,35 +151,60 @@ class StepTrace:
         return max(self._affine(pair, batch) for pair in zip(*self.timelines))
 
 
-# --- attention on a GPU -----------------------------------------------------------------------------
-_MEM_EFF_ALIGNMENT = 16  # the efficient kernel wants the bias's last dim padded to a multiple of 16
+# --- kernels that exist only on a GPU -------------------------------------------------------------------
+# Checked on an H200 with torch 2.11 (benchmarks/results/gpu-h200-2026-11-26/diag.txt): for T5's
+# attention with its additive position bias, SDPA runs cuDNN attention, which keeps q, k, v, the
+# bias as given, the output and a [B, H, L, 1] fp32 softmax statistic for backward (the CPU's
+# math path keeps the softmax probabilities instead); and dropout keeps a bool mask (one byte an
+# element, where the CPU keeps a mask in the activations' dtype). On the meta device these two
+# are replayed by the autograd functions below, which save exactly those tensors.
+
+
+class _CudnnAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, query, key, value, bias):
+        batch, heads, length, _ = query.shape
+        out = query.new_empty(batch, heads, length, value.shape[-1])
+        stats = torch.empty(batch, heads, length, 1, dtype=torch.float32, device=query.device)
+        ctx.save_for_backward(query, key, value, bias, out, stats)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        query, key, value, bias, _, _ = ctx.saved_tensors
+        grad_bias = torch.empty_like(bias) if bias is not None and ctx.needs_input_grad[3] else None
+        return torch.empty_like(query), torch.empty_like(key), torch.empty_like(value), grad_bias
+
+
+class _CudaDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, tensor):
+        ctx.save_for_backward(torch.empty(tensor.shape, dtype=torch.bool, device=tensor.device))
+        return torch.empty_like(tensor)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.empty_like(grad)
 
 
 def _cuda_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                     enable_gqa=False):
-    """What `scaled_dot_product_attention` runs on a CUDA GPU for T5: the memory-efficient
-    kernel (flash attention takes no arbitrary bias). Called with meta tensors, its meta kernel
-    and autograd formula record exactly what the CUDA op saves."""
     bias = attn_mask
-    if bias is not None:
-        if bias.dtype == torch.bool:
-            bias = torch.zeros(bias.shape, dtype=query.dtype, device=query.device).masked_fill(~bias, float("-inf"))
-        last = bias.shape[-1]
-        if last % _MEM_EFF_ALIGNMENT:
-            pad = _MEM_EFF_ALIGNMENT - last % _MEM_EFF_ALIGNMENT
-            bias = torch.nn.functional.pad(bias, (0, pad))[..., :last]
-        bias = bias.expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
-    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (query, key, value, bias))
-    out, *_ = torch.ops.aten._scaled_dot_product_efficient_attention(
-        query, key, value, bias, needs_grad, dropout_p, is_causal, scale=scale)
-    return out
+    if bias is not None and bias.dtype == torch.bool:
+        bias = torch.zeros(bias.shape, dtype=query.dtype, device=query.device).masked_fill(~bias, float("-inf"))
+    return _CudnnAttention.apply(query, key, value, bias)
+
+
+def _cuda_dropout(input, p=0.5, training=True, inplace=False):
+    return _CudaDropout.apply(input) if training and p > 0 else input
 
 
 @contextlib.contextmanager
 def attention_kernels(device: str) -> Iterator[None]:
-    """Run attention as it would run on `device` ("cuda" or "cpu")."""
+    """Run attention and dropout as they would run on `device` ("cuda" or "cpu")."""
     if device == "cuda":
-        with mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", _cuda_attention):
+        with mock.patch.object(torch.nn.functional, "scaled_dot_product_attention", _cuda_attention), \
+                mock.patch.object(torch.nn.functional, "dropout", _cuda_dropout):
             yield
     elif device == "cpu":
         yield
@@ -189,13 +213,14 @@ def attention_kernels(device: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def padded_batch_masks() -> Iterator[None]:
-    """Plan for batches with padding (the usual case and the larger one): transformers skips the
-    attention mask when a batch has none, which it decides by reading the mask's values; meta
-    tensors have none to read."""
+def padded_batch_masks(padded: bool = True) -> Iterator[None]:
+    """Plan for batches with padding (the usual case and the larger one: the position bias is
+    then materialised per example in every layer) or without. transformers skips the attention
+    mask when a batch has no padding, which it decides by reading the mask's values; meta
+    tensors have none to read, so the answer is given here."""
     import transformers.masking_utils as masking
 
-    with mock.patch.object(masking, "_ignore_bidirectional_mask_sdpa", lambda *a, **k: False), \
+    with mock.patch.object(masking, "_ignore_bidirectional_mask_sdpa", lambda *a, **k: not padded), \
             mock.patch.object(masking, "_ignore_causal_mask_sdpa", lambda *a, **k: False):
         yield
 
@@ -265,14 +290,14 @@ def measure_step(model: torch.nn.Module, batch: dict, *, drop_param_grads: bool 
 
 
 def trace_step(build: Callable[[], torch.nn.Module], *, input_length: int, target_length: int,
-               attention: str = "cuda", vocab: int = 1000) -> StepTrace:
+               attention: str = "cuda", vocab: int = 1000, padded: bool = True) -> StepTrace:
     """Meta-device traces of the model that `build()` returns (already in its training dtype,
     with or without checkpointing) at two micro-batches, 2 and 3 (at 1 some broadcasts become
     no-op views and the op sequence differs slightly; sizes stay affine either way)."""
     model = build()
     model.train()
     results = []
-    with attention_kernels(attention), padded_batch_masks():
+    with attention_kernels(attention), padded_batch_masks(padded):
         for batch_size in TRACED_BATCHES:
             batch = synthetic_batch(batch_size, input_length, target_length, "meta", vocab)
             batch["use_cache"] = False  # what training does anyway (silences transformers' warning)

@@ -1,0 +1,154 @@
+"""The planner's predictions beside GPU measurements recorded earlier (no GPU needed to run).
+
+    python benchmarks/gpu_plan_check.py --results benchmarks/results/gpu-h200-2026-11-26 --out benchmarks/results
+
+A lent GPU's time is short, so its runs record measurements only (plan_accuracy.py --device
+cuda, memory_scaling.py); this script re-predicts each measured case with the current planner,
+at the shapes the GPU really ran: the activation cases at their synthetic batch, the training
+runs at the token lengths of the data they trained on (the shipped example data is short, so
+those runs are far below the task's max length). Writes <name>.json and <name>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GIB = 2**30
+SHIPPED_LAYOUTS = {"zero0": (0, False, False), "zero2_offload": (2, True, False), "zero3_offload": (3, True, True)}
+
+
+def _err(predicted, measured):
+    return None if not measured else round(100.0 * (predicted - measured) / measured, 2)
+
+
+def activation_rows(report: dict) -> list[dict]:
+    import torch
+
+    from attempt_dist.planning.planner import PlanRequest, trace_for
+
+    rows = []
+    for m in report["activations"]:
+        req = PlanRequest(m["model"], m["method"], batch_size=m["batch"], max_length=m["input_length"],
+                          max_target_length=m["target_length"], device="cuda", gpu_mem_cap=None)
+        trace = trace_for(req, m["checkpointing"], dtype=getattr(torch, {"bf16": "bfloat16", "fp32": "float32"}[m["dtype"]]))
+        saved, peak = trace.saved_bytes(m["batch"]), trace.peak_bytes(m["batch"])
+        rows.append({**{k: m[k] for k in ("model", "method", "dtype", "checkpointing", "batch", "input_length", "target_length")},
+                     "saved_measured": m["saved_measured"], "saved_predicted": saved,
+                     "saved_error_pct": _err(saved, m["saved_measured"]),
+                     "allocator_measured": m["allocator_peak_measured"], "peak_predicted": peak,
+                     "allocator_error_pct": _err(peak, m["allocator_peak_measured"])})
+    return rows
+
+
+def data_lengths(task: str, data_dir: str, tokenizer: str, max_length: int, max_target_length: int) -> dict:
+    from attempt_dist.data import cached_tokenize, load_task_splits, load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    feats = cached_tokenize(load_task_splits(task, str(REPO / data_dir), seed=42)["train"], tok, 0, max_length,
+                            max_target_length, None)
+    inputs = {len(f["input_ids"]) for f in feats}
+    return {"input": max(inputs), "target": max(len(f["labels"]) for f in feats), "padded": len(inputs) > 1}
+
+
+def run_rows(report: dict) -> list[dict]:
+    from attempt_dist.distributed.memory import parse_size
+    from attempt_dist.planning.model_states import ZeroLayout
+    from attempt_dist.planning.planner import PlanRequest, _params, evaluate_candidate, trace_for
+
+    plan = report["plan"]
+    rows = []
+    for r in report["rows"]:
+        if r.get("status") != "completed":
+            rows.append({"cell": r["cell"], "status": r.get("status"), "reason": r.get("reason")})
+            continue
+        tokenizer = "t5-tiny" if str(r.get("tokenizer", "")).startswith("t5-tiny") else r["model"]
+        lengths = data_lengths(plan["task"], plan["data_dir"], tokenizer, plan["max_length"], plan["max_target_length"])
+        layout_name = r.get("planned_layout")
+        if layout_name:
+            stage = int(layout_name[4])
+            layout = ZeroLayout(stage, "opt" in layout_name, "param" in layout_name)
+        else:
+            layout = ZeroLayout(*SHIPPED_LAYOUTS[r["ds_config"]])
+        micro, accum = r["micro_batch"], r["grad_accum"]
+        req = PlanRequest(r["model"], r["method"], batch_size=micro * accum, max_length=lengths["input"],
+                          max_target_length=lengths["target"], prompt_length=plan["prompt_length"],
+                          device="cuda", gpu_mem_cap=parse_size(plan["cap"]) if plan.get("cap") else None,
+                          padded_batches=lengths["padded"])
+        cand = evaluate_candidate(req, _params(req), layout, bool(r["checkpointing"]), micro,
+                                  trace_for(req, bool(r["checkpointing"])))
+        allocator = cand.peak_bytes - cand.components["cuda_context"]
+        measured = r["peak_allocated_gib"] * GIB
+        rows.append({"cell": r["cell"], "status": "completed", "layout": layout.name, "checkpointing": r["checkpointing"],
+                     "micro_batch": micro, "grad_accum": accum, "input_tokens": lengths["input"],
+                     "prompt_tokens": plan["prompt_length"] if req.prompted else 0, "target_tokens": lengths["target"],
+                     "allocator_measured_gib": r["peak_allocated_gib"], "allocator_predicted_gib": round(allocator / GIB, 3),
+                     "allocator_error_pct": _err(allocator, measured),
+                     "device_measured_gib": r["device_peak_gib"], "device_predicted_gib": round(cand.peak_bytes / GIB, 3),
+                     "device_error_pct": _err(cand.peak_bytes, (r["device_peak_gib"] or 0) * GIB),
+                     "examples_per_s": r["examples_per_s"],
+                     "predicted_components_gib": {k: round(v / GIB, 3) for k, v in cand.components.items()}})
+    return rows
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:+.1f}%"
+
+
+def markdown(out: dict) -> str:
+    lines = [f"# Planner vs GPU measurements ({out['device']})", "",
+             f"- measurements: {', '.join(out['sources'])}", f"- command: `{out['command']}`", "",
+             "## Activations of one step (bf16, real CUDA kernels vs the planner's meta-device replay)", "",
+             "| model | method | ckpt | batch | tokens in+prompt/target | saved MiB measured | predicted | error | allocator peak MiB | predicted | error |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    mib = lambda v: "-" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
+    for r in out["activations"]:
+        lines.append(f"| {r['model']} | {r['method']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} | "
+                     f"{r['input_length']}+100/{r['target_length']} | {mib(r['saved_measured'])} | {mib(r['saved_predicted'])} | "
+                     f"{_pct(r['saved_error_pct'])} | {mib(r['allocator_measured'])} | {mib(r['peak_predicted'])} | "
+                     f"{_pct(r['allocator_error_pct'])} |")
+    lines += ["", "## Whole training runs under a 24 GiB cap (launch/train.py, 4 steps)", "",
+              "| cell | layout | ckpt | micro x acc | tokens in+prompt/target | allocator GiB measured | predicted | error | device GiB measured | predicted | error | examples/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in out["runs"]:
+        if r["status"] != "completed":
+            lines.append(f"| {r['cell']} | {r['status']}: {r.get('reason') or ''} |  |  |  |  |  |  |  |  |  |  |")
+            continue
+        lines.append(f"| {r['cell']} | {r['layout']} | {'on' if r['checkpointing'] else 'off'} | {r['micro_batch']} x {r['grad_accum']} | "
+                     f"{r['input_tokens']}+{r['prompt_tokens']}/{r['target_tokens']} | {r['allocator_measured_gib']:.2f} | "
+                     f"{r['allocator_predicted_gib']:.2f} | {_pct(r['allocator_error_pct'])} | {r['device_measured_gib']:.2f} | "
+                     f"{r['device_predicted_gib']:.2f} | {_pct(r['device_error_pct'])} | {r['examples_per_s']:.2f} |")
+    lines += ["", "Allocator = torch.cuda.max_memory_allocated over the whole process (setup, 4 steps, final evaluation); "
+              "device = NVML's device-wide use (adds the CUDA context), sampled. The planner predicts the allocator peak "
+              "as weights + optimizer state + the traced step, and the device peak as that + its CUDA-context constant."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results", required=True, help="folder with a GPU run's plan-accuracy-gpu.json and memory-scaling*.json")
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--name", default="gpu-plan-check")
+    args = parser.parse_args(argv)
+    folder = Path(args.results)
+    accuracy = json.loads((folder / "plan-accuracy-gpu.json").read_text())
+    scaling = [json.loads(p.read_text()) for p in sorted(folder.glob("memory-scaling*.json"))]
+    out = {"device": accuracy["device_name"], "sources": [str(folder / "plan-accuracy-gpu.json")] + [
+        str(p) for p in sorted(folder.glob("memory-scaling*.json"))],
+        "command": "python benchmarks/gpu_plan_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "activations": activation_rows(accuracy), "runs": [row for rep in scaling for row in run_rows(rep)]}
+    target = Path(args.out)
+    (target / f"{args.name}.json").write_text(json.dumps(out, indent=1) + "\n")
+    (target / f"{args.name}.md").write_text(markdown(out))
+    print(markdown(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
