@@ -17,7 +17,8 @@ from attempt_dist.errors import UserError
 
 MIN_CAP_BYTES = 1 << 30  # below 1 GiB the CUDA context alone does not fit: surely a typo
 
-OOM_HINT = "does not fit under the cap; try ds_configs/zero3_offload.json or a smaller --batch-size"
+OOM_HINT = ("does not fit under the cap; see `attempt-dist plan` and use --ds-config auto, or try "
+            "ds_configs/zero3_offload.json, --activation-checkpointing or a smaller --batch-size")
 
 _UNITS = {
     "": 1, "b": 1,
