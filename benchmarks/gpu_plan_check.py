@@ -50,8 +50,14 @@ def activation_rows(report: dict) -> list[dict]:
 def data_lengths(task: str, data_dir: str, tokenizer: str, max_length: int, max_target_length: int) -> dict:
     from attempt_dist.data import cached_tokenize, load_task_splits, load_tokenizer
 
+    # A report's plan["data_dir"] is the folder its cells trained on: relative to the repo (the
+    # shipped examples/data) or absolute (memory_scaling.py's lengthened copy under its work dir).
+    folder = Path(data_dir) if Path(data_dir).is_absolute() else REPO / data_dir
+    if not folder.is_dir():
+        raise SystemExit(f"error: {folder} (the report's plan data_dir) does not exist here; copy that run's "
+                         "data folder to this path, or rewrite it with memory_scaling.write_benchmark_data")
     tok = load_tokenizer(tokenizer)
-    feats = cached_tokenize(load_task_splits(task, str(REPO / data_dir), seed=42)["train"], tok, 0, max_length,
+    feats = cached_tokenize(load_task_splits(task, str(folder), seed=42)["train"], tok, 0, max_length,
                             max_target_length, None)
     inputs = {len(f["input_ids"]) for f in feats}
     return {"input": max(inputs), "target": max(len(f["labels"]) for f in feats), "padded": len(inputs) > 1}

@@ -11,6 +11,11 @@ download), so a cell that runs out of memory ends in failure.json (status "oom",
 next cell still runs. Rows are collected from each run's result.json / failure.json into
 `<out>/<name>-<device>.json` and `.md`. Throughput comes from a handful of steps, so it includes
 the first steps' warm-up: compare cells of one file, not across files with other step counts.
+
+Data: the shipped example passages are a sentence each (25 tokens), far below the task's
+--max-length. Unless --data-dir is given, the example data is first copied to <work>/data with
+each passage repeated past max_length (see `lengthen_rows`), so every training input is exactly
+--max-length tokens and targets keep their real length; the report's plan names the folder.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import datetime as _dt
 import fnmatch
 import json
+import math
 import os
 import platform
 import re
@@ -74,7 +80,9 @@ class Plan:
     steps: int = 5
     cap: str | None = "24GiB"
     task: str = "boolq"
-    data_dir: str = "examples/data"
+    data_dir: str = "WORK/data"  # the folder the cells train on (relative to the repo, or absolute)
+    data_source: str = "examples/data"  # where data_dir's rows come from
+    lengthened: bool = True  # data_dir = data_source with inputs lengthened past max_length (lengthen_rows)
     max_length: int = 216
     max_target_length: int = 8  # boolq targets are one word; keeps the final evaluation cheap
     max_eval_examples: int = 2
@@ -135,6 +143,114 @@ def train_command(cell: Cell, plan: Plan, run_dir: Path, library: Path | None,
     if library is not None:
         args += ["--source-prompts", str(library)]
     return launcher + args
+
+
+# --- benchmark data -------------------------------------------------------------------------------
+def lengthen_rows(rows: list[dict], field: str, min_words: int) -> list[dict]:
+    """Copies of `rows` whose `field` is its own text repeated until it has more than
+    `min_words` whitespace words.
+
+    Why: memory depends on the sequence length, and the shipped example passages are a sentence
+    each (every boolq input is 25 t5-tiny tokens), so runs on them were measured at 25 input
+    tokens, not at the task's --max-length. Every whitespace word is at least one token, for
+    T5's SentencePiece and for the t5-tiny test tokenizer alike (both start each word with a
+    '▁' piece), so a field of more than max_length words makes the input longer than max_length
+    whatever the tokenizer, and truncation cuts every example to exactly max_length tokens.
+    Repeating the row's own text keeps the tokens in the vocabulary (no runs of <unk>) and the
+    labels, so targets keep their real length.
+    """
+    out = []
+    for row in rows:
+        text = str(row[field])
+        words = len(text.split())
+        if words == 0:
+            raise ValueError(f"cannot lengthen an empty {field!r}")
+        out.append({**row, field: " ".join([text] * math.ceil((min_words + 1) / words))})
+    return out
+
+
+def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -> Path:
+    """<dest>/<task>/<split>.jsonl for each hub split of the task (the layout data/files.py
+    reads): the rows of `source` (the example data) with the task's longest text field
+    lengthened past max_length words. Returns dest, the --data-dir of the cells."""
+    from attempt_dist.data.loading import load_rows
+    from attempt_dist.tasks import get_task
+
+    spec = get_task(task)
+    if spec.mrqa_subset is not None or not spec.text_fields:
+        raise SystemExit(f"error: cannot lengthen task {task}'s inputs (no plain text field); "
+                         "pass --data-dir with data whose inputs reach --max-length")
+    folder = dest / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in dict.fromkeys(spec.hub_splits.values()):
+        rows = list(load_rows(spec, split, source).rows)
+        field = max(spec.text_fields, key=lambda f: sum(len(str(r.get(f, ""))) for r in rows))
+        path = folder / f"{split}.jsonl"
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for row in lengthen_rows(rows, field, max_length):
+                handle.write(json.dumps(row, default=str) + "\n")
+        os.replace(tmp, path)
+    return dest
+
+
+def data_lengths(task: str, data_dir: str | Path, tokenizer: str, max_length: int, max_target_length: int) -> dict:
+    """Token lengths of the training split as the runs see it: {"examples", "input_min",
+    "input_max", "target_max", "targets_cut"} (targets_cut: targets truncated by max_target_length)."""
+    from attempt_dist.data import cached_tokenize, load_task_splits, load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    train = load_task_splits(task, str(_repo_path(data_dir)), seed=42)["train"]
+    feats = cached_tokenize(train, tok, 0, max_length, max_target_length, None)
+    full = cached_tokenize(train, tok, 0, max_length, 10**6, None)
+    inputs = [len(f["input_ids"]) for f in feats]
+    return {"examples": len(feats), "input_min": min(inputs), "input_max": max(inputs),
+            "target_max": max(len(f["labels"]) for f in feats),
+            "targets_cut": sum(len(a["labels"]) != len(b["labels"]) for a, b in zip(feats, full))}
+
+
+def _repo_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else REPO / path
+
+
+def cell_tokenizer(model: str) -> str:
+    """The tokenizer a cell of this backbone runs with (see tokenizer_args)."""
+    return "t5-tiny" if tokenizer_args(model) else model
+
+
+def prepare_data(plan: Plan, models: list[str]) -> tuple[Plan, dict]:
+    """Writes the lengthened data (plan.lengthened) and measures the training inputs with each
+    tokenizer the cells use. Lengthened data must give exactly max_length input tokens and
+    uncut targets, else SystemExit: the benchmark would measure the wrong shapes."""
+    if plan.lengthened:
+        write_benchmark_data(_repo_path(plan.data_source), _repo_path(plan.data_dir), plan.task, plan.max_length)
+    lengths = {}
+    for tokenizer in dict.fromkeys(cell_tokenizer(m) for m in models):
+        got = data_lengths(plan.task, plan.data_dir, tokenizer, plan.max_length, plan.max_target_length)
+        if plan.lengthened and (got["input_min"] != plan.max_length or got["input_max"] != plan.max_length
+                                or got["targets_cut"]):
+            raise SystemExit(f"error: lengthened data in {plan.data_dir} gives {tokenizer} inputs of "
+                             f"{got['input_min']}..{got['input_max']} tokens ({got['targets_cut']} targets cut), "
+                             f"not exactly {plan.max_length}")
+        lengths[tokenizer] = got
+    return plan, {"dir": plan.data_dir, "source": plan.data_source, "lengthened": plan.lengthened,
+                  "train_lengths": lengths}
+
+
+def data_note(data: dict, plan: Plan) -> str:
+    parts = [f"{tok}: {d['examples']} training inputs of "
+             + (f"{d['input_min']}" if d["input_min"] == d["input_max"] else f"{d['input_min']}..{d['input_max']}")
+             + f" tokens, targets up to {d['target_max']}"
+             + (f" ({d['targets_cut']} cut at {plan.max_target_length})" if d["targets_cut"] else "")
+             for tok, d in data["train_lengths"].items()]
+    if data["lengthened"]:
+        head = (f"Data: {data['dir']}, written from {data['source']}/{plan.task} with each passage repeated past "
+                f"max_length={plan.max_length} words, so truncation makes every input exactly {plan.max_length} "
+                f"tokens; targets at their real length")
+    else:
+        head = f"Data: {data['dir']} as given by --data-dir (not lengthened)"
+    return head + " (" + "; ".join(parts) + ")."
 
 
 # --- environment for the runs ---------------------------------------------------------------------
@@ -213,7 +329,7 @@ def collect_row(cell: Cell, run_dir: Path, exit_code: int | None = None) -> dict
         chosen = (record.get("plan") or {}).get("chosen")
         config = record.get("config", {})
         row.update(micro_batch=config.get("batch_size"), grad_accum=config.get("grad_accum"),
-                   checkpointing=config.get("activation_checkpointing"))
+                   checkpointing=config.get("activation_checkpointing", cell.checkpointing))
         if chosen:  # --ds-config auto: what the planner predicted for the layout it chose
             row.update(planned_layout=chosen["layout"], predicted_peak_gib=_gib(chosen["peak_bytes"]),
                        predicted_allocator_gib=_gib(chosen["peak_bytes"] - chosen["components"]["cuda_context"]),
@@ -259,7 +375,9 @@ def markdown(report: dict) -> str:
              f"- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()),
              f"- command: `{report['command']}`",
              f"- per cell: {report['plan']['steps']} steps, task {report['plan']['task']}, "
-             f"max_length {report['plan']['max_length']}, cap {report['plan']['cap'] or 'none'}, random init",
+             f"max_length {report['plan']['max_length']}, cap {report['plan']['cap'] or 'none'}, random init"
+             + (f", data {report['plan']['data_dir']}" if report['plan'].get('data_dir') else "")
+             + (" (inputs lengthened to max_length)" if report['plan'].get('lengthened') else ""),
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(report["rows"])]
     if report.get("notes"):
@@ -369,7 +487,9 @@ def build_parser(prog: str | None = None, description: str | None = None) -> arg
     parser.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per cell (default {d.steps})")
     parser.add_argument("--cap", default=d.cap, help=f"--gpu-mem-cap of every cell, or 'none' (default {d.cap})")
     parser.add_argument("--task", default=d.task, help=f"training task (default {d.task})")
-    parser.add_argument("--data-dir", default=d.data_dir, help=f"data folder (default {d.data_dir})")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"data folder, used as is (default: {d.data_source} with inputs lengthened to "
+                             "--max-length, written to <work-dir>/data)")
     parser.add_argument("--max-length", type=int, default=d.max_length, help=f"input tokens (default {d.max_length})")
     parser.add_argument("--prompt-length", type=int, default=d.prompt_length, help=f"prompt rows m (default {d.prompt_length})")
     parser.add_argument("--timeout", type=int, default=d.timeout_s, help=f"seconds before a cell is killed (default {d.timeout_s})")
@@ -382,9 +502,13 @@ def build_parser(prog: str | None = None, description: str | None = None) -> arg
     return parser
 
 
-def plan_from_args(args) -> Plan:
+def plan_from_args(args, work: Path | None = None) -> Plan:
+    """work: the work dir, for the lengthened data's folder (None: the placeholder WORK/data)."""
+    given = args.data_dir is not None
+    data_dir = args.data_dir if given else str((work or Path("WORK")) / "data")
     return Plan(steps=args.steps, cap=None if str(args.cap).lower() == "none" else args.cap, task=args.task,
-                data_dir=args.data_dir, max_length=args.max_length, prompt_length=args.prompt_length,
+                data_dir=data_dir, data_source=data_dir if given else Plan.data_source, lengthened=not given,
+                max_length=args.max_length, prompt_length=args.prompt_length,
                 timeout_s=args.timeout, deadline_s=args.deadline)
 
 
@@ -395,11 +519,11 @@ def _csv(text: str | None) -> list[str] | None:
 def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, stem: str | None = None,
          parser: argparse.ArgumentParser | None = None, notes: list[str] | None = None) -> int:
     args = (parser or build_parser()).parse_args(argv)
-    plan = plan_from_args(args)
+    work = Path(args.work_dir) if args.work_dir else None
+    plan = plan_from_args(args, work)
     chosen = select_cells(list(cells), _csv(args.cells), _csv(args.models))
     if args.ranks:
         chosen = list(dict.fromkeys(replace(c, ranks=args.ranks) for c in chosen))
-    work = Path(args.work_dir) if args.work_dir else None
     if args.dry_run:
         where = work or Path("WORK")
         for cell in chosen:
@@ -408,18 +532,22 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
         return 0
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")  # the tokenizer check below must not wait on the network
-    work = work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))
+    work = (work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    if plan.lengthened:
+        plan = replace(plan, data_dir=str(work / "data"))
+    plan, data = prepare_data(plan, list(dict.fromkeys(c.model for c in chosen)))
+    print(data_note(data, plan))
     started = _dt.datetime.now(_dt.timezone.utc)
-    rows = run_cells(chosen, plan, work.resolve())
+    rows = run_cells(chosen, plan, work)
     device = device_name()
     report = {
         "name": args.name, "device": device, "machine": machine(), "versions": versions(),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": shlex.join(["python", os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else "benchmarks/memory_scaling.py",
                                *(sys.argv[1:] if argv is None else argv)]),
-        "plan": asdict(plan), "work_dir": str(work), "rows": rows,
-        "notes": (notes or []) + _standard_notes(rows, device),
+        "plan": asdict(plan), "data": data, "work_dir": str(work), "rows": rows,
+        "notes": (notes or []) + [data_note(data, plan)] + _standard_notes(rows, device),
     }
     json_path, md_path = write_report(report, Path(args.out), stem or f"{args.name}-{slug(device)}")
     print(markdown(report))
