@@ -110,6 +110,12 @@ def medians(rows: list[dict]) -> list[dict]:
             summary[key] = round(statistics.median(values), 3) if values else None
             if key == "dev_eval_s" and values:
                 summary["dev_eval_s_range"] = [min(values), max(values)]
+        # Paired with gather-once in the same repeat: machine drift cancels in the ratio.
+        for key in ("command_s", "dev_eval_s"):
+            ratios = [r[key] / g[key] for r in mine for g in rows
+                      if g["variant"] == "gather-once" and g["repeat"] == r["repeat"] and "error" not in g
+                      and r.get(key) and g.get(key)]
+            summary[f"{key}_vs_gather_once"] = round(statistics.median(ratios), 2) if ratios else None
         out.append(summary)
     return out
 
@@ -122,17 +128,21 @@ def markdown(report: dict) -> str:
               for v in report.get("variants", [])]
     lines.append("")
     head = ["variant", "runs", "whole command s", "run wall s", "train s", "dev eval s (range)", "dev evals",
-            "test eval s", "dev eval share of wall", "all eval share of wall"]
+            "test eval s", "dev eval share of wall", "all eval share of wall", "whole command / gather-once",
+            "dev eval / gather-once"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in report["medians"]:
         rng = m.get("dev_eval_s_range")
         dev = "-" if m["dev_eval_s"] is None else f"{m['dev_eval_s']:.1f} ({rng[0]:.1f}-{rng[1]:.1f})"
         share = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
         num = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        ratio = lambda v: "-" if v is None else f"{v:.2f}x"  # noqa: E731
         lines.append(f"| {m['variant']} | {m['runs']} | {num(m['command_s'])} | {num(m['wall_time_s'])} | "
                      f"{num(m['train_s'])} | {dev} | {m['dev_evals'] if m['dev_evals'] is not None else '-'} | "
-                     f"{num(m['test_eval_s'])} | {share(m['dev_eval_share'])} | {share(m['eval_share'])} |")
-    lines += ["", "Medians over the runs; every run is in the JSON."]
+                     f"{num(m['test_eval_s'])} | {share(m['dev_eval_share'])} | {share(m['eval_share'])} | "
+                     f"{ratio(m.get('command_s_vs_gather_once'))} | {ratio(m.get('dev_eval_s_vs_gather_once'))} |")
+    lines += ["", "Medians over the runs; the ratios are medians of each repeat's pair with gather-once. "
+              "Every run is in the JSON."]
     lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 

@@ -161,9 +161,9 @@ def test_benchmark_rows_and_medians():
                 "throughput": {"examples": 1280, "train_examples_per_s": 32.0,
                                "eval": {"dev": {"seconds": dev_s, "calls": 11}, "test": {"seconds": 1.0, "calls": 1}}}}
 
-    rows = [bench.row_from(record(d, w), v, i, w + 10) for i, (v, d, w) in
-            enumerate([("gather-once", 10.0, 60.0), ("per-step", 40.0, 90.0), ("gather-once", 12.0, 62.0),
-                       ("per-step", 44.0, 94.0)])]
+    rows = [bench.row_from(record(d, w), v, repeat, w + 10) for repeat, v, d, w in
+            [(0, "gather-once", 10.0, 60.0), (0, "per-step", 40.0, 90.0), (1, "gather-once", 12.0, 62.0),
+             (1, "per-step", 44.0, 94.0)]]
     rows.append({"variant": "before", "repeat": 0, "error": "exit 1"})
     assert rows[0]["train_s"] == 40.0 and rows[0]["dev_eval_share"] == round(10 / 60, 3)
     summary = {m["variant"]: m for m in bench.medians(rows)}
@@ -173,3 +173,5 @@ def test_benchmark_rows_and_medians():
                            "command": "c", "run_command": "r", "repeats": 2, "medians": bench.medians(rows),
                            "notes": ["n"]})
     assert "| per-step | 2 |" in text and "11.0 (10.0-12.0)" in text
+    assert summary["per-step"]["dev_eval_s_vs_gather_once"] == round((40 / 10 + 44 / 12) / 2, 2)
+    assert summary["gather-once"]["command_s_vs_gather_once"] == 1.0
