@@ -75,7 +75,12 @@ def run_rows(report: dict) -> list[dict]:
             rows.append({"cell": r["cell"], "status": r.get("status"), "reason": r.get("reason")})
             continue
         tokenizer = "t5-tiny" if str(r.get("tokenizer", "")).startswith("t5-tiny") else r["model"]
-        lengths = data_lengths(plan["task"], plan["data_dir"], tokenizer, plan["max_length"], plan["max_target_length"])
+        recorded = (report.get("data") or {}).get("train_lengths", {}).get(tokenizer)
+        if recorded:  # measured by memory_scaling.py on the machine that ran the cells
+            lengths = {"input": recorded["input_max"], "target": recorded["target_max"],
+                       "padded": recorded["input_min"] != recorded["input_max"]}
+        else:
+            lengths = data_lengths(plan["task"], plan["data_dir"], tokenizer, plan["max_length"], plan["max_target_length"])
         layout_name = r.get("planned_layout")
         if layout_name:
             stage = int(layout_name[4])

@@ -57,8 +57,7 @@ def test_scaling_matches_appendix_c():
         assert cell.train["batch_size"] == want, cell.name
         assert cell.train["max_length"] == 216
         assert cell.train["gpu_mem_cap"] == "24GiB"
-        big = cell.model in ("t5-large", "t5-3b")
-        assert cell.train["ds_config"] == ("zero3_offload" if big else "zero0"), cell.name
+        assert cell.train["ds_config"] == "auto", cell.name  # the planner's layout per cell
         assert (cell.library is not None) == (cell.method == "attempt")
     assert sorted(sweep.libraries) == sorted(f"glue__{m}" for m in PT_BS)
     assert all(lib.needs_prior for lib in sweep.libraries.values())
