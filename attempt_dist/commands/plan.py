@@ -87,9 +87,9 @@ def print_table(report) -> None:
         console.print(f"recommended (*): {best.layout}, activation checkpointing "
                       f"{'on' if best.activation_checkpointing else 'off'}, micro-batch {best.micro_batch} x "
                       f"accumulation {best.grad_accum}, predicted peak {_gib(best.peak_bytes)} GiB "
-                      f"(`train --ds-config auto` uses it)", highlight=False)
+                      f"(`train --ds-config auto` uses it)", highlight=False, soft_wrap=True)
     for note in report.notes:
-        console.print(f"[bold red]{note}[/]", highlight=False)
+        console.print(f"[bold red]{note}[/]", highlight=False, soft_wrap=True)
 
 
 def run(args) -> int:

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from ..errors import UserError
-from .planner import GIB, Candidate, PlanReport, PlanRequest, plan
+from .planner import Candidate, PlanReport, PlanRequest, plan
 
 AUTO = "auto"
 
@@ -57,21 +57,12 @@ def request_from_config(cfg, world_size: int, *, cap_bytes: int | None, device: 
 
 
 def choose(report: PlanReport, *, require_checkpointing: bool = False) -> Candidate:
+    """The fastest fitting candidate (with checkpointing when the user asked for it)."""
     fitting = [c for c in report.candidates if c.fits and (c.activation_checkpointing or not require_checkpointing)]
     if not fitting:
-        req = report.request
-        cap = f"{req.gpu_mem_cap / GIB:.1f} GiB" if req.gpu_mem_cap else "no cap"
-        host_bound = [c for c in report.candidates if c.why_not and "host memory" in c.why_not]
-        if host_bound:
-            least = min(host_bound, key=lambda c: c.host_bytes)
-            hint = (f"; offload would fit the GPU but needs {least.host_bytes / GIB:.1f} GiB of host memory "
-                    f"({req.host_mem / GIB:.1f} GiB here)")
-        else:
-            hint = (f"; the smallest cap that fits is {report.smallest_fitting_cap / GIB:.1f} GiB"
-                    if report.smallest_fitting_cap else "")
-        raise DoesNotFit(f"{req.model} {req.method} at batch {req.batch_size} fits under {cap} in no "
-                         f"configuration (ZeRO 0/2/3, offload, activation checkpointing, micro-batch 1..{req.batch_size})"
-                         f"{hint}; see `attempt-dist plan`")
+        reason = report.notes[0] if report.notes else (
+            f"no configuration with activation checkpointing fits {report.request.model} {report.request.method}")
+        raise DoesNotFit(f"{reason}; see `attempt-dist plan`")
     return min(fitting, key=lambda c: (c.step_seconds, c.peak_bytes))
 
 

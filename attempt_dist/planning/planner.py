@@ -296,8 +296,17 @@ def plan(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
     fastest = min(c.step_seconds for c in (fitting or candidates))
     for c in candidates:
         c.relative_cost = round(c.step_seconds / fastest, 3)
-    notes = []
-    if best is None:
-        notes.append(f"nothing fits under {req.gpu_mem_cap / GIB:.1f} GiB even at micro-batch 1; "
-                     f"the smallest cap that fits is {math.ceil(smallest_cap / GIB * 10) / 10:.1f} GiB")
+    notes = [] if best else [_nothing_fits(req, candidates, smallest_cap)]
     return PlanReport(req, params, candidates, best, int(smallest_cap) if smallest_cap else None, notes)
+
+
+def _nothing_fits(req: PlanRequest, candidates: list[Candidate], smallest_cap: float) -> str:
+    cap = f"{req.gpu_mem_cap / GIB:.1f} GiB" if req.gpu_mem_cap else "no cap"
+    head = (f"{req.model} {req.method} at batch {req.batch_size} fits under {cap} in no configuration "
+            f"(ZeRO 0/2/3, offload, activation checkpointing, micro-batch 1..{req.batch_size})")
+    gpu_ok = [c for c in candidates if req.gpu_mem_cap is None or c.peak_bytes <= req.gpu_mem_cap * (1 - req.headroom)]
+    if gpu_ok:  # only the host is short: offload fits the GPU
+        least = min(gpu_ok, key=lambda c: c.host_bytes)
+        return (f"{head}; {least.layout} would fit the GPU but needs {least.host_bytes / GIB:.1f} GiB of host "
+                f"memory ({req.host_mem / GIB:.1f} GiB here)")
+    return f"{head}; the smallest cap that fits is {math.ceil(smallest_cap / GIB * 10) / 10:.1f} GiB"
