@@ -17,15 +17,14 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _path in (REPO, REPO / "benchmarks"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from plan_accuracy import _err, _pct  # noqa: E402  (same folder: one error convention)
 
 GIB = 2**30
 SHIPPED_LAYOUTS = {"zero0": (0, False, False), "zero2_offload": (2, True, False), "zero3_offload": (3, True, True)}
-
-
-def _err(predicted, measured):
-    return None if not measured else round(100.0 * (predicted - measured) / measured, 2)
 
 
 def activation_rows(report: dict) -> list[dict]:
@@ -106,10 +105,6 @@ def run_rows(report: dict) -> list[dict]:
                      "examples_per_s": r["examples_per_s"],
                      "predicted_components_gib": {k: round(v / GIB, 3) for k, v in cand.components.items()}})
     return rows
-
-
-def _pct(v) -> str:
-    return "-" if v is None else f"{v:+.1f}%"
 
 
 def markdown(out: dict) -> str:
