@@ -3,7 +3,7 @@
 import csv
 
 from attempt_dist.plots import plot_run
-from attempt_dist.tables import format_params
+from attempt_dist.plots.tables import format_params
 from test_plots import make_cell
 
 

@@ -16,7 +16,7 @@ from .records import Record, collect, model_order
 def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *, split: str = "test",
              counter=None, figures: tuple[str, ...] = ("fig4", "fig5", "tables")) -> list[Path]:
     """Write every figure and table the results support; UserError when there is nothing."""
-    from .. import tables as tables_lib
+    from . import tables as tables_lib
     from .attention import fig5
     from .scaling import fig4_tasks, fig4a
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
-from .plots.names import METHOD_ORDER, METHOD_SHORT, task_label
-from .plots.records import Record, model_order
+from .names import METHOD_ORDER, METHOD_SHORT, task_label
+from .records import Record, model_order
 
 TABLE2 = [["wnli", "stsb", "mrpc", "rte", "multirc", "boolq", "wic", "wsc", "cb"]]
 TABLE3 = [["nq", "hotpotqa", "searchqa", "newsqa"], ["winogrande", "yelp", "scitail", "paws"]]
