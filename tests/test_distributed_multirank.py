@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from attempt_dist.distributed.env import free_port
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "dist_scripts" / "tiny_train.py"
 LR_PROMPT, LR_GATE = 0.3, 0.1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _launch(launcher: str, config: str, out: Path, *extra: str, timeout: int = 300) -> float:
@@ -40,7 +35,7 @@ def _launch(launcher: str, config: str, out: Path, *extra: str, timeout: int = 3
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(var, None)  # a launcher, not the test process, decides these
     args = [str(SCRIPT), "--config", config, "--out", str(out), *extra]
-    port = str(_free_port())
+    port = str(free_port())
     if launcher == "deepspeed":  # on the CPU the launcher needs --num_gpus to start 2 ranks
         cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", "2", "--master_port", port, *args]
     elif launcher == "torchrun":

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+
+from attempt_dist.distributed.env import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data"
@@ -18,12 +19,6 @@ TRAIN = REPO / "launch" / "train.py"
 TINY = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--rank", "4",
         "--batch-size", "2", "--max-eval-examples", "2", "--max-target-length", "8",
         "--eval-every", "1000", "--max-length", "64"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: dict | None = None,

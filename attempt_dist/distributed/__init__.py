@@ -30,6 +30,7 @@ from .env import (
     barrier,
     broadcast_object,
     ensure_distributed_env,
+    free_port,
     init_distributed,
 )
 from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_size, sample_device_memory
@@ -46,6 +47,7 @@ __all__ = [
     "barrier",
     "broadcast_object",
     "ensure_distributed_env",
+    "free_port",
     "gathered",
     "gathered_for_generation",
     "init_distributed",

@@ -29,9 +29,12 @@ class DistInfo:
     is_main: bool
 
 
-def _free_port() -> int:
-    # Port 0 asks the kernel for an unused port; another process could take it before the
-    # rendezvous binds it, but for a single local rank nobody else is listening for it.
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1 (the one owner: launchers and tests pick MASTER_PORT here).
+
+    Port 0 asks the kernel for an unused port; another process could take it before the
+    rendezvous binds it, but for a single local rank nobody else is listening for it.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -77,7 +80,7 @@ def ensure_distributed_env() -> DistInfo:
         os.environ["LOCAL_RANK"] = local if local is not None else str(rank)
     if world_size == 1:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
     else:
         for var in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(var):
