@@ -202,10 +202,10 @@ def validate(cfg: TrainConfig) -> None:
                         "(build one with `attempt-dist pipeline --stages sources`)")
 
 
-def build_parser(prog: str = "attempt-dist train") -> argparse.ArgumentParser:
+def build_parser(prog: str = "attempt-dist train", parser_class: type = argparse.ArgumentParser) -> argparse.ArgumentParser:
     from .distributed import add_launcher_args
 
-    parser = argparse.ArgumentParser(prog=prog, description="Train one method on one or more tasks.")
+    parser = parser_class(prog=prog, description="Train one method on one or more tasks.")
     add_train_args(parser)
     add_launcher_args(parser)
     return parser

@@ -112,6 +112,26 @@ def test_bad_sweeps_say_what_is_wrong(raw, words):
         assert word in str(err.value)
 
 
+_LIB = {"libraries": {"glue": {"sources": ["mnli"]}}}
+_GRID = {"models": ["t5-tiny"], "methods": ["prompt", "attempt"], "tasks": ["rte"], "library": "glue"}
+
+
+@pytest.mark.parametrize("train,words", [
+    ({"ablation": "no_targt"}, ["cell t5-tiny__attempt__rte__s42", "unknown ATTEMPT ablation 'no_targt'"]),
+    ({"ds_config": "zero3_offlaod"}, ["cell t5-tiny__prompt__rte__s42", "'zero3_offlaod' not found", "zero3_offload"]),
+    ({"batch_size": "four"}, ["--batch-size", "invalid int value: 'four'"]),
+    ({"max_steps": -3}, ["--max-steps must be at least 1, got -3"]),
+    ({"dropout": 1.5}, ["--dropout must be in [0, 1)"]),
+])
+def test_cell_values_go_through_the_trainers_parser(train, words):
+    """What the trainer would refuse on the cluster is refused when the sweep is read."""
+    with pytest.raises(UserError) as err:
+        parse_sweep(_raw(train=train, grid=_GRID, **_LIB))
+    assert len(str(err.value).splitlines()) == 1
+    for word in words:
+        assert word in str(err.value)
+
+
 def test_slurm_without_sbatch_suggests_local(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     sweep = parse_sweep(_raw(executor={"kind": "slurm", "partition": "gpu"}))

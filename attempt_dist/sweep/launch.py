@@ -189,18 +189,23 @@ def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str |
     return executor
 
 
+def library_args(run: Path, cell: Cell) -> dict:
+    """The library options a cell's trainer gets: the prompts (SPoT, ATTEMPT) and the prior."""
+    if not cell.library:
+        return {}
+    lib = library_dir(run, cell.library) / "run"
+    extra = {"source_prompts": str(lib / "prompts")}
+    if cell.method == "attempt" and not cell.train.get("no_prior"):
+        extra["prior"] = str(lib / "prior" / "prior.pt")
+    return extra
+
+
 def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> list[submitit.Job]:
     jobs_to_make = []
     for cell in cells:
         folder = cell_dir(p.run, cell.name)
         run_dir = cell_run_dir(p.run, cell.name)
-        extra = {}
-        if cell.library:
-            lib = library_dir(p.run, cell.library) / "run"
-            extra["source_prompts"] = str(lib / "prompts")
-            if cell.method == "attempt" and not cell.train.get("no_prior"):
-                extra["prior"] = str(lib / "prior" / "prior.pt")
-        argv = train_argv(cell, run_dir, extra) + _fresh_start(run_dir)
+        argv = train_argv(cell, run_dir, library_args(p.run, cell)) + _fresh_start(run_dir)
         write_json_atomic(folder / "cell.json", cell.to_json())
         jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
     spec = cells[0].executor

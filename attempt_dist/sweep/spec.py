@@ -262,7 +262,11 @@ def parse_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | No
     for key, value in (("trainer", trainer), ("pipeline", pipeline)):
         if ":" not in value:
             raise UserError(f"{where}: {key} must be 'module:function', got {value!r}")
-    return Sweep(name, source, trainer, pipeline, cells, libraries, executor)
+    sweep = Sweep(name, source, trainer, pipeline, cells, libraries, executor)
+    from .check import check_cell_options  # the trainer's own parser, on every cell
+
+    check_cell_options(sweep)
+    return sweep
 
 
 # --- expansion -------------------------------------------------------------------------------
