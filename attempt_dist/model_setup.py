@@ -14,7 +14,7 @@ import torch
 
 from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec
 from .errors import UserError
-from .methods import MethodInputs, apply_method, make_config
+from .methods import MethodInputs, apply_method, make_config, needs
 from .methods.prompts import load_library, load_prompt
 from .tasks import get_task
 from .train_config import TrainConfig
@@ -27,7 +27,7 @@ def method_config(cfg: TrainConfig):
     options: dict = {"weight_decay": cfg.weight_decay}
     if cfg.lr is not None:
         options["lr"] = cfg.lr
-    if cfg.method in ("prompt", "spot", "attempt"):
+    if needs(cfg.method).prompt:
         options["prompt_length"] = cfg.prompt_length
     if cfg.method == "attempt":
         options.update(rank=cfg.rank, temperature=cfg.attention_temperature, ablation=cfg.ablation,
@@ -77,7 +77,7 @@ def load_prior(path: str | Path, cfg: TrainConfig) -> dict:
 
 def method_inputs(cfg: TrainConfig, d_model: int) -> MethodInputs:
     inputs = MethodInputs(backbone_name=cfg.model, num_tasks=len(cfg.tasks), seed=cfg.seed)
-    if cfg.method not in ("attempt", "spot"):
+    if not needs(cfg.method).library:
         return inputs
     names, prompts = load_library(cfg.source_prompts, cfg.sources, backbone=cfg.model,
                                   d_model=d_model, prompt_length=cfg.prompt_length)

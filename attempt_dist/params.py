@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .backbones import build_backbone, get_spec
-from .methods import PROMPT_METHODS, MethodInputs, apply_method, make_config
+from .methods import PROMPT_METHODS, MethodInputs, apply_method, make_config, needs
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
 # Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.
@@ -60,7 +60,7 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", prompt_lengt
             backbone = build_backbone(model, "random")
     backbone_total = sum(p.numel() for p in backbone.parameters())
     inputs = MethodInputs(backbone_name=model, num_tasks=num_tasks, seed=seed)
-    if method in ("attempt", "spot"):
+    if needs(method).library:
         with torch.device(device):
             inputs.source_prompts = torch.randn(_COUNTING_SOURCES, prompt_length, spec.d_model)
         inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]

@@ -26,7 +26,7 @@ from . import distributed as dist
 from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
 from .errors import UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
-from .methods import param_groups
+from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
 from .model_setup import build_model, init_mode, load_backbone
 from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
@@ -287,7 +287,7 @@ class Recipe:
             # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
             # partitions, and a module-only load leaves the last step's weights in place.
             ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
-        attention = self.cfg.method == "attempt" and self.cfg.save_attention
+        attention = needs(self.cfg.method).attention and self.cfg.save_attention
         results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
         save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
         if os.environ.get(DUMP_ENV) == "1":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .backbones import BACKBONES
 from .errors import UserError
-from .methods import METHODS
+from .methods import METHODS, needs
 
 
 @dataclass
@@ -197,7 +197,7 @@ def validate(cfg: TrainConfig) -> None:
         parse_size(cfg.gpu_mem_cap)  # a typo fails here, before any rank starts work
     if cfg.no_prior and cfg.prior:
         raise UserError("--no-prior and --prior contradict each other; pick one")
-    if cfg.method in ("attempt", "spot") and not cfg.source_prompts:
+    if needs(cfg.method).library and not cfg.source_prompts:
         raise UserError(f"{cfg.method} needs --source-prompts LIBRARY "
                         "(build one with `attempt-dist pipeline --stages sources`)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from attempt_dist.backbones import build_backbone
-from attempt_dist.methods import MethodInputs, apply_method, make_config
+from attempt_dist.methods import MethodInputs, apply_method, make_config, needs
 
 PROMPT_LENGTH = 5
 RANK = 4
@@ -25,13 +25,13 @@ def source_prompts(d_model: int, seed: int = 1) -> torch.Tensor:
 def wrap(method: str, num_tasks: int = 1, seed: int = 0, backbone=None, **options):
     """`backbone`: a t5-tiny to wrap instead of a fresh eval-mode one from `seed`."""
     backbone = tiny_backbone(seed) if backbone is None else backbone
-    if method in ("prompt", "spot", "attempt"):
+    if needs(method).prompt:
         options.setdefault("prompt_length", PROMPT_LENGTH)
     if method == "attempt":
         options.setdefault("rank", RANK)
     cfg = make_config(method, **options)
     inputs = MethodInputs(backbone_name="t5-tiny", num_tasks=num_tasks, seed=seed)
-    if method in ("attempt", "spot"):
+    if needs(method).library:
         inputs.source_prompts = source_prompts(backbone.config.d_model)
         inputs.source_names = [f"src{i}" for i in range(NUM_SOURCES)]
     return apply_method(method, backbone, cfg, inputs), cfg

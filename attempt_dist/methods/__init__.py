@@ -14,16 +14,26 @@ from types import ModuleType
 from ..errors import UserError
 from .base import MethodConfig, WrappedT5
 from .inputs import MethodInputs
+from .needs import Needs
 
 METHODS = ("finetune", "bitfit", "adapter", "prompt", "spot", "attempt")
-# Methods that put a soft prompt in front of the input (and so need --prompt-length).
-PROMPT_METHODS = ("prompt", "spot", "attempt")
 
 
 def method_module(name: str) -> ModuleType:
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
     return importlib.import_module(f"attempt_dist.methods.{name}")
+
+
+def needs(name: str) -> Needs:
+    """What method `name` needs (prompt, library, prior, attention): its module's NEEDS."""
+    return method_module(name).NEEDS
+
+
+# Derived from each module's NEEDS, never restated.
+PROMPT_METHODS = tuple(m for m in METHODS if needs(m).prompt)
+LIBRARY_METHODS = tuple(m for m in METHODS if needs(m).library)
+PRIOR_METHODS = tuple(m for m in METHODS if needs(m).prior)
 
 
 def make_config(name: str, **options) -> MethodConfig:
@@ -48,5 +58,5 @@ def param_groups(name: str, model: WrappedT5, cfg: MethodConfig) -> list[dict]:
     return method_module(name).param_groups(model, cfg)
 
 
-__all__ = ["METHODS", "PROMPT_METHODS", "MethodConfig", "MethodInputs", "WrappedT5",
-           "apply_method", "make_config", "method_module", "param_groups"]
+__all__ = ["LIBRARY_METHODS", "METHODS", "PRIOR_METHODS", "PROMPT_METHODS", "MethodConfig", "MethodInputs",
+           "Needs", "WrappedT5", "apply_method", "make_config", "method_module", "needs", "param_groups"]

@@ -15,6 +15,10 @@ from torch import nn
 
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
+from .needs import Needs
+
+
+NEEDS = Needs()
 
 
 @dataclass

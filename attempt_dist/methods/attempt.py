@@ -27,9 +27,13 @@ from torch import nn
 from ..errors import UserError
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
+from .needs import Needs
 from .prompt import initial_prompts
 
 ABLATIONS = ("none", "no_target", "constant_attention", "single_prompt")
+
+
+NEEDS = Needs(prompt=True, library=True, prior=True, attention=True)
 
 
 @dataclass

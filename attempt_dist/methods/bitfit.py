@@ -16,6 +16,10 @@ from torch import nn
 
 from .base import MethodConfig, WrappedT5, parameter_groups
 from .inputs import MethodInputs
+from .needs import Needs
+
+
+NEEDS = Needs()
 
 
 @dataclass

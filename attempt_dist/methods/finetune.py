@@ -6,6 +6,10 @@ from dataclasses import dataclass
 
 from .base import MethodConfig, WrappedT5, parameter_groups
 from .inputs import MethodInputs
+from .needs import Needs
+
+
+NEEDS = Needs()
 
 
 @dataclass

@@ -14,7 +14,11 @@ import torch
 from ..errors import UserError
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
+from .needs import Needs
 from .prompts import TaskPrompts, vocab_init
+
+
+NEEDS = Needs(prompt=True)
 
 
 @dataclass

@@ -17,7 +17,11 @@ from ..errors import UserError
 from . import prompt as prompt_tuning
 from .base import WrappedT5, positive_int
 from .inputs import MethodInputs
+from .needs import Needs
 from .prompts import TaskPrompts
+
+
+NEEDS = Needs(prompt=True, library=True)
 
 
 @dataclass

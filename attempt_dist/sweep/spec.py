@@ -44,6 +44,7 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
+from ..methods import needs
 
 DEFAULT_TRAINER = "attempt_dist.train:main"
 DEFAULT_PIPELINE = "attempt_dist.pipeline:main"
@@ -77,8 +78,6 @@ def _train_options() -> set[str]:
 
 TRAIN_OPTIONS = _train_options()
 PATH_OPTIONS = {"data_dir", "source_prompts", "prior"}
-LIBRARY_METHODS = {"spot", "attempt"}  # methods that read a prompt library
-PRIOR_METHODS = {"attempt"}            # methods that also read a pre-trained attention prior
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
@@ -308,7 +307,7 @@ def _expand(grid, where, base, global_train, executor, rules, library_defs) -> l
                                               f"{where}: override executor")
         cell.train = {k: v for k, v in train.items() if v is not None}
         cell.executor = cell_executor
-        if method in LIBRARY_METHODS and "source_prompts" not in cell.train:
+        if needs(method).library and "source_prompts" not in cell.train:
             lib_name = str(library) if library is not None else (next(iter(library_defs), None))
             if lib_name is None:
                 raise UserError(
@@ -334,7 +333,7 @@ def _libraries(cells: list[Cell], defs: dict, global_train: dict) -> dict[str, L
             continue
         lib_name, model = cell.library.split("__", 1)
         spec = defs[lib_name]
-        prior = cell.method in PRIOR_METHODS and not cell.train.get("no_prior")
+        prior = needs(cell.method).prior and not cell.train.get("no_prior")
         old = out.get(cell.library)
         targets = tuple(dict.fromkeys((old.targets if old else ()) + cell.tasks))
         out[cell.library] = Library(
