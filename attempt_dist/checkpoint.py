@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import distributed as dist
+from .results import atomic_path
 
 LATEST = "latest"
 KEEP = 2  # tags kept besides "best"
@@ -47,9 +48,8 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
     # Per-rank state first: DeepSpeed writes `latest` last, so a tag named by `latest` is whole.
     tag_dir = root / tag
     tag_dir.mkdir(parents=True, exist_ok=True)
-    tmp = tag_dir / f".rank{rank}_state.pt.tmp"
-    torch.save({"rng": rng_state(), **client_state.pop("per_rank", {})}, tmp)
-    tmp.replace(tag_dir / f"rank{rank}_state.pt")
+    with atomic_path(tag_dir / f"rank{rank}_state.pt") as tmp:
+        torch.save({"rng": rng_state(), **client_state.pop("per_rank", {})}, tmp)
     engine.save_checkpoint(str(root), tag=tag, client_state=client_state,
                            exclude_frozen_parameters=True, save_latest=latest)
     dist.barrier()

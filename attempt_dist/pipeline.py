@@ -28,7 +28,7 @@ import torch
 from . import distributed as dist
 from .errors import UserError
 from .methods.prompts import add_to_library, library_names
-from .results import RESULT_FILENAME, read_json
+from .results import RESULT_FILENAME, atomic_path, read_json
 from .train import run
 from .train_config import TrainConfig, add_train_args, validate
 
@@ -96,10 +96,9 @@ def run_prior(base: TrainConfig, out: Path) -> int:
     if _main_rank():
         saved = torch.load(stage_dir / "trainable.pt", map_location="cpu", weights_only=False)
         gate = {k[len("prompt.gate."):]: v for k, v in saved["state"].items() if k.startswith("prompt.gate.")}
-        tmp = prior.with_name(f".{PRIOR_FILE}.tmp")
-        torch.save({"gate": gate, "meta": {"backbone": base.model, "rank": base.rank,
-                                          "sources": list(base.sources), "run": str(stage_dir)}}, tmp)
-        tmp.replace(prior)
+        with atomic_path(prior) as tmp:
+            torch.save({"gate": gate, "meta": {"backbone": base.model, "rank": base.rank,
+                                              "sources": list(base.sources), "run": str(stage_dir)}}, tmp)
     dist.barrier()
     return 0
 

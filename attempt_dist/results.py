@@ -1,4 +1,4 @@
-"""The result record every run ends in, and atomic JSON writing.
+"""The result record every run ends in, and atomic file writing (text, JSON, JSONL, any path).
 
 A finished run leaves exactly one `result.json` in its output folder, written only when the
 run completes (write to a temporary file, fsync, rename), so a folder either holds a whole
@@ -29,31 +29,59 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 RESULT_FILENAME = "result.json"
 FAILURE_FILENAME = "failure.json"
 SCHEMA_VERSION = 1
 
 
-def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
-    """Write JSON so that readers see either the old file or the whole new one."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """The one owner of atomic file writes: yield a temporary path beside `path` to write to.
+
+    When the block ends the temporary file replaces `path`, so readers see either the old file
+    or the whole new one; when it raises the temporary file is removed. The temporary name
+    carries the process id, so ranks writing the same file never share one. For writers that
+    take a path (torch.save); text and JSON go through write_text_atomic / write_json_atomic.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2, sort_keys=True, default=_jsonable)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8, fsynced) so that readers see either the old file or the whole new one."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
+
+
+def write_json_atomic(path: str | os.PathLike, payload: Any) -> Path:
+    """Write JSON so that readers see either the old file or the whole new one."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=True, default=_jsonable) + "\n")
+
+
+def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[Any], *, default=None) -> Path:
+    """Write one JSON object per line (streamed, fsynced), atomically like write_text_atomic."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, default=default) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)
 
 
 def _jsonable(value: Any) -> Any:

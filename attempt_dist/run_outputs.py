@@ -3,25 +3,12 @@ and the trained parameters (trainable.pt: prompts, gate, adapters, biases)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
 
 from . import distributed as dist
-from .results import write_json_atomic
-
-
-def _write_jsonl_atomic(path: Path, rows) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+from .results import atomic_path, write_json_atomic, write_jsonl_atomic
 
 
 def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> None:
@@ -31,7 +18,7 @@ def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> Non
         for example, prediction in zip(examples, predictions[data.task]):
             rows.append({"task": data.task, "index": example.index, "prediction": prediction,
                          "target": example.target, "answers": example.answers})
-    _write_jsonl_atomic(out / "predictions" / f"{split}.jsonl", rows)
+    write_jsonl_atomic(out / "predictions" / f"{split}.jsonl", rows)
 
 
 def attention_prompt_names(module) -> list[str]:
@@ -48,7 +35,7 @@ def save_attention(out: Path, split: str, module, attention: dict, eval_data) ->
         examples = sorted(data.examples, key=lambda e: e.index)
         for example, weights in zip(examples, attention[data.task]):
             rows.append({"task": data.task, "index": example.index, "weights": weights})
-    _write_jsonl_atomic(out / "attention" / f"{split}.jsonl", rows)
+    write_jsonl_atomic(out / "attention" / f"{split}.jsonl", rows)
 
 
 def trainable_state(module, info) -> dict | None:
@@ -63,9 +50,8 @@ def trainable_state(module, info) -> dict | None:
 def save_trainable(module, path: Path, info, meta: dict) -> None:
     state = trainable_state(module, info)
     if info.is_main:
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save({"state": state, "meta": meta}, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            torch.save({"state": state, "meta": meta}, tmp)
     dist.barrier()
 
 

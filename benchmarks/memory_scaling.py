@@ -174,6 +174,7 @@ def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -
     reads): the rows of `source` (the example data) with the task's longest text field
     lengthened past max_length words. Returns dest, the --data-dir of the cells."""
     from attempt_dist.data.loading import load_rows
+    from attempt_dist.results import write_jsonl_atomic
     from attempt_dist.tasks import get_task
 
     spec = get_task(task)
@@ -185,12 +186,7 @@ def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -
     for split in dict.fromkeys(spec.hub_splits.values()):
         rows = list(load_rows(spec, split, source).rows)
         field = max(spec.text_fields, key=lambda f: sum(len(str(r.get(f, ""))) for r in rows))
-        path = folder / f"{split}.jsonl"
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for row in lengthen_rows(rows, field, max_length):
-                handle.write(json.dumps(row, default=str) + "\n")
-        os.replace(tmp, path)
+        write_jsonl_atomic(folder / f"{split}.jsonl", lengthen_rows(rows, field, max_length), default=str)
     return dest
 
 
@@ -468,14 +464,9 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
 
 
 def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
-    from attempt_dist.results import write_json_atomic
+    from attempt_dist.results import write_json_atomic, write_text_atomic
 
-    json_path = write_json_atomic(out / f"{stem}.json", report)
-    md_path = out / f"{stem}.md"
-    tmp = md_path.with_name(f".{md_path.name}.tmp")
-    tmp.write_text(markdown(report))
-    os.replace(tmp, md_path)
-    return json_path, md_path
+    return write_json_atomic(out / f"{stem}.json", report), write_text_atomic(out / f"{stem}.md", markdown(report))
 
 
 def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import torch
 
+from ..results import atomic_path
 from ..tasks import Example
 from .features import tokenize_examples
 
@@ -62,10 +63,8 @@ def cached_tokenize(examples: Sequence[Example], tokenizer, task_id: int, max_so
             path.unlink(missing_ok=True)
     features = tokenize_examples(examples, tokenizer, task_id, max_source_length, max_target_length)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # ranks may write the same entry
-        torch.save(features, tmp)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:  # ranks may write the same entry: the temp name is per process
+            torch.save(features, tmp)
     except OSError:
         pass  # a read-only cache folder costs speed, not correctness
     return features

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..results import write_json_atomic
+from ..results import atomic_path, write_json_atomic
 from ..distributed import gathered
 
 # Lester et al. sample initial prompt rows among the most frequent tokens; T5's
@@ -57,12 +57,10 @@ def save_prompt(path: str | Path, prompt: torch.Tensor, *, task: str, backbone: 
                 extra: dict | None = None) -> Path:
     """Save one prompt [m, d] with its metadata (atomic: temp file then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"task": task, "backbone": backbone, "d_model": int(prompt.shape[1]),
             "prompt_length": int(prompt.shape[0]), **(extra or {})}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"prompt": prompt.detach().cpu().float(), "meta": meta}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"prompt": prompt.detach().cpu().float(), "meta": meta}, tmp)
     return path
 
 
