@@ -42,7 +42,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory_scaling import machine, make_library, versions  # noqa: E402
+from memory_scaling import machine, make_library  # noqa: E402  (puts the repository on sys.path)
+
+from attempt_dist.results import package_versions  # noqa: E402
 
 RUN_ARGS = ["--model", "t5-tiny", "--method", "attempt", "--tasks", "boolq,cb", "--data-dir", "examples/data",
             "--ds-config", "ds_configs/zero3_offload.json", "--max-steps", "20"]
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "title": "Dev evaluation under ZeRO-3, 2 CPU ranks: gather once vs per decoding step",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(), "versions": versions(), "repeats": args.repeats,
+        "machine": machine(), "versions": package_versions(), "repeats": args.repeats,
         "command": "python benchmarks/eval_zero3.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "run_command": shlex.join(["python", "-m", "deepspeed.launcher.runner", "--num_gpus", "2",
                                    "launch/train.py", *RUN_ARGS, "--source-prompts", "LIB", "--output-dir", "RUN"]),

@@ -411,18 +411,6 @@ def machine() -> dict:
     return info
 
 
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("torch", "deepspeed", "transformers"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
 def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict]:
     import time
 
@@ -529,11 +517,13 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
         plan = replace(plan, data_dir=str(work / "data"))
     plan, data = prepare_data(plan, list(dict.fromkeys(c.model for c in chosen)))
     print(data_note(data, plan))
+    from attempt_dist.results import package_versions
+
     started = _dt.datetime.now(_dt.timezone.utc)
     rows = run_cells(chosen, plan, work)
     device = device_name()
     report = {
-        "name": args.name, "device": device, "machine": machine(), "versions": versions(),
+        "name": args.name, "device": device, "machine": machine(), "versions": package_versions(),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": shlex.join(["python", os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else "benchmarks/memory_scaling.py",
                                *(sys.argv[1:] if argv is None else argv)]),

@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                              | {"allocator_error_pct": row.get("allocator_error_pct")}), flush=True)
             rows.append(row)
     states = model_state_rows([m for m in args.state_models.split(",") if m]) if args.state_models else []
-    from importlib.metadata import version
+    from attempt_dist.results import package_versions
 
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     errors = [abs(r[k]) for r in rows for k in ("saved_error_pct", "peak_error_pct") if r[k] is not None]
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": args.name, "device_name": device_name,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.platform()}, {os.cpu_count()} cores",
-        "versions": ", ".join(f"{p} {version(p)}" for p in ("torch", "transformers", "deepspeed")),
+        "versions": ", ".join(f"{p} {v}" for p, v in package_versions().items()),
         "command": "python benchmarks/plan_accuracy.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "worst_activation_error_pct": max(errors, default=0.0), "worst_state_error_pct": max(state_errors, default=0.0),
         "activations": rows, "model_states": states,
