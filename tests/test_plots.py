@@ -128,3 +128,74 @@ def test_nothing_to_plot(tmp_path, capsys):
         plot_run(tmp_path)
     assert cli.main(["plot", str(tmp_path)]) == 2
     assert "nothing to plot" in capsys.readouterr().err
+
+
+# --- unreadable records: one line naming the file, never a silently missing run ----------------
+
+def _good_cells(run):
+    make_cell(run, "t5-small", "prompt", ["boolq"], 1, [60.0])
+    return make_cell(run, "t5-small", "attempt", ["boolq"], 1, [61.0]) / "result.json"
+
+
+def _assert_plot_refuses(run, path, capsys, *fragments):
+    with pytest.raises(UserError) as err:
+        collect(run)
+    message = str(err.value)
+    assert str(path) in message and "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    assert cli.main(["plot", str(run)]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and str(path) in printed[0] and "Traceback" not in printed[0]
+    assert not (run / "figures").exists()  # nothing drawn from a partial set of records
+
+
+def test_truncated_result_is_an_error_naming_the_file(tmp_path, capsys):
+    run = tmp_path / "run"
+    path = _good_cells(run)
+    path.write_text(path.read_text()[:40])  # a copy cut short
+    _assert_plot_refuses(run, path, capsys, "not valid JSON", "truncated")
+
+
+def test_result_holding_a_list_is_an_error(tmp_path, capsys):
+    run = tmp_path / "run"
+    path = _good_cells(run)
+    path.write_text(json.dumps([{"schema": 1}]))
+    _assert_plot_refuses(run, path, capsys, "JSON list", "object")
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda r: r["metrics"]["test"]["boolq"].update(accuracy="61.0"),
+     "metrics['test']['boolq']['accuracy'] should be a number"),
+    (lambda r: r["params"].update(trainable_per_task="1k"),
+     "'params.trainable_per_task' should be an integer or a number"),
+    (lambda r: r.update(metrics=[1, 2]), "'metrics' should be an object, got list"),
+    (lambda r: r.pop("config"), "required field 'config' is missing"),
+    (lambda r: r.update(schema=2), "schema 2"),
+])
+def test_result_field_of_the_wrong_type_is_an_error(tmp_path, capsys, edit, fragment):
+    run = tmp_path / "run"
+    path = _good_cells(run)
+    record = json.loads(path.read_text())
+    edit(record)
+    path.write_text(json.dumps(record))
+    _assert_plot_refuses(run, path, capsys, fragment)
+
+
+def test_bad_cell_json_and_failure_record_are_errors(tmp_path, capsys):
+    run = tmp_path / "run"
+    _good_cells(run)
+    cell = make_cell(run, "t5-base", "prompt", ["boolq"], 1, [50.0]).parent / "cell.json"
+    cell.write_text(json.dumps({"model": "t5-base", "method": "prompt", "tasks": "boolq", "seed": "1"}))
+    _assert_plot_refuses(run, cell, capsys, "'seed' should be an integer, got string")
+    cell.write_text(json.dumps({"model": "t5-base", "method": "prompt", "tasks": "boolq", "seed": 1}))
+    failure = make_cell(run, "t5-large", "prompt", ["boolq"], 1, status="oom") / "failure.json"
+    failure.write_text(json.dumps({"schema": 1, "status": "crashed", "reason": "x", "config": {}}))
+    _assert_plot_refuses(run, failure, capsys, "status 'crashed'")
+
+
+def test_plain_run_without_coordinates_is_an_error(tmp_path, capsys):
+    path = write_json_atomic(tmp_path / "r1" / "result.json", {
+        "schema": 1, "status": "completed", "config": {"model": "t5-base", "tasks": ["cb"]},
+        "metrics": {"test": {"cb": {"accuracy": 80.0}}}, "params": {}})
+    _assert_plot_refuses(tmp_path, path, capsys, "no 'method' in its config")

@@ -1,20 +1,38 @@
-"""Result records of a results folder, flattened into one row per run.
+"""Result records of a results folder, read into one typed `Record` per run.
 
 Any folder works: a sweep's RUN_DIR (cells/<cell>/run/result.json with cells/<cell>/cell.json
 beside it) or a tree of plain training output folders. A run's grid coordinates come from the
 sweep's cell.json when there is one, else from the record's resolved config.
+
+`read_record` is the one place a result.json / failure.json (schema 1, attempt_dist.results)
+is parsed for the figures and tables. A file it cannot read (not JSON, not an object, another
+schema, a required field missing or of the wrong type) is never skipped: it raises a
+`RecordError` (a UserError, so `attempt-dist plot` prints one line naming the file and exits 2)
+rather than leaving a hole in a figure that looks like a run that never happened.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Mapping
 
 from ..errors import UserError
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
+from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+
+CELL_FILENAME = "cell.json"
+FAILURE_STATUSES = ("oom", "failed")
+
+# split -> task -> metric -> value (percent)
+Metrics = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
-@dataclass
+class RecordError(UserError):
+    """A run record (or its sweep cell.json) that cannot be read; the message names the file."""
+
+
+@dataclass(frozen=True)
 class Record:
     path: Path                      # the run's output folder
     model: str
@@ -23,8 +41,8 @@ class Record:
     tasks: tuple[str, ...]
     seed: int | None
     status: str                     # completed | oom | failed
-    metrics: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=dict)   # empty unless completed
+    trainable_per_task: float | None = None
     ablation: str | None = None
     no_prior: bool = False
 
@@ -42,17 +60,17 @@ class Record:
         return primary_score(task, values)
 
 
-def primary_score(task: str, values: dict) -> float:
-    try:
-        from ..tasks import primary_score as task_primary
+def primary_score(task: str, values: Mapping[str, float]) -> float:
+    from ..tasks import primary_score as task_primary
 
-        return float(task_primary(task, values))
-    except Exception:  # task registry absent or metric names differ: mean of what is there
-        numbers = [float(v) for v in values.values() if isinstance(v, (int, float))]
-        return sum(numbers) / len(numbers)
+    try:
+        return float(task_primary(task, dict(values)))
+    except (UserError, ValueError):  # a task this registry lacks, or other metric names: their mean
+        return sum(values.values()) / len(values)
 
 
 def collect(run_dir: str | Path) -> list[Record]:
+    """Every run record under `run_dir`; RecordError on the first one that cannot be read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder; pass a sweep's RUN_DIR or a folder of training runs")
@@ -62,46 +80,129 @@ def collect(run_dir: str | Path) -> list[Record]:
             continue
         if "library" in path.relative_to(run_dir).parts[:1]:
             continue  # library stages are inputs, not results
-        record = _record(path)
-        if record is not None:
-            out.append(record)
+        out.append(read_record(path))
     return out
 
 
-def _record(path: Path) -> Record | None:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
+def read_record(path: str | Path) -> Record:
+    """One result.json (completed run) or failure.json (oom / failed) as a Record."""
+    path = Path(path)
+    data = _read_object(path)
+    schema = _get(path, data, "schema", int)
+    if schema != SCHEMA_VERSION:
+        raise RecordError(f"{path}: schema {schema}, this attempt-dist reads run records of schema {SCHEMA_VERSION}")
+    completed = path.name == RESULT_FILENAME
+    status = _get(path, data, "status", str)
+    allowed = ("completed",) if completed else FAILURE_STATUSES
+    if status not in allowed:
+        raise RecordError(f"{path}: status {status!r}, expected {' or '.join(map(repr, allowed))}")
+    config = _get(path, data, "config", dict)
+    metrics: Metrics = {}
+    per_task = None
+    if completed:
+        metrics = _metrics(path, _get(path, data, "metrics", dict))
+        params = _get(path, data, "params", dict)
+        per_task = _get(path, params, "trainable_per_task", (int, float), required=False, where="params.")
+        per_task = float(per_task) if per_task is not None else None
+
+    # Grid coordinates: the sweep's cell.json first, the run's own config second.
+    cell_path = path.parent.parent / CELL_FILENAME
+    cell = _read_object(cell_path) if cell_path.exists() else {}
+    train = _get(cell_path, cell, "train", dict, required=False) or {}
+
+    def coordinate(key: str, types, *, sources=((cell_path, cell, ""), (path, config, "config.")),
+                   required: bool = True):
+        for source, obj, where in sources:
+            value = _get(source, obj, key, types, required=False, where=where)
+            if value is not None:
+                return value
+        if required:
+            raise RecordError(f"{path}: no {key!r} in its config" + (f" nor in {cell_path}" if cell else ""))
         return None
-    config = data.get("config") or {}
-    cell_file = path.parent.parent / "cell.json"
-    cell = read_json(cell_file) if cell_file.exists() else {}
-    train = cell.get("train", {})
-    model = cell.get("model") or config.get("model")
-    method = cell.get("method") or config.get("method")
-    tasks = cell.get("tasks") or config.get("tasks")
-    if isinstance(tasks, str):
-        tasks = [t for t in tasks.split(",") if t]
-    if not (model and method and tasks):
-        return None
-    status = "completed" if path.name == RESULT_FILENAME else str(data.get("status", "failed"))
-    ablation = train.get("ablation", config.get("ablation"))
-    no_prior = bool(train.get("no_prior", config.get("no_prior", False)))
+
+    model = coordinate("model", str)
+    method = coordinate("method", str)
+    tasks = coordinate("tasks", (list, str))
+    tasks = tuple(t for t in tasks.split(",") if t) if isinstance(tasks, str) else tuple(tasks)
+    if not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise RecordError(f"{path}: 'tasks' must be a non-empty list of task names, got {list(tasks)!r}")
+    seed = coordinate("seed", int, required=False)
+    variant = _get(cell_path, cell, "variant", str, required=False) or method
+    option_sources = ((cell_path, train, "train."), (path, config, "config."))
+    ablation = coordinate("ablation", str, sources=option_sources, required=False)
+    no_prior = coordinate("no_prior", bool, sources=option_sources, required=False) or False
     return Record(
-        path=path.parent, model=str(model), method=str(method),
-        variant=str(cell.get("variant") or method), tasks=tuple(tasks),
-        seed=cell.get("seed", config.get("seed")), status=status,
-        metrics=data.get("metrics") or {}, params=data.get("params") or {},
+        path=path.parent, model=model, method=method, variant=variant, tasks=tasks, seed=seed,
+        status=status, metrics=metrics, trainable_per_task=per_task,
         ablation=ablation if ablation not in ("", "none") else None, no_prior=no_prior,
     )
 
 
+def _read_object(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecordError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}: not valid JSON ({err.msg}: line {err.lineno} column {err.colno}); "
+                          f"the file is truncated or corrupt: re-run that run or remove the file") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: holds a JSON {_kind(data)} where a run record (a JSON object) belongs")
+    return data
+
+
+def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where: str = "") -> Any:
+    """obj[key] checked against `types` (bool is not a number here); None when absent and optional."""
+    types = types if isinstance(types, tuple) else (types,)
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise RecordError(f"{path}: required field {where + key!r} is missing")
+        return None
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        expected = " or ".join(_kind_name(t) for t in types)
+        raise RecordError(f"{path}: field {where + key!r} should be {expected}, got {_kind(value)} {_short(value)}")
+    return value
+
+
+def _metrics(path: Path, raw: dict) -> Metrics:
+    for split, by_task in raw.items():
+        if not isinstance(by_task, dict):
+            raise RecordError(f"{path}: metrics[{split!r}] should be an object of tasks, got {_kind(by_task)}")
+        for task, values in by_task.items():
+            if not isinstance(values, dict) or not values:
+                raise RecordError(f"{path}: metrics[{split!r}][{task!r}] should be a non-empty object of "
+                                  f"metric -> number, got {_kind(values)} {_short(values)}")
+            for name, value in values.items():
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise RecordError(f"{path}: metrics[{split!r}][{task!r}][{name!r}] should be a number, "
+                                      f"got {_kind(value)} {_short(value)}")
+    return {split: {task: {name: float(v) for name, v in values.items()} for task, values in by_task.items()}
+            for split, by_task in raw.items()}
+
+
+_KIND = {dict: "object", list: "list", str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _kind_name(t: type) -> str:
+    return {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
+            bool: "true/false"}.get(t, t.__name__)
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else _KIND.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def model_order(models) -> list[str]:
     """Backbones smallest first (by their architecture), unknown names last, alphabetically."""
-    try:
-        from ..backbones import BACKBONES
-    except Exception:
-        BACKBONES = {}
+    from ..backbones import BACKBONES
 
     def size(name: str):
         spec = BACKBONES.get(name)

@@ -60,7 +60,7 @@ def _scores(records: list[Record], task: str, split: str) -> float | None:
 
 
 def _params(records: list[Record]) -> float | None:
-    values = [r.params.get("trainable_per_task") for r in records if r.params.get("trainable_per_task")]
+    values = [r.trainable_per_task for r in records if r.trainable_per_task]
     return mean(values) if values else None
 
 
