@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from . import distributed as dist
+from .cli_args import split_csv
 from .errors import UserError
 from .methods.prompts import add_to_library, library_names
 from .results import RESULT_FILENAME, atomic_path, read_json
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="attempt-dist pipeline", description=__doc__.split("\n\n")[0])
     add_train_args(parser)
     parser.set_defaults(sources=list(SOURCE_TASKS), output_dir="runs/pipeline")
-    parser.add_argument("--targets", type=lambda s: [t.strip() for t in s.split(",") if t.strip()], default=[],
+    parser.add_argument("--targets", type=split_csv, default=[],
                         help="target tasks (needed by the targets stage)")
     parser.add_argument("--stages", default=",".join(STAGES), help="which stages to run (default: all three)")
     parser.add_argument("--single-task", action="store_true", help="ATTEMPT-ST: one target run per task")
@@ -123,7 +124,7 @@ def run_targets(base: TrainConfig, out: Path, targets: list[str], single_task: b
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+        stages = split_csv(args.stages)
         unknown = [s for s in stages if s not in STAGES]
         if unknown or not stages:
             raise UserError(f"unknown stage {', '.join(unknown) or '(none)'}; stages: {', '.join(STAGES)}")

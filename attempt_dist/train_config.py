@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from .backbones import BACKBONES
+from .cli_args import csv_arg
 from .errors import UserError
 from .methods import METHODS, needs
 
@@ -74,20 +75,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-def _csv(text: str) -> list[str]:
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError("expected a comma-separated list")
-    return items
-
-
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     d = TrainConfig()
     a = parser.add_argument
     g = parser.add_argument_group("what to train")
     g.add_argument("--model", default=d.model, help=f"backbone ({', '.join(BACKBONES)}); default {d.model}")
     g.add_argument("--method", default=d.method, help=f"method ({', '.join(METHODS)}); default {d.method}")
-    g.add_argument("--tasks", type=_csv, default=d.tasks, help="comma-separated tasks; several = multi-task (default rte)")
+    g.add_argument("--tasks", type=csv_arg, default=d.tasks, help="comma-separated tasks; several = multi-task (default rte)")
     g.add_argument("--init", default=d.init, choices=["auto", "pretrained", "random"],
                    help="backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
                         "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise")
@@ -125,7 +119,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--ablation", default=d.ablation, help="ATTEMPT: none | no_target | constant_attention | single_prompt")
     g.add_argument("--single-source", default=None, help="ATTEMPT single_prompt ablation: the source prompt to keep")
     g.add_argument("--source-prompts", default=None, help="prompt library folder (ATTEMPT, SPoT)")
-    g.add_argument("--sources", type=_csv, default=None, help="library prompts to use (default: all)")
+    g.add_argument("--sources", type=csv_arg, default=None, help="library prompts to use (default: all)")
     g.add_argument("--prior", default=None, help="ATTEMPT: attention prior (prior.pt from the pipeline)")
     g.add_argument("--no-prior", action="store_true", help="ATTEMPT: train the gate from scratch (ablation d)")
     g.add_argument("--target-init", default=d.target_init,

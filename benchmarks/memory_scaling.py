@@ -491,16 +491,15 @@ def plan_from_args(args, work: Path | None = None) -> Plan:
                 timeout_s=args.timeout, deadline_s=args.deadline)
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [part.strip() for part in text.split(",") if part.strip()] if text else None
-
-
 def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, stem: str | None = None,
          parser: argparse.ArgumentParser | None = None, notes: list[str] | None = None) -> int:
+    from attempt_dist.cli_args import split_csv
+
     args = (parser or build_parser()).parse_args(argv)
     work = Path(args.work_dir) if args.work_dir else None
     plan = plan_from_args(args, work)
-    chosen = select_cells(list(cells), _csv(args.cells), _csv(args.models))
+    chosen = select_cells(list(cells), split_csv(args.cells) if args.cells else None,
+                          split_csv(args.models) if args.models else None)
     if args.ranks:
         chosen = list(dict.fromkeys(replace(c, ranks=args.ranks) for c in chosen))
     if args.dry_run:

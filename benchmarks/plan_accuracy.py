@@ -180,9 +180,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but no CUDA device is visible")
-    cases = [(m, meth, dt, args.batch) for m in args.models.split(",") if m for meth in args.methods.split(",")
-             for dt in args.dtypes.split(",")]
-    for extra in filter(None, args.extra.split(",")):
+    from attempt_dist.cli_args import split_csv
+
+    cases = [(m, meth, dt, args.batch) for m in split_csv(args.models) for meth in split_csv(args.methods)
+             for dt in split_csv(args.dtypes)]
+    for extra in split_csv(args.extra):
         m, meth, dt, b = extra.split(":")
         cases.append((m, meth, dt, int(b)))
     rows = []
@@ -194,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   "saved_error_pct", "peak_error_pct")}
                              | {"allocator_error_pct": row.get("allocator_error_pct")}), flush=True)
             rows.append(row)
-    states = model_state_rows([m for m in args.state_models.split(",") if m]) if args.state_models else []
+    states = model_state_rows(split_csv(args.state_models)) if args.state_models else []
     from attempt_dist.results import package_versions
 
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"

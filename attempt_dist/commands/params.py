@@ -11,18 +11,15 @@ import json
 import sys
 
 from ..backbones import PAPER_BACKBONES
+from ..cli_args import split_csv
 from ..errors import UserError
 from ..methods import METHODS
 from ..params import count_trainable
 
 
-def _names(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 def _ints(text: str) -> list[int]:
     try:
-        return [int(part) for part in _names(text)]
+        return [int(part) for part in split_csv(text)]
     except ValueError:
         raise UserError(f"--num-tasks takes comma-separated integers, got {text!r}") from None
 
@@ -61,7 +58,7 @@ def collect(models, methods, prompt_length, rank, num_tasks) -> list[dict]:
 
 def run(args) -> int:
     num_tasks = _ints(args.num_tasks)
-    rows = collect(_names(args.models), _names(args.methods), args.prompt_length, args.rank,
+    rows = collect(split_csv(args.models), split_csv(args.methods), args.prompt_length, args.rank,
                    num_tasks)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..cli_args import split_csv
 from ..errors import UserError
 
 EXIT_DOES_NOT_FIT = 3
@@ -49,7 +50,7 @@ def request_from_args(args):
     from ..planning import PlanRequest
     from ..tasks import get_task
 
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else []
+    tasks = split_csv(args.tasks)
     max_length = args.max_length or (max(get_task(t).max_length for t in tasks) if tasks else 256)
     return PlanRequest(model=args.model, method=args.method, batch_size=args.batch_size, max_length=max_length,
                        max_target_length=args.max_target_length, prompt_length=args.prompt_length, rank=args.rank,
