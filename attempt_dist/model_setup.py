@@ -76,7 +76,7 @@ def load_prior(path: str | Path, cfg: TrainConfig) -> dict:
 
 
 def method_inputs(cfg: TrainConfig, d_model: int) -> MethodInputs:
-    inputs = MethodInputs(backbone_name=cfg.model, num_tasks=len(cfg.tasks), seed=cfg.seed)
+    inputs = MethodInputs(num_tasks=len(cfg.tasks), seed=cfg.seed)
     if not needs(cfg.method).library:
         return inputs
     names, prompts = load_library(cfg.source_prompts, cfg.sources, backbone=cfg.model,

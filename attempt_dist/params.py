@@ -59,7 +59,7 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", prompt_lengt
         with torch.device(device):
             backbone = build_backbone(model, "random")
     backbone_total = sum(p.numel() for p in backbone.parameters())
-    inputs = MethodInputs(backbone_name=model, num_tasks=num_tasks, seed=seed)
+    inputs = MethodInputs(num_tasks=num_tasks, seed=seed)
     if needs(method).library:
         with torch.device(device):
             inputs.source_prompts = torch.randn(_COUNTING_SOURCES, prompt_length, spec.d_model)

@@ -30,7 +30,7 @@ def wrap(method: str, num_tasks: int = 1, seed: int = 0, backbone=None, **option
     if method == "attempt":
         options.setdefault("rank", RANK)
     cfg = make_config(method, **options)
-    inputs = MethodInputs(backbone_name="t5-tiny", num_tasks=num_tasks, seed=seed)
+    inputs = MethodInputs(num_tasks=num_tasks, seed=seed)
     if needs(method).library:
         inputs.source_prompts = source_prompts(backbone.config.d_model)
         inputs.source_names = [f"src{i}" for i in range(NUM_SOURCES)]

@@ -10,7 +10,7 @@ partitions correctly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -34,10 +34,6 @@ class MethodConfig:
         _positive_finite("lr", self.lr)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise UserError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
-
-    @classmethod
-    def option_names(cls) -> list[str]:
-        return [f.name for f in fields(cls)]
 
 
 def _positive_finite(name: str, value: float) -> None:
@@ -109,9 +105,6 @@ class WrappedT5(nn.Module):
     def generate(self, input_ids, attention_mask=None, task_ids=None, **generate_kwargs):
         embeds, mask, _ = self.encoder_inputs(input_ids, attention_mask, task_ids)
         return self.backbone.generate(inputs_embeds=embeds, attention_mask=mask, **generate_kwargs)
-
-    def trainable_parameters(self) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self.named_parameters() if p.requires_grad}
 
     def num_trainable(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

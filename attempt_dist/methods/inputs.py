@@ -9,7 +9,6 @@ import torch
 
 @dataclass
 class MethodInputs:
-    backbone_name: str = ""
     num_tasks: int = 1
     source_names: list[str] | None = None
     """Names of the source prompts, in the order of `source_prompts`."""

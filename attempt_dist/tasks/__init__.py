@@ -6,9 +6,9 @@
 
 from .example import Example
 from .metrics import primary_score, score
-from .registry import SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task, task_names
+from .registry import SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task
 
 __all__ = [
-    "Example", "Task", "TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task", "task_names",
+    "Example", "Task", "TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task",
     "score", "primary_score",
 ]

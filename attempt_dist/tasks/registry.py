@@ -73,12 +73,6 @@ class Task:
     train_cap: int | None = None
     mrqa_subset: str | None = None
 
-    @property
-    def source(self) -> str:
-        """Where the data loads from, for tables."""
-        where = f"{self.hub_id} ({self.hub_config})"
-        return f"{where} subset={self.mrqa_subset}" if self.mrqa_subset else where
-
 
 def _glue(name, fields, words, group="glue", role="target", metrics=("accuracy",), **kw):
     return Task(name, GLUE, name, "GLUE", group, role, kw.pop("kind", "classification"), metrics,
@@ -168,10 +162,6 @@ _ALL = [
 TASKS: dict[str, Task] = {task.name: task for task in _ALL}
 SOURCE_TASKS = tuple(t.name for t in _ALL if t.role == "source")
 TARGET_TASKS = tuple(t.name for t in _ALL if t.role == "target")
-
-
-def task_names() -> list[str]:
-    return list(TASKS)
 
 
 def get_task(name: str) -> Task:
