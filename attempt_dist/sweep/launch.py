@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
-from ..methods import needs
+from ..methods import PRIOR_METHODS
 from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
 from .jobs import CellJob, LibraryJob
 from .spec import Cell, ExecutorSpec, Library, Sweep, _executor_json, mem_gb, options_to_argv, train_argv
@@ -196,7 +196,7 @@ def library_args(run: Path, cell: Cell) -> dict:
         return {}
     lib = library_dir(run, cell.library) / "run"
     extra = {"source_prompts": str(lib / "prompts")}
-    if needs(cell.method).prior and not cell.train.get("no_prior"):
+    if cell.method in PRIOR_METHODS and not cell.train.get("no_prior"):
         extra["prior"] = str(lib / "prior" / "prior.pt")
     return extra
 

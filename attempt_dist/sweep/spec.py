@@ -44,7 +44,8 @@ from typing import Any
 import yaml
 
 from ..errors import UserError
-from ..methods import needs
+# Membership, not needs(): a sweep with its own trainer may name methods of its own.
+from ..methods import LIBRARY_METHODS, PRIOR_METHODS
 
 DEFAULT_TRAINER = "attempt_dist.train:main"
 DEFAULT_PIPELINE = "attempt_dist.pipeline:main"
@@ -307,7 +308,7 @@ def _expand(grid, where, base, global_train, executor, rules, library_defs) -> l
                                               f"{where}: override executor")
         cell.train = {k: v for k, v in train.items() if v is not None}
         cell.executor = cell_executor
-        if needs(method).library and "source_prompts" not in cell.train:
+        if method in LIBRARY_METHODS and "source_prompts" not in cell.train:
             lib_name = str(library) if library is not None else (next(iter(library_defs), None))
             if lib_name is None:
                 raise UserError(
@@ -333,7 +334,7 @@ def _libraries(cells: list[Cell], defs: dict, global_train: dict) -> dict[str, L
             continue
         lib_name, model = cell.library.split("__", 1)
         spec = defs[lib_name]
-        prior = needs(cell.method).prior and not cell.train.get("no_prior")
+        prior = cell.method in PRIOR_METHODS and not cell.train.get("no_prior")
         old = out.get(cell.library)
         targets = tuple(dict.fromkeys((old.targets if old else ()) + cell.tasks))
         out[cell.library] = Library(
