@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -45,6 +46,52 @@ DUMP_ENV = "ATTEMPT_DIST_DUMP_STATE"
 
 class Diverged(RuntimeError):
     pass
+
+
+@dataclass
+class RunState:
+    """What the recipe carries from step to step and through checkpoints (as a dict)."""
+
+    best_score: float = -math.inf
+    best: dict | None = None
+    """{"step", "epoch", "dev_score"} of the best dev evaluation so far."""
+    history: list[dict] = field(default_factory=list)
+    """One entry per dev evaluation: step, epoch, score, metrics."""
+    examples: int = 0
+    """Training examples seen, over all ranks."""
+    train_seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    """Rank 0's last micro-batch loss at each optimizer step."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "RunState":
+        known = {f.name for f in fields(cls)}  # checkpoints of older versions carry more keys
+        return cls(**{k: v for k, v in saved.items() if k in known})
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / max(self.train_seconds, 1e-9)
+
+
+class FaultHooks:
+    """Fault injection and state dumps for the multi-rank tests, read once from the environment,
+    so the training loop itself holds no test code."""
+
+    def __init__(self, out: Path, rank: int) -> None:
+        self.crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+        self.dump = os.environ.get(DUMP_ENV) == "1"
+        self.out, self.rank = out, rank
+
+    def after_checkpoint(self, step: int) -> None:
+        if self.crash_after and step == self.crash_after:
+            os._exit(9)  # an abrupt kill right after this step's checkpoint
+
+    def dump_state(self, module, when: str) -> None:
+        if self.dump:
+            dump_full_state(module, self.out / "debug" / f"rank{self.rank}_{when}.pt")
 
 
 def numel(param: torch.Tensor) -> int:
@@ -89,6 +136,7 @@ class Recipe:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
         self.out = Path(cfg.output_dir)
+        self.eval_time: dict[str, dict] = {}  # split -> seconds and calls, this process only
 
     # --- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -172,20 +220,19 @@ class Recipe:
         scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
         self.engine = dist.initialize_engine(model, optimizer, scheduler, self.ds_config)
         self.synced_gpus = dist.needs_synced_gpus(self.ds_config)
-        if os.environ.get(DUMP_ENV) == "1":
-            dump_full_state(self.engine.module, self.out / "debug" / f"rank{self.info.rank}_initial.pt")
+        self.hooks = FaultHooks(self.out, self.info.rank)
+        self.hooks.dump_state(self.engine.module, "initial")
 
     # --- training ---------------------------------------------------------------------------
-    def _resume(self) -> dict:
-        state = {"best_score": -math.inf, "best": None, "history": [], "examples": 0, "train_seconds": 0.0,
-                 "last_eval_step": 0, "losses": []}
+    def _resume(self) -> RunState:
+        state = RunState()
         tag = ckpt.latest_tag(self.out) if self.cfg.resume else None
         if tag is None:
             if self.cfg.resume:
                 log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
             return state
         client, per_rank = ckpt.load(self.engine, self.out, tag, rank=self.info.rank)
-        state.update(client["recipe"])
+        state = RunState.from_dict(client["recipe"])
         self.sampler.load_state_dict(per_rank["sampler"])
         ckpt.set_rng_state(per_rank["rng"])
         log.info("resumed from %s at step %d", tag, self.engine.global_steps)
@@ -193,8 +240,8 @@ class Recipe:
             print(f"resumed from checkpoint {tag} (step {self.engine.global_steps})", flush=True)
         return state
 
-    def _save(self, tag: str, state: dict, latest: bool = True) -> None:
-        client = {"recipe": dict(state), "per_rank": {"sampler": self.sampler.state_dict()}}
+    def _save(self, tag: str, state: RunState, latest: bool = True) -> None:
+        client = {"recipe": state.to_dict(), "per_rank": {"sampler": self.sampler.state_dict()}}
         ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, latest=latest)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
@@ -204,17 +251,15 @@ class Recipe:
         if bad.item() > 0:
             raise Diverged(f"the loss became {loss.item()} at step {self.engine.global_steps + 1}")
 
-    def _evaluate_dev(self, state: dict) -> None:
+    def _evaluate_dev(self, state: RunState) -> None:
         step = self.engine.global_steps
         result = self._evaluate("dev", with_attention=False)
         epoch = self._epochs_done(step)
-        state["history"].append({"step": step, "epoch": epoch, "score": result["score"],
-                                 "metrics": result["metrics"]})
-        state["last_eval_step"] = step
+        state.history.append({"step": step, "epoch": epoch, "score": result["score"], "metrics": result["metrics"]})
         log.info("dev at step %d: %.3f %s", step, result["score"], result["metrics"])
-        if result["score"] > state["best_score"]:
-            state["best_score"] = result["score"]
-            state["best"] = {"step": step, "epoch": epoch, "dev_score": result["score"]}
+        if result["score"] > state.best_score:
+            state.best_score = result["score"]
+            state.best = {"step": step, "epoch": epoch, "dev_score": result["score"]}
             if not self.cfg.no_checkpoints:
                 self._save("best", state, latest=False)
 
@@ -233,15 +278,14 @@ class Recipe:
                           synced_gpus=self.synced_gpus, with_attention=with_attention,
                           cap_bytes=self.memory_cap.get("cap_bytes"))
         # Time spent evaluating in this process (not carried over a --resume), for the run record.
-        spent = self.__dict__.setdefault("eval_time", {}).setdefault(split, {"seconds": 0.0, "calls": 0})
+        spent = self.eval_time.setdefault(split, {"seconds": 0.0, "calls": 0})
         spent["seconds"] = round(spent["seconds"] + time.perf_counter() - start, 3)
         spent["calls"] += 1
         return result
 
-    def train(self) -> dict:
+    def train(self) -> RunState:
         cfg, engine = self.cfg, self.engine
         state = self._resume()
-        crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
         eval_every = cfg.eval_every or self.steps_per_epoch
         engine.train()
         progress = _progress(self.info.is_main, self.total_steps, engine.global_steps)
@@ -259,13 +303,13 @@ class Recipe:
                     engine.backward(loss)
                     before = engine.global_steps
                     engine.step()
-                    state["train_seconds"] += time.perf_counter() - start
-                    state["examples"] += len(items) * self.info.world_size
+                    state.train_seconds += time.perf_counter() - start
+                    state.examples += len(items) * self.info.world_size
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
-                    state["losses"].append(round(loss.item(), 6))  # rank 0's last micro-batch
-                    rate = state["examples"] / max(state["train_seconds"], 1e-9)
+                    state.losses.append(round(loss.item(), 6))
+                    rate = state.examples_per_s
                     progress.update(task, completed=step, loss=loss.item(), rate=rate)
                     if step % 10 == 0 or step == self.total_steps:
                         log.info("step %d loss %.4f lr %s %.1f ex/s", step, loss.item(),
@@ -274,60 +318,66 @@ class Recipe:
                         self._evaluate_dev(state)
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
-                        if crash_after and step == crash_after:
-                            os._exit(9)
+                        self.hooks.after_checkpoint(step)
                     if step >= self.total_steps:
                         break
         return state
 
-    # --- finish -----------------------------------------------------------------------------
-    def finish(self, state: dict, started: float) -> dict:
+    # --- finish: best weights back, final evaluation, artefacts, the run record --------------
+    def finish(self, state: RunState, started: float) -> dict | None:
         steps = self.engine.global_steps  # before loading "best" rewinds the step counter
-        if state["best"] is not None and not self.cfg.no_checkpoints:
-            # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
-            # partitions, and a module-only load leaves the last step's weights in place.
-            ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
+        self._reload_best(state)
         attention = needs(self.cfg.method).attention and self.cfg.save_attention
         results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
         save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
-        if os.environ.get(DUMP_ENV) == "1":
-            dump_full_state(self.engine.module, self.out / "debug" / f"rank{self.info.rank}_state.pt")
+        self.hooks.dump_state(self.engine.module, "state")
         memory = dist.memory_report()
         record = None
         if self.info.is_main:
-            for split, res in results.items():
-                save_predictions(self.out, split, self.eval_data[split], res["predictions"])
-                if attention:
-                    save_attention(self.out, split, self.engine.module, res["attention"], self.eval_data[split])
-            record = {
-                "schema": SCHEMA_VERSION,
-                "status": "completed",
-                "config": self.cfg.to_dict(),
-                "metrics": {split: res["metrics"] for split, res in results.items()},
-                "score": {split: res["score"] for split, res in results.items()},
-                "best": state["best"] or {"step": steps, "epoch": self._epochs_done(steps),
-                                          "dev_score": results["dev"]["score"]},
-                "history": state["history"],
-                "train_loss": state["losses"],
-                "params": {"trainable": self.trainable, "trainable_per_task": self.trainable / len(self.cfg.tasks),
-                           "total": self.total},
-                "learning_rates": self.group_lrs,
-                "warmup_steps": self.warmup,
-                "steps": steps,
-                "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
-                "throughput": {"train_examples_per_s": state["examples"] / max(state["train_seconds"], 1e-9),
-                               "steps": steps, "examples": state["examples"],
-                               "eval": self.__dict__.get("eval_time", {})},
-                "wall_time_s": time.time() - started,
-                "world_size": self.info.world_size,
-                "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},
-                "plan": self.plan,
-                "versions": package_versions(),
-                "git_revision": git_revision(),
-            }
+            self._write_outputs(results, attention)
+            record = self._record(state, results, steps, memory, started)
             write_json_atomic(self.out / RESULT_FILENAME, record)
         dist.barrier()
         return record
+
+    def _reload_best(self, state: RunState) -> None:
+        if state.best is not None and not self.cfg.no_checkpoints:
+            # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
+            # partitions, and a module-only load leaves the last step's weights in place.
+            ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
+
+    def _write_outputs(self, results: dict, attention: bool) -> None:
+        for split, res in results.items():
+            save_predictions(self.out, split, self.eval_data[split], res["predictions"])
+            if attention:
+                save_attention(self.out, split, self.engine.module, res["attention"], self.eval_data[split])
+
+    def _record(self, state: RunState, results: dict, steps: int, memory: dict, started: float) -> dict:
+        """result.json (schema in results.py)."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "status": "completed",
+            "config": self.cfg.to_dict(),
+            "metrics": {split: res["metrics"] for split, res in results.items()},
+            "score": {split: res["score"] for split, res in results.items()},
+            "best": state.best or {"step": steps, "epoch": self._epochs_done(steps), "dev_score": results["dev"]["score"]},
+            "history": state.history,
+            "train_loss": state.losses,
+            "params": {"trainable": self.trainable, "trainable_per_task": self.trainable / len(self.cfg.tasks),
+                       "total": self.total},
+            "learning_rates": self.group_lrs,
+            "warmup_steps": self.warmup,
+            "steps": steps,
+            "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
+            "throughput": {"train_examples_per_s": state.examples_per_s, "steps": steps, "examples": state.examples,
+                           "eval": self.eval_time},
+            "wall_time_s": time.time() - started,
+            "world_size": self.info.world_size,
+            "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},
+            "plan": self.plan,
+            "versions": package_versions(),
+            "git_revision": git_revision(),
+        }
 
     def _artifact_meta(self) -> dict:
         return {"backbone": self.cfg.model, "method": self.cfg.method, "tasks": self.cfg.tasks,
