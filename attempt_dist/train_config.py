@@ -102,7 +102,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the dev/test splits (default 42)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank micro-batch (default 32)")
-    g.add_argument("--eval-batch-size", type=int, default=None, help="per-rank evaluation batch (default: --batch-size)")
+    g.add_argument("--eval-batch-size", type=int, default=None, help="per-rank evaluation batch (default: 2x the train micro-batch; with --ds-config auto, the largest "
+                        "up to that which the planner fits beside the weights)")
     g.add_argument("--grad-accum", type=int, default=d.grad_accum, help="gradient accumulation steps (default 1)")
     g.add_argument("--epochs", type=float, default=d.epochs, help="training epochs (default 20)")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")

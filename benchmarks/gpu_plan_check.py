@@ -90,7 +90,7 @@ def run_rows(report: dict) -> list[dict]:
         req = PlanRequest(r["model"], r["method"], batch_size=micro * accum, max_length=lengths["input"],
                           max_target_length=lengths["target"], prompt_length=plan["prompt_length"],
                           device="cuda", gpu_mem_cap=parse_size(plan["cap"]) if plan.get("cap") else None,
-                          padded_batches=lengths["padded"])
+                          padded_batches=lengths["padded"], max_eval_examples=plan.get("max_eval_examples"))
         cand = evaluate_candidate(req, _params(req), layout, bool(r["checkpointing"]), micro,
                                   trace_for(req, bool(r["checkpointing"])))
         allocator = cand.peak_bytes - cand.components["cuda_context"]

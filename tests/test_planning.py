@@ -179,3 +179,23 @@ def test_train_auto_that_cannot_fit_exits_3_before_loading_weights(tmp_path, mon
     assert failure["status"] == "oom" and "host memory" in failure["reason"]
     err = capsys.readouterr().err
     assert "fits under 1.0 GiB in no configuration" in err and "Traceback" not in err
+
+
+def test_evaluation_batch_shrinks_until_generation_fits():
+    """The default evaluation batch (2x the micro-batch) is halved while the decoder's caches
+    for it would not fit beside the weights; auto passes the result as --eval-batch-size."""
+    import dataclasses
+
+    from attempt_dist.planning.planner import _eval_batch, _evaluation_peak, _params, generation_bytes
+
+    req = PlanRequest("t5-tiny", "prompt", batch_size=8, max_length=32, max_target_length=4, prompt_length=8,
+                      gpu_mem_cap=None, context_bytes=0)
+    assert generation_bytes(req, 16) == 2 * generation_bytes(req, 8)
+    params = _params(req)
+    layout = ZeroLayout(0)
+    states = model_states(layout, trainable=params["trainable"], frozen=params["frozen"],
+                          largest_layer=params["largest_layer"], weight_bytes=2)
+    at16, at8 = (_evaluation_peak(req, params, layout, states, b) for b in (16, 8))
+    capped = dataclasses.replace(req, gpu_mem_cap=int((at16 + at8) / 2 / (1 - req.headroom)))
+    assert _eval_batch(capped, params, layout, states, micro=8) == (8, at8)
+    assert _eval_batch(req, params, layout, states, micro=8) == (16, at16)  # no cap: 2x the micro-batch

@@ -53,7 +53,8 @@ def request_from_config(cfg, world_size: int, *, cap_bytes: int | None, device: 
     return PlanRequest(model=cfg.model, method=cfg.method, batch_size=cfg.batch_size * cfg.grad_accum,
                        max_length=max_length, max_target_length=cfg.max_target_length,
                        prompt_length=cfg.prompt_length, rank=cfg.rank, num_tasks=len(cfg.tasks),
-                       world_size=world_size, gpu_mem_cap=cap_bytes, host_mem=host_memory_bytes(), device=device)
+                       world_size=world_size, gpu_mem_cap=cap_bytes, host_mem=host_memory_bytes(), device=device,
+                       max_eval_examples=cfg.max_eval_examples)
 
 
 def choose(report: PlanReport, *, require_checkpointing: bool = False) -> Candidate:
@@ -72,7 +73,8 @@ def resolve(cfg, world_size: int, *, cap_bytes: int | None, device: str):
     report = plan(request_from_config(cfg, world_size, cap_bytes=cap_bytes, device=device))
     chosen = choose(report, require_checkpointing=cfg.activation_checkpointing)
     resolved = dataclasses.replace(cfg, batch_size=chosen.micro_batch, grad_accum=chosen.grad_accum,
-                                   activation_checkpointing=chosen.activation_checkpointing)
+                                   activation_checkpointing=chosen.activation_checkpointing,
+                                   eval_batch_size=cfg.eval_batch_size or chosen.eval_batch)
     summary = {"request": dataclasses.asdict(report.request), "chosen": chosen.to_dict(),
                "params": report.params}
     return resolved, ds_config_for(chosen), summary

@@ -68,6 +68,8 @@ class PlanRequest:
     """cuda: bf16 with the GPU's attention kernel; cpu: fp32 and the CPU's (this project's CPU path)."""
     context_bytes: int | None = None
     headroom: float = HEADROOM
+    max_eval_examples: int | None = None
+    """Evaluation examples per task, when capped (short runs): bounds the evaluation batch."""
     padded_batches: bool = True
     """Batches hold padding (the usual case, and the larger: T5's position bias is then
     materialised per example in every layer). False only for data of one length."""
@@ -126,6 +128,8 @@ class Candidate:
     fits: bool
     why_not: str | None
     step_seconds: float
+    eval_batch: int = 1
+    """Evaluation batch predicted to fit (at most 2x the micro-batch: evaluate.EVAL_BATCH_FACTOR)."""
     relative_cost: float = 1.0
 
     def to_dict(self) -> dict:
@@ -232,17 +236,49 @@ def _params(req: PlanRequest) -> dict[str, int]:
             "largest_layer": _largest_module(wrapped)}
 
 
-def _evaluation_peak(req: PlanRequest, params: dict, layout: ZeroLayout, states: ModelStates) -> int:
-    """Under ZeRO-3, evaluation gathers every weight whole once per call when that fits
-    (distributed.engine.generation_gather_fits, same rule); generation itself needs little."""
+def generation_bytes(req: PlanRequest, batch: int) -> int:
+    """Greedy generation of `batch` examples: the decoder's key/value caches (self-attention
+    over the target, cross-attention over the whole input: the large one), the encoder's
+    states and one step's fp32 logits. Generation keeps nothing for backward, so this is a
+    sum of buffers rather than a trace."""
+    spec = get_spec(req.model)
+    inner = spec.num_heads * spec.d_kv
+    layers = spec.num_decoder_layers or spec.num_layers
+    w = req.weight_bytes
+    caches = layers * 2 * batch * (req.source_length + req.max_target_length) * inner * w
+    return caches + batch * req.source_length * spec.d_model * w + 4 * batch * spec.vocab_size
+
+
+def _evaluation_peak(req: PlanRequest, params: dict, layout: ZeroLayout, states: ModelStates,
+                     batch: int) -> int:
+    """Weights during evaluation plus generation. Under ZeRO-3 the weights are gathered whole
+    once per call when that fits (distributed.engine.generation_gather_fits, same rule), else
+    one layer at a time."""
     from ..distributed.engine import GATHER_MARGIN_FRACTION, GATHER_MARGIN_MIN_BYTES
 
-    if layout.stage != 3 or req.gpu_mem_cap is None:
-        return 0
-    whole = req.weight_bytes * (params["trainable"] + params["frozen"])
-    margin = max(GATHER_MARGIN_MIN_BYTES, int(GATHER_MARGIN_FRACTION * req.gpu_mem_cap))
-    held = states.device - states.gathered_layers
-    return held + whole if held + whole + margin <= req.gpu_mem_cap else 0
+    weights = states.device
+    if layout.stage == 3 and req.gpu_mem_cap is not None:
+        whole = req.weight_bytes * (params["trainable"] + params["frozen"])
+        margin = max(GATHER_MARGIN_MIN_BYTES, int(GATHER_MARGIN_FRACTION * req.gpu_mem_cap))
+        held = states.device - states.gathered_layers
+        if held + whole + margin <= req.gpu_mem_cap:
+            weights = held + whole
+    return weights + generation_bytes(req, batch)
+
+
+def _eval_batch(req: PlanRequest, params: dict, layout: ZeroLayout, states: ModelStates, micro: int) -> tuple[int, int]:
+    """(the largest evaluation batch up to 2x the micro-batch that fits, its peak)."""
+    from ..evaluate import EVAL_BATCH_FACTOR
+
+    limit = None if req.gpu_mem_cap is None else req.gpu_mem_cap * (1 - req.headroom) - req.context
+    batch = EVAL_BATCH_FACTOR * micro
+    if req.max_eval_examples:
+        batch = min(batch, max(1, math.ceil(req.max_eval_examples / req.world_size)))
+    while True:
+        peak = _evaluation_peak(req, params, layout, states, batch)
+        if limit is None or peak <= limit or batch == 1:
+            return batch, peak
+        batch = max(1, batch // 2)
 
 
 def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, checkpointing: bool,
@@ -253,6 +289,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
     saved = trace.saved_bytes(micro)
     peak_activations = trace.peak_bytes(micro)
     train_peak = states.device + peak_activations
+    eval_batch, eval_peak = _eval_batch(req, params, layout, states, micro)
     components = {
         "frozen_weights": states.frozen_weights,
         "trainable_weights": states.trainable_weights,
@@ -261,7 +298,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
         "gathered_layers": states.gathered_layers,
         "saved_activations": saved,
         "transient_buffers": max(0, peak_activations - saved),
-        "evaluation_gather": max(0, _evaluation_peak(req, params, layout, states) - train_peak),
+        "evaluation": max(0, eval_peak - train_peak),
         "cuda_context": req.context,
     }
     peak = sum(components.values())
@@ -273,7 +310,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
     accum = req.batch_size // micro
     seconds = step_seconds(req, layout, checkpointing, micro, accum, params["trainable"], params["frozen"])
     return Candidate(layout.name, layout.stage, layout.offload_optimizer, layout.offload_param, checkpointing,
-                     micro, accum, components, peak, states.host, why_not is None, why_not, seconds)
+                     micro, accum, components, peak, states.host, why_not is None, why_not, seconds, eval_batch)
 
 
 def plan(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
