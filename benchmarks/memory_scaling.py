@@ -38,9 +38,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
+from attempt_dist.methods import LIBRARY_METHODS  # noqa: E402  (needs the path above)
+
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
-NEEDS_LIBRARY = ("attempt", "spot")
 
 
 @dataclass(frozen=True)
@@ -429,7 +430,7 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
             timeout = int(min(timeout, left))
         run_dir = work / "runs" / cell.name
         library = make_library(library_dir(work, cell.model, plan.prompt_length), cell.model, plan.prompt_length) \
-            if cell.method in NEEDS_LIBRARY else None
+            if cell.method in LIBRARY_METHODS else None
         extra = tokenizer_args(cell.model)
         cmd = train_command(cell, plan, run_dir, library) + extra
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
     if args.dry_run:
         where = work or Path("WORK")
         for cell in chosen:
-            library = library_dir(where, cell.model, plan.prompt_length) if cell.method in NEEDS_LIBRARY else None
+            library = library_dir(where, cell.model, plan.prompt_length) if cell.method in LIBRARY_METHODS else None
             print(shlex.join(train_command(cell, plan, where / "runs" / cell.name, library)))
         return 0
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
