@@ -19,6 +19,7 @@ from pathlib import Path
 
 import submitit
 
+from ..distributed.env import free_port
 from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, read_json, write_json_atomic
 
 DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
@@ -117,7 +118,7 @@ def _export_distributed_env() -> None:
     if type(env).__name__ == "DebugJobEnvironment":
         # In-process debug jobs have one rank and no job id to derive a port from.
         os.environ.update({"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
-                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())})
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())})
         return
     for key in DIST_VARS:
         os.environ.pop(key, None)
@@ -127,11 +128,3 @@ def _export_distributed_env() -> None:
 
 def _is_rank_zero() -> bool:
     return os.environ.get("RANK", "0") == "0"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

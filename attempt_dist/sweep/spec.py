@@ -34,7 +34,6 @@ file's folder.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -553,7 +552,3 @@ def _check_name(name: str, where: str) -> None:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def copy_cell(cell: Cell) -> Cell:
-    return copy.deepcopy(cell)
