@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from attempt_dist import distributed as dist
-from attempt_dist.distributed import config as config_mod
 from attempt_dist.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,12 +21,13 @@ def _has_auto(value) -> bool:
     return value == "auto"
 
 
-def test_repo_files_are_the_shipped_copies():
-    files = sorted(p.stem for p in (REPO / "ds_configs").glob("*.json"))
-    assert files == NAMES == sorted(dist.SHIPPED_CONFIGS)
-    for name in NAMES:
-        on_disk = config_mod.strip_comments(json.loads((REPO / "ds_configs" / f"{name}.json").read_text()))
-        assert on_disk == dist.SHIPPED_CONFIGS[name], f"ds_configs/{name}.json and SHIPPED_CONFIGS differ"
+def test_configs_are_package_data_and_the_repo_folder_links_to_them():
+    """One copy: attempt_dist/ds_configs/*.json ships in the package (pyproject package-data),
+    and the repository's ds_configs/ is that folder."""
+    package = REPO / "attempt_dist" / "ds_configs"
+    assert sorted(p.stem for p in package.glob("*.json")) == NAMES == dist.shipped_config_names()
+    assert (REPO / "ds_configs").resolve() == package.resolve()
+    assert '"ds_configs/*.json"' in (REPO / "pyproject.toml").read_text()
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -65,8 +65,8 @@ def test_unknown_config_lists_the_shipped_ones():
     assert "'zero9'" in message and all(n in message for n in NAMES) and "\n" not in message
 
 
-def test_names_fall_back_to_package_copies_without_repo_folder(monkeypatch, tmp_path):
-    monkeypatch.setattr(config_mod, "REPO_CONFIG_DIR", tmp_path / "missing")
+def test_names_resolve_to_the_package_folder_from_any_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # an installed package: no repository folder around
     cfg = dist.load_ds_config("zero3_offload", micro_batch_size=2, grad_accum=1, world_size=2)
     assert cfg["zero_optimization"]["offload_param"]["device"] == "cpu"
     assert cfg["train_batch_size"] == 4
@@ -81,12 +81,12 @@ def test_explicit_values_must_agree_with_the_command_line(tmp_path):
 
 
 def test_overrides_merge_deeply_and_input_dict_is_untouched():
-    base = json.loads(json.dumps(dist.SHIPPED_CONFIGS["zero3_offload"]))
+    base = dist.shipped_config("zero3_offload")
     cfg = dist.load_ds_config(base, micro_batch_size=1, grad_accum=1, world_size=1,
                               overrides={"zero_optimization": {"stage3_param_persistence_threshold": 0}})
     assert cfg["zero_optimization"]["stage3_param_persistence_threshold"] == 0
     assert cfg["zero_optimization"]["offload_param"]["device"] == "cpu"
-    assert base == dist.SHIPPED_CONFIGS["zero3_offload"]
+    assert base == dist.shipped_config("zero3_offload")
 
 
 @pytest.mark.parametrize(

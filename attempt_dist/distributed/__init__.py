@@ -13,7 +13,7 @@ memory.py (size strings, GPU cap, peak memory, OOM detection), engine.py (ZeRO-3
 construction, deepspeed.initialize, parameter gathering, gather-once generation under ZeRO-3).
 """
 
-from .config import SHIPPED_CONFIGS, load_ds_config, shipped_config_names, zero_stage
+from .config import load_ds_config, shipped_config, shipped_config_names, zero_stage
 from .engine import (
     EVAL_GATHER_ENV,
     backbone_init_context,
@@ -39,7 +39,6 @@ __all__ = [
     "DistInfo",
     "EVAL_GATHER_ENV",
     "OOM_HINT",
-    "SHIPPED_CONFIGS",
     "add_launcher_args",
     "all_gather_object",
     "apply_memory_cap",
@@ -59,6 +58,7 @@ __all__ = [
     "parse_size",
     "release_hf_deepspeed_config",
     "sample_device_memory",
+    "shipped_config",
     "shipped_config_names",
     "zero_stage",
 ]

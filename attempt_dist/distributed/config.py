@@ -5,9 +5,9 @@ One file serves every backbone and machine: batch sizes are "auto" and filled he
 and learning rates live in the client optimizer, never in the file. Keys starting with
 "_comment" are notes for readers and are stripped before DeepSpeed sees the dict.
 
-The files live in <repo>/ds_configs/. A pip-installed package has no repo folder, so the
-same configs are kept below as SHIPPED_CONFIGS (tests/test_distributed_config.py checks
-that each file equals its copy here) and used when the folder is missing.
+The shipped configs are package data, attempt_dist/ds_configs/*.json (so an installed package
+has them); the repository's ds_configs/ is a link to that folder, for `--ds-config
+ds_configs/zero2_offload.json` and for reading. A name (zero3_offload) means that file.
 """
 
 from __future__ import annotations
@@ -19,85 +19,18 @@ from typing import Any
 
 from attempt_dist.errors import UserError
 
-REPO_CONFIG_DIR = Path(__file__).resolve().parents[2] / "ds_configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "ds_configs"
 
 AUTO = "auto"
 
-_COMMON: dict[str, Any] = {
-    "train_batch_size": AUTO,
-    "train_micro_batch_size_per_gpu": AUTO,
-    "gradient_accumulation_steps": AUTO,
-    "gradient_clipping": 1.0,
-    "bf16": {"enabled": AUTO},
-    "steps_per_print": 1000000,
-    "wall_clock_breakdown": False,
-}
-
-# Stage-3 knobs shared by the CPU- and NVMe-offload configs. Concrete numbers, not "auto":
-# zero.Init reads the config before any model exists and cannot resolve "auto".
-_STAGE3_TUNING = {
-    "contiguous_gradients": True,
-    "overlap_comm": False,
-    "reduce_bucket_size": 50000000,
-    "stage3_prefetch_bucket_size": 50000000,
-    "stage3_param_persistence_threshold": 100000,
-    "stage3_max_live_parameters": 1000000000,
-    "stage3_max_reuse_distance": 1000000000,
-    "stage3_gather_16bit_weights_on_model_save": False,
-}
-
-SHIPPED_CONFIGS: dict[str, dict[str, Any]] = {
-    "zero0": {
-        **_COMMON,
-        "zero_optimization": {"stage": 0},
-    },
-    "zero2_offload": {
-        **_COMMON,
-        # The recipe's torch AdamW (two LR groups) is the optimizer; without this DeepSpeed
-        # refuses a client optimizer under offload and asks for DeepSpeedCPUAdam (a C++ op
-        # compiled on first use, ~45 s).
-        "zero_force_ds_cpu_optimizer": False,
-        "zero_optimization": {
-            "stage": 2,
-            "offload_optimizer": {"device": "cpu", "pin_memory": True},
-            "contiguous_gradients": True,
-            "overlap_comm": False,
-            "reduce_bucket_size": 50000000,
-            "allgather_bucket_size": 50000000,
-        },
-    },
-    "zero3_offload": {
-        **_COMMON,
-        "zero_force_ds_cpu_optimizer": False,
-        "zero_optimization": {
-            "stage": 3,
-            "offload_param": {"device": "cpu", "pin_memory": True},
-            "offload_optimizer": {"device": "cpu", "pin_memory": True},
-            **_STAGE3_TUNING,
-        },
-    },
-    "zero3_nvme": {
-        **_COMMON,
-        "zero_force_ds_cpu_optimizer": False,
-        "zero_optimization": {
-            "stage": 3,
-            "offload_param": {"device": "nvme", "nvme_path": AUTO, "pin_memory": True,
-                              "buffer_count": 5, "buffer_size": 100000000, "max_in_cpu": 1000000000},
-            "offload_optimizer": {"device": "nvme", "nvme_path": AUTO, "pin_memory": True,
-                                  "buffer_count": 4},
-            **_STAGE3_TUNING,
-        },
-        "aio": {"block_size": 1048576, "queue_depth": 8, "thread_count": 1,
-                "single_submit": False, "overlap_events": True},
-    },
-}
-
 
 def shipped_config_names() -> list[str]:
-    names = set(SHIPPED_CONFIGS)
-    if REPO_CONFIG_DIR.is_dir():
-        names.update(p.stem for p in REPO_CONFIG_DIR.glob("*.json"))
-    return sorted(names)
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.json"))
+
+
+def shipped_config(name: str) -> dict[str, Any]:
+    """A shipped config by name, as a fresh dict (the file's "_comment" notes included)."""
+    return _read(name)
 
 
 def strip_comments(value: Any) -> Any:
@@ -115,11 +48,7 @@ def _read(path_or_name: str | Path | dict) -> dict[str, Any]:
     path = Path(text).expanduser()
     looks_like_path = path.suffix == ".json" or "/" in text or path.is_file()
     if not looks_like_path:
-        repo_file = REPO_CONFIG_DIR / f"{text}.json"
-        if repo_file.is_file():
-            path = repo_file
-        elif text in SHIPPED_CONFIGS:
-            return copy.deepcopy(SHIPPED_CONFIGS[text])
+        path = CONFIG_DIR / f"{text}.json"
     if not path.is_file():
         raise UserError(
             f"DeepSpeed config {text!r} not found; give a .json path or one of: {', '.join(shipped_config_names())}"

@@ -7,7 +7,6 @@ that cannot fit stops at once (exit 3) and names the smallest cap that would do.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import os
 from typing import Any
@@ -24,11 +23,11 @@ class DoesNotFit(UserError):
 
 def ds_config_for(candidate: Candidate) -> dict[str, Any]:
     """The DeepSpeed config of a candidate, from the shipped ones (batch sizes still "auto")."""
-    from ..distributed.config import SHIPPED_CONFIGS
+    from ..distributed.config import shipped_config
 
     if candidate.stage == 0:
-        return copy.deepcopy(SHIPPED_CONFIGS["zero0"])
-    base = copy.deepcopy(SHIPPED_CONFIGS["zero2_offload" if candidate.stage == 2 else "zero3_offload"])
+        return shipped_config("zero0")
+    base = shipped_config("zero2_offload" if candidate.stage == 2 else "zero3_offload")
     zero = base["zero_optimization"]
     if not candidate.offload_optimizer:
         zero.pop("offload_optimizer", None)
