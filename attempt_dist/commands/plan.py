@@ -20,7 +20,8 @@ EXIT_DOES_NOT_FIT = 3
 COLUMNS = [("weights", ("frozen_weights", "trainable_weights", "gathered_layers")),
            ("grads+optim", ("gradients", "optimizer_state")),
            ("saved act", ("saved_activations",)),
-           ("transient", ("transient_buffers",))]
+           ("transient", ("transient_buffers",)),
+           ("eval extra", ("evaluation",))]
 
 
 def register(subparsers) -> None:
@@ -71,7 +72,8 @@ def print_table(report) -> None:
     title = (f"{req.model} {req.method}, batch {req.batch_size} per rank, {req.world_size} rank(s), "
              f"input {req.max_length}+{req.source_length - req.max_length} prompt, target {req.max_target_length}, "
              f"cap {req.gpu_mem_cap / 2**30:.1f} GiB ({'bf16' if req.device == 'cuda' else 'fp32'})")
-    table = Table(title=title, caption=f"GiB per GPU; peak includes {req.context / 2**30:.2f} GiB of CUDA context; "
+    table = Table(title=title, caption=f"GiB per GPU; peak includes {req.context / 2**30:.2f} GiB of CUDA context and what evaluation "
+                                       "needs beyond training (eval extra); "
                                        "host = node memory for offload; cost = step time relative to the fastest that fits")
     for name in ["layout", "ckpt", "micro x acc", *[label for label, _ in COLUMNS], "peak", "host", "fits", "cost"]:
         table.add_column(name, justify="left" if name in ("layout", "fits") else "right", no_wrap=True)
