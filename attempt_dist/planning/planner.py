@@ -9,6 +9,8 @@ batch. Its predicted peak is the sum of
 - model states (planning/model_states.py: DeepSpeed's own accounting, frozen weights apart),
 - the activation memory of one micro-step, traced on the meta device by running the real model
   (planning/trace.py): saved activations plus the transient buffers of the backward,
+- what evaluation needs beyond training: ZeRO-3's whole-weight gather and the decoder caches of
+  generation, at the largest evaluation batch (up to 2x the micro-batch) that fits,
 - the CUDA context and library workspaces, which the allocator cap does not see.
 A candidate fits when that sum is at most the cap less a headroom for allocator fragmentation,
 and its host needs (offload) fit the host memory when one is given.
