@@ -427,10 +427,14 @@ def _fail(cfg: TrainConfig, status: str, reason: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """One run per process (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
     args = build_parser().parse_args(argv)
     try:
         cfg = config_from_args(args)
-        return run(cfg)
+        code = run(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+        code = 2
+    if code == 0:
+        dist.shutdown()  # after a failure a rank may be gone: the process exits without it
+    return code

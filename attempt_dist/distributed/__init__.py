@@ -32,6 +32,7 @@ from .env import (
     ensure_distributed_env,
     free_port,
     init_distributed,
+    shutdown,
 )
 from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_size, sample_device_memory
 
@@ -44,6 +45,7 @@ __all__ = [
     "apply_memory_cap",
     "backbone_init_context",
     "barrier",
+    "shutdown",
     "broadcast_object",
     "ensure_distributed_env",
     "free_port",

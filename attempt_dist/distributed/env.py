@@ -151,6 +151,18 @@ def barrier() -> None:
         tdist.barrier()
 
 
+def shutdown() -> None:
+    """Leave the process group on every rank before the process exits. Left to interpreter
+    teardown, gloo's threads can abort a rank ("terminate called without an active exception",
+    seen once on a 2-rank CPU run) after all its work is done."""
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        if _world_size() > 1:
+            tdist.barrier()
+        tdist.destroy_process_group()
+
+
 def all_gather_object(obj: Any) -> list[Any]:
     """Every rank's `obj`, in rank order (a one-item list at world size 1)."""
     size = _world_size()

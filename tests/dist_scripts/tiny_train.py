@@ -183,7 +183,7 @@ def main() -> int:
     record["gathered_ranks"] = dist.all_gather_object(info.rank)
     os.makedirs(args.out, exist_ok=True)
     torch.save(record, Path(args.out) / f"rank{info.rank}.pt")
-    dist.barrier()
+    dist.shutdown()
     return 0
 
 
