@@ -21,7 +21,8 @@ for _path in (REPO, REPO / "benchmarks"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from plan_accuracy import _err, _pct  # noqa: E402  (same folder: one error convention)
+from memory_scaling import data_lengths as measured_lengths  # noqa: E402  (same folder)
+from plan_accuracy import _err, _mib, _pct, markdown_table  # noqa: E402  (one error and table convention)
 
 GIB = 2**30
 SHIPPED_LAYOUTS = {"zero0": (0, False, False), "zero2_offload": (2, True, False), "zero3_offload": (3, True, True)}
@@ -47,19 +48,14 @@ def activation_rows(report: dict) -> list[dict]:
 
 
 def data_lengths(task: str, data_dir: str, tokenizer: str, max_length: int, max_target_length: int) -> dict:
-    from attempt_dist.data import cached_tokenize, load_task_splits, load_tokenizer
-
-    # A report's plan["data_dir"] is the folder its cells trained on: relative to the repo (the
-    # shipped examples/data) or absolute (memory_scaling.py's lengthened copy under its work dir).
+    """memory_scaling.py's own measurement of a report's training data, re-run here."""
+    # plan["data_dir"] is the folder the cells trained on: relative to the repo (the shipped
+    # examples/data) or absolute (memory_scaling.py's lengthened copy under its work dir).
     folder = Path(data_dir) if Path(data_dir).is_absolute() else REPO / data_dir
     if not folder.is_dir():
         raise SystemExit(f"error: {folder} (the report's plan data_dir) does not exist here; copy that run's "
                          "data folder to this path, or rewrite it with memory_scaling.write_benchmark_data")
-    tok = load_tokenizer(tokenizer)
-    feats = cached_tokenize(load_task_splits(task, str(folder), seed=42)["train"], tok, 0, max_length,
-                            max_target_length, None)
-    inputs = {len(f["input_ids"]) for f in feats}
-    return {"input": max(inputs), "target": max(len(f["labels"]) for f in feats), "padded": len(inputs) > 1}
+    return measured_lengths(task, folder, tokenizer, max_length, max_target_length)
 
 
 def run_rows(report: dict) -> list[dict]:
@@ -74,12 +70,10 @@ def run_rows(report: dict) -> list[dict]:
             rows.append({"cell": r["cell"], "status": r.get("status"), "reason": r.get("reason")})
             continue
         tokenizer = "t5-tiny" if str(r.get("tokenizer", "")).startswith("t5-tiny") else r["model"]
-        recorded = (report.get("data") or {}).get("train_lengths", {}).get(tokenizer)
-        if recorded:  # measured by memory_scaling.py on the machine that ran the cells
-            lengths = {"input": recorded["input_max"], "target": recorded["target_max"],
-                       "padded": recorded["input_min"] != recorded["input_max"]}
-        else:
-            lengths = data_lengths(plan["task"], plan["data_dir"], tokenizer, plan["max_length"], plan["max_target_length"])
+        # Measured by memory_scaling.py on the machine that ran the cells (reports before it did: here).
+        got = ((report.get("data") or {}).get("train_lengths", {}).get(tokenizer)
+               or data_lengths(plan["task"], plan["data_dir"], tokenizer, plan["max_length"], plan["max_target_length"]))
+        lengths = {"input": got["input_max"], "target": got["target_max"], "padded": got["input_min"] != got["input_max"]}
         layout_name = r.get("planned_layout")
         if layout_name:
             stage = int(layout_name[4])
@@ -110,26 +104,26 @@ def run_rows(report: dict) -> list[dict]:
 def markdown(out: dict) -> str:
     lines = [f"# Planner vs GPU measurements ({out['device']})", "",
              f"- measurements: {', '.join(out['sources'])}", f"- command: `{out['command']}`", "",
-             "## Activations of one step (bf16, real CUDA kernels vs the planner's meta-device replay)", "",
-             "| model | method | ckpt | batch | tokens in+prompt/target | saved MiB measured | predicted | error | allocator peak MiB | predicted | error |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    mib = lambda v: "-" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
-    for r in out["activations"]:
-        lines.append(f"| {r['model']} | {r['method']} | {'on' if r['checkpointing'] else 'off'} | {r['batch']} | "
-                     f"{r['input_length']}+100/{r['target_length']} | {mib(r['saved_measured'])} | {mib(r['saved_predicted'])} | "
-                     f"{_pct(r['saved_error_pct'])} | {mib(r['allocator_measured'])} | {mib(r['peak_predicted'])} | "
-                     f"{_pct(r['allocator_error_pct'])} |")
-    lines += ["", "## Whole training runs under a 24 GiB cap (launch/train.py, 4 steps)", "",
-              "| cell | layout | ckpt | micro x acc | tokens in+prompt/target | allocator GiB measured | predicted | error | device GiB measured | predicted | error | examples/s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "## Activations of one step (bf16, real CUDA kernels vs the planner's meta-device replay)", ""]
+    lines += markdown_table(
+        ["model", "method", "ckpt", "batch", "tokens in+prompt/target", "saved MiB measured", "predicted", "error",
+         "allocator peak MiB", "predicted", "error"],
+        [[r["model"], r["method"], "on" if r["checkpointing"] else "off", r["batch"],
+          f"{r['input_length']}+100/{r['target_length']}", _mib(r["saved_measured"]), _mib(r["saved_predicted"]),
+          _pct(r["saved_error_pct"]), _mib(r["allocator_measured"]), _mib(r["peak_predicted"]),
+          _pct(r["allocator_error_pct"])] for r in out["activations"]])
+    head = ["cell", "layout", "ckpt", "micro x acc", "tokens in+prompt/target", "allocator GiB measured", "predicted",
+            "error", "device GiB measured", "predicted", "error", "examples/s"]
+    rows = []
     for r in out["runs"]:
         if r["status"] != "completed":
-            lines.append(f"| {r['cell']} | {r['status']}: {r.get('reason') or ''} |  |  |  |  |  |  |  |  |  |  |")
+            rows.append([r["cell"], f"{r['status']}: {r.get('reason') or ''}"] + [""] * (len(head) - 2))
             continue
-        lines.append(f"| {r['cell']} | {r['layout']} | {'on' if r['checkpointing'] else 'off'} | {r['micro_batch']} x {r['grad_accum']} | "
-                     f"{r['input_tokens']}+{r['prompt_tokens']}/{r['target_tokens']} | {r['allocator_measured_gib']:.2f} | "
-                     f"{r['allocator_predicted_gib']:.2f} | {_pct(r['allocator_error_pct'])} | {r['device_measured_gib']:.2f} | "
-                     f"{r['device_predicted_gib']:.2f} | {_pct(r['device_error_pct'])} | {r['examples_per_s']:.2f} |")
+        rows.append([r["cell"], r["layout"], "on" if r["checkpointing"] else "off", f"{r['micro_batch']} x {r['grad_accum']}",
+                     f"{r['input_tokens']}+{r['prompt_tokens']}/{r['target_tokens']}", f"{r['allocator_measured_gib']:.2f}",
+                     f"{r['allocator_predicted_gib']:.2f}", _pct(r["allocator_error_pct"]), f"{r['device_measured_gib']:.2f}",
+                     f"{r['device_predicted_gib']:.2f}", _pct(r["device_error_pct"]), f"{r['examples_per_s']:.2f}"])
+    lines += ["", "## Whole training runs under a 24 GiB cap (launch/train.py, 4 steps)", ""] + markdown_table(head, rows)
     lines += ["", "Allocator = torch.cuda.max_memory_allocated over the whole process (setup, 4 steps, final evaluation); "
               "device = NVML's device-wide use (adds the CUDA context), sampled. The planner predicts the allocator peak "
               "as weights + optimizer state + the traced step, and the device peak as that + its CUDA-context constant."]

@@ -129,30 +129,41 @@ def _pct(value) -> str:
     return "-" if value is None else f"{value:+.2f}%"
 
 
+def _mib(value) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def _gib(value) -> str:
+    return "-" if value is None else f"{value / GIB:.2f}"
+
+
+def markdown_table(head: list[str], rows: list[list]) -> list[str]:
+    """Lines of a markdown table (the reports of this folder share it)."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + \
+        ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+
+
 def markdown(report: dict) -> str:
     lines = [f"# Planner accuracy on {report['device_name']}", "",
              f"- date: {report['date']}", f"- machine: {report['machine']}",
              f"- versions: {report['versions']}", f"- command: `{report['command']}`",
              f"- worst activation error: {report['worst_activation_error_pct']:.3f}% "
              f"(saved and peak); worst model-state error: {report['worst_state_error_pct']:.3f}%", "",
-             "## Activations: measured on real tensors vs the planner's meta-device trace", "",
-             "| model | method | dtype | ckpt | batch | saved MiB measured | predicted | error | peak MiB measured | predicted | error | allocator MiB | error |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    mib = lambda v: "-" if v is None else f"{v / 2**20:.1f}"  # noqa: E731
-    for r in report["activations"]:
-        lines.append(f"| {r['model']} | {r['method']} | {r['dtype']} | {'on' if r['checkpointing'] else 'off'} | "
-                     f"{r['batch']} | {mib(r['saved_measured'])} | {mib(r['saved_predicted'])} | {_pct(r['saved_error_pct'])} | "
-                     f"{mib(r['peak_measured'])} | {mib(r['peak_predicted'])} | {_pct(r['peak_error_pct'])} | "
-                     f"{mib(r['allocator_peak_measured'])} | {_pct(r.get('allocator_error_pct'))} |")
+             "## Activations: measured on real tensors vs the planner's meta-device trace", ""]
+    lines += markdown_table(
+        ["model", "method", "dtype", "ckpt", "batch", "saved MiB measured", "predicted", "error", "peak MiB measured",
+         "predicted", "error", "allocator MiB", "error"],
+        [[r["model"], r["method"], r["dtype"], "on" if r["checkpointing"] else "off", r["batch"],
+          _mib(r["saved_measured"]), _mib(r["saved_predicted"]), _pct(r["saved_error_pct"]),
+          _mib(r["peak_measured"]), _mib(r["peak_predicted"]), _pct(r["peak_error_pct"]),
+          _mib(r["allocator_peak_measured"]), _pct(r.get("allocator_error_pct"))] for r in report["activations"]])
     if report["model_states"]:
-        lines += ["", "## Model states (full fine-tuning, 1 GPU): planner vs DeepSpeed's estimators", "",
-                  "| model | layout | GPU GiB planner | DeepSpeed | error | host GiB planner | DeepSpeed | error |",
-                  "|---|---|---|---|---|---|---|---|"]
-        gib = lambda v: "-" if v is None else f"{v / GIB:.2f}"  # noqa: E731
-        for r in report["model_states"]:
-            lines.append(f"| {r['model']} | {r['layout']} | {gib(r['gpu_predicted'])} | {gib(r['gpu_deepspeed'])} | "
-                         f"{_pct(r['gpu_error_pct'])} | {gib(r['host_predicted'])} | {gib(r['host_deepspeed'])} | "
-                         f"{_pct(r['host_error_pct'])} |")
+        lines += ["", "## Model states (full fine-tuning, 1 GPU): planner vs DeepSpeed's estimators", ""]
+        lines += markdown_table(
+            ["model", "layout", "GPU GiB planner", "DeepSpeed", "error", "host GiB planner", "DeepSpeed", "error"],
+            [[r["model"], r["layout"], _gib(r["gpu_predicted"]), _gib(r["gpu_deepspeed"]), _pct(r["gpu_error_pct"]),
+              _gib(r["host_predicted"]), _gib(r["host_deepspeed"]), _pct(r["host_error_pct"])]
+             for r in report["model_states"]])
     lines += ["", "Saved = bytes autograd keeps for backward plus the inputs activation checkpointing keeps; "
               "peak = the highest live bytes of tensors created during forward + backward (parameter gradients "
               "are handed to DeepSpeed's buffers, counted as model state). Errors are (predicted - measured) / measured."]
