@@ -78,14 +78,16 @@ def test_gpu_kernels_are_replayed_as_an_h200_saved_them():
 
 def test_saved_tensors_skip_weights():
     """Linear keeps a transposed view of its weight for backward: model state, not activation."""
-    layer = torch.nn.Linear(8, 8)
-    x = torch.randn(3, 8, requires_grad=True)
-    keys = {id(p) for p in layer.parameters()}
     from attempt_dist.planning.trace import _storage_key
 
+    layer = torch.nn.Linear(8, 8)
+    x = torch.randn(3, 8, requires_grad=True)
+    with SavedTensors() as everything:
+        layer(x).sum()
+    assert everything.nbytes == (x.numel() + layer.weight.numel()) * 4  # the weight is saved...
     with SavedTensors({_storage_key(p) for p in layer.parameters()}) as saved:
         layer(x).sum()
-    assert keys and saved.nbytes == x.numel() * 4
+    assert saved.nbytes == x.numel() * 4  # ...and counted as model state, not activation
 
 
 @pytest.mark.parametrize("model", ["t5-small", "t5-3b"])
