@@ -14,33 +14,13 @@ import torch
 
 from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec
 from .errors import UserError
-from .methods import MethodInputs, apply_method, make_config, needs
+from .methods import MethodInputs, apply_method, needs
 from .methods.prompts import load_library, load_prompt
 from .tasks import get_task
 from .train_config import TrainConfig
 
 # Appendix B.4: which source prompt a target task's prompt starts from, by task kind.
 INIT_SOURCE_BY_KIND = {"classification": "mnli", "regression": "mnli", "qa": "squad"}
-
-
-def method_config(cfg: TrainConfig):
-    options: dict = {"weight_decay": cfg.weight_decay}
-    if cfg.lr is not None:
-        options["lr"] = cfg.lr
-    if needs(cfg.method).prompt:
-        options["prompt_length"] = cfg.prompt_length
-    if cfg.method == "attempt":
-        options.update(rank=cfg.rank, temperature=cfg.attention_temperature, ablation=cfg.ablation,
-                       single_source=cfg.single_source)
-        if cfg.gate_lr is not None:
-            options["gate_lr"] = cfg.gate_lr
-    elif cfg.gate_lr is not None:
-        raise UserError(f"--gate-lr is an ATTEMPT option; {cfg.method} has no attention gate")
-    if cfg.method == "adapter":
-        options["reduction_factor"] = cfg.reduction_factor
-    if cfg.method == "spot":
-        options.update(mode=cfg.spot_mode, source=cfg.spot_source, top_k=cfg.spot_top_k)
-    return make_config(cfg.method, **options)
 
 
 def init_mode(cfg: TrainConfig) -> str:
@@ -79,14 +59,15 @@ def method_inputs(cfg: TrainConfig, d_model: int) -> MethodInputs:
     inputs = MethodInputs(num_tasks=len(cfg.tasks), seed=cfg.seed)
     if not needs(cfg.method).library:
         return inputs
+    method_cfg = cfg.method_config()
     names, prompts = load_library(cfg.source_prompts, cfg.sources, backbone=cfg.model,
-                                  d_model=d_model, prompt_length=cfg.prompt_length)
+                                  d_model=d_model, prompt_length=method_cfg.prompt_length)
     inputs.source_names, inputs.source_prompts = names, prompts
-    if cfg.method == "spot" and cfg.spot_mode == "targeted":
+    if cfg.method == "spot" and method_cfg.mode == "targeted":
         if not cfg.spot_probe:
             raise UserError("SPoT-t needs --spot-probe: a prompt briefly tuned on the target task")
         inputs.target_init = load_prompt(cfg.spot_probe, backbone=cfg.model, d_model=d_model,
-                                          prompt_length=cfg.prompt_length)
+                                          prompt_length=method_cfg.prompt_length)
     if cfg.method == "attempt":
         inputs.target_init = target_init(cfg, names, prompts)
         if cfg.prior:
@@ -110,6 +91,6 @@ def target_init(cfg: TrainConfig, names: list[str], prompts: torch.Tensor) -> to
 
 
 def build_model(cfg: TrainConfig, backbone):
-    method_cfg = method_config(cfg)
+    method_cfg = cfg.method_config()
     inputs = method_inputs(cfg, get_spec(cfg.model).d_model)
     return apply_method(cfg.method, backbone, method_cfg, inputs), method_cfg

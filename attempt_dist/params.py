@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from .backbones import build_backbone, get_spec
-from .methods import PROMPT_METHODS, MethodInputs, apply_method, make_config, needs
+from .methods import MethodInputs, apply_method, needs
+from .methods.options import resolve
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
 # Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.
@@ -33,25 +34,19 @@ class ParamCount:
     """Parameters of the backbone alone."""
 
 
-def method_options(method: str, prompt_length: int, rank: int) -> dict:
-    options = {}
-    if method in PROMPT_METHODS:
-        options["prompt_length"] = prompt_length
-    if method == "attempt":
-        options["rank"] = rank
-    return options
-
-
-def build_wrapped(model: str, method: str, *, device: str = "meta", prompt_length: int = 100, rank: int = 100,
-                  num_tasks: int = 1, seed: int = 0, **method_kwargs):
+def build_wrapped(model: str, method: str, *, device: str = "meta", num_tasks: int = 1, seed: int = 0,
+                  **options):
     """(wrapped model, backbone parameters before wrapping), built as for training.
+
+    options: method options by flag name (prompt_length=10, bottleneck=4, ...); the method's
+    defaults otherwise, and those it does not have are ignored, as on the train command line.
 
     device "meta": no memory, a fraction of a second even for t5-11b (counting, planning).
     A real device: random weights and random source prompts, built there directly (memory
     measurements; a GPU initialises t5-3b in a second, a CPU in a minute).
     """
     spec = get_spec(model)
-    cfg = make_config(method, **method_options(method, prompt_length, rank), **method_kwargs)
+    cfg = resolve(method, options)
     if device == "meta":
         backbone = build_backbone(model, "meta")
     else:
@@ -62,7 +57,7 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", prompt_lengt
     inputs = MethodInputs(num_tasks=num_tasks, seed=seed)
     if needs(method).library:
         with torch.device(device):
-            inputs.source_prompts = torch.randn(_COUNTING_SOURCES, prompt_length, spec.d_model)
+            inputs.source_prompts = torch.randn(_COUNTING_SOURCES, cfg.prompt_length, spec.d_model)
         inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]
     return apply_method(method, backbone, cfg, inputs), backbone_total
 
@@ -71,9 +66,7 @@ def build_on_meta(model: str, method: str, **options):
     return build_wrapped(model, method, device="meta", **options)
 
 
-def count_trainable(model: str, method: str, *, prompt_length: int = 100, rank: int = 100,
-                    num_tasks: int = 1, **method_kwargs) -> ParamCount:
-    wrapped, total = build_on_meta(model, method, prompt_length=prompt_length, rank=rank, num_tasks=num_tasks,
-                                   **method_kwargs)
+def count_trainable(model: str, method: str, *, num_tasks: int = 1, **options) -> ParamCount:
+    wrapped, total = build_on_meta(model, method, num_tasks=num_tasks, **options)
     trainable = wrapped.num_trainable()
     return ParamCount(model, method, num_tasks, trainable, trainable / num_tasks, total)

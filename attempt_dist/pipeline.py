@@ -28,6 +28,7 @@ import torch
 from . import distributed as dist
 from .cli_args import split_csv
 from .errors import UserError
+from .methods.options import given_options
 from .methods.prompts import add_to_library, library_names
 from .results import RESULT_FILENAME, atomic_path, read_json
 from .train import run
@@ -70,7 +71,7 @@ def run_sources(base: TrainConfig, out: Path) -> int:
         stage_dir = out / "sources" / task
         if not (stage_dir / RESULT_FILENAME).exists() or base.overwrite:
             cfg = stage_config(base, method="prompt", tasks=[task], output_dir=str(stage_dir),
-                               source_prompts=None, sources=None, prior=None, gate_lr=None)
+                               source_prompts=None, sources=None, prior=None)
             code = run(cfg)
             if code:
                 return code
@@ -98,7 +99,7 @@ def run_prior(base: TrainConfig, out: Path) -> int:
         saved = torch.load(stage_dir / "trainable.pt", map_location="cpu", weights_only=False)
         gate = {k[len("prompt.gate."):]: v for k, v in saved["state"].items() if k.startswith("prompt.gate.")}
         with atomic_path(prior) as tmp:
-            torch.save({"gate": gate, "meta": {"backbone": base.model, "rank": base.rank,
+            torch.save({"gate": gate, "meta": {"backbone": base.model, "bottleneck": base.method_config("attempt").bottleneck,
                                               "sources": list(base.sources), "run": str(stage_dir)}}, tmp)
     dist.barrier()
     return 0
@@ -130,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError(f"unknown stage {', '.join(unknown) or '(none)'}; stages: {', '.join(STAGES)}")
         if "targets" in stages and not args.targets:
             raise UserError("the targets stage needs --targets (e.g. --targets boolq,cb)")
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        base = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+        names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+        base = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
         base.method = "prompt"
         validate(base)  # model, source tasks, numbers: fail before any training starts
         for task in args.targets:

@@ -34,6 +34,7 @@ from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_rev
                       package_versions, write_json_atomic)
 from .run_outputs import dump_full_state, save_attention, save_predictions, save_trainable
 from .tasks import get_task
+from .methods.options import options_of
 from .train_config import TrainConfig, build_parser, config_from_args
 
 log = logging.getLogger("attempt_dist.train")
@@ -381,7 +382,7 @@ class Recipe:
 
     def _artifact_meta(self) -> dict:
         return {"backbone": self.cfg.model, "method": self.cfg.method, "tasks": self.cfg.tasks,
-                "prompt_length": self.cfg.prompt_length, "rank": self.cfg.rank}
+                "options": options_of(self.cfg.method, self.method_cfg)}
 
 
 def _progress(enabled: bool, total: int, done: int):

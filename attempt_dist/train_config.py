@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from .backbones import BACKBONES
 from .cli_args import csv_arg
 from .errors import UserError
 from .methods import METHODS, needs
+from .methods.options import add_method_args, cli_options, given_options, options_of, resolve
 
 
 @dataclass
@@ -37,9 +39,6 @@ class TrainConfig:
     grad_accum: int = 1
     epochs: float = 20.0
     max_steps: int | None = None
-    lr: float | None = None
-    gate_lr: float | None = None
-    weight_decay: float = 1e-5
     warmup_steps: int = 500
     max_length: int | None = None
     max_target_length: int = 128
@@ -58,21 +57,31 @@ class TrainConfig:
     prior: str | None = None
     no_prior: bool = False
     target_init: str = "auto"
-    prompt_length: int = 100
-    rank: int = 100
-    attention_temperature: float = 1.0
-    ablation: str = "none"
-    single_source: str | None = None
-    reduction_factor: int = 32
-    spot_mode: str = "generic"
-    spot_source: str | None = None
-    spot_top_k: int = 3
     spot_probe: str | None = None
     save_attention: bool = True
     dropout: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
+    rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
+
+    def method_config(self, method: str | None = None):
+        """The validated Config of `method` (default: this run's) with these options."""
+        return resolve(method or self.method, self.options)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """config.json's "train": the run's fields, its method options resolved and flat."""
+        flat = {k: v for k, v in dataclasses.asdict(self).items() if k != "options"}
+        return {**flat, **options_of(self.method, self.method_config())}
+
+    @classmethod
+    def from_dict(cls, saved: dict) -> "TrainConfig":
+        """The inverse of to_dict (a run's config.json "train" back into a config)."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"options"}
+        unknown = sorted(set(saved) - names - set(cli_options()))
+        if unknown:
+            raise UserError(f"unknown training option(s) {', '.join(unknown)}")
+        return cls(**{k: v for k, v in saved.items() if k in names},
+                   options={k: v for k, v in saved.items() if k in cli_options() and v is not None})
 
 
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -107,28 +116,18 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--grad-accum", type=int, default=d.grad_accum, help="gradient accumulation steps (default 1)")
     g.add_argument("--epochs", type=float, default=d.epochs, help="training epochs (default 20)")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")
-    g.add_argument("--lr", type=float, default=None, help="main learning rate (default: the method's: 0.3 prompts, 3e-4 adapter/bitfit, 1e-4 finetune)")
-    g.add_argument("--gate-lr", type=float, default=None, help="ATTEMPT: learning rate of the attention gate (default 0.3)")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay (default 1e-5)")
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps, capped at 10%% of a short run (default 500)")
     g.add_argument("--seed", type=int, default=d.seed, help="training seed (default 42)")
     g.add_argument("--dropout", type=float, default=None, help="backbone dropout rate (default: the backbone's own, 0.1 for T5)")
-    g = parser.add_argument_group("method options")
-    g.add_argument("--prompt-length", type=int, default=d.prompt_length, help="m, prompt rows (default 100)")
-    g.add_argument("--rank", type=int, default=d.rank, help="ATTEMPT: r, gate bottleneck (default 100)")
-    g.add_argument("--attention-temperature", type=float, default=d.attention_temperature, help="ATTEMPT: K (default 1)")
-    g.add_argument("--ablation", default=d.ablation, help="ATTEMPT: none | no_target | constant_attention | single_prompt")
-    g.add_argument("--single-source", default=None, help="ATTEMPT single_prompt ablation: the source prompt to keep")
+    add_method_args(parser.add_argument_group(
+        "method options", "each method's own (methods/<method>.py); a flag a method lacks is ignored for it"))
+    g = parser.add_argument_group("method inputs")
     g.add_argument("--source-prompts", default=None, help="prompt library folder (ATTEMPT, SPoT)")
     g.add_argument("--sources", type=csv_arg, default=None, help="library prompts to use (default: all)")
     g.add_argument("--prior", default=None, help="ATTEMPT: attention prior (prior.pt from the pipeline)")
     g.add_argument("--no-prior", action="store_true", help="ATTEMPT: train the gate from scratch (ablation d)")
     g.add_argument("--target-init", default=d.target_init,
                    help="ATTEMPT target prompt init: auto (MNLI prompt for classification, SQuAD for QA, if in the library), vocab, or a library prompt name")
-    g.add_argument("--reduction-factor", type=int, default=d.reduction_factor, help="Adapter: reduction factor (default 32)")
-    g.add_argument("--spot-mode", default=d.spot_mode, choices=["generic", "targeted"], help="SPoT-g or SPoT-t")
-    g.add_argument("--spot-source", default=None, help="SPoT-g: library prompt to start from")
-    g.add_argument("--spot-top-k", type=int, default=d.spot_top_k, help="SPoT-t: top-k sources (default 3)")
     g.add_argument("--spot-probe", default=None, help="SPoT-t: a prompt of the target task (.pt) to rank sources by")
     g = parser.add_argument_group("scale and memory")
     g.add_argument("--ds-config", default=d.ds_config, help="DeepSpeed config: zero0, zero2_offload, zero3_offload, zero3_nvme, a .json path, or auto "
@@ -152,8 +151,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
     validate(cfg)
     return cfg
 
@@ -192,6 +191,7 @@ def validate(cfg: TrainConfig) -> None:
         parse_size(cfg.gpu_mem_cap)  # a typo fails here, before any rank starts work
     if cfg.no_prior and cfg.prior:
         raise UserError("--no-prior and --prior contradict each other; pick one")
+    cfg.method_config()  # the method's own checks (positive lr, known ablation, ...)
     if needs(cfg.method).library and not cfg.source_prompts:
         raise UserError(f"{cfg.method} needs --source-prompts LIBRARY "
                         "(build one with `attempt-dist pipeline --stages sources`)")

@@ -82,7 +82,7 @@ def run_rows(report: dict) -> list[dict]:
             layout = ZeroLayout(*SHIPPED_LAYOUTS[r["ds_config"]])
         micro, accum = r["micro_batch"], r["grad_accum"]
         req = PlanRequest(r["model"], r["method"], batch_size=micro * accum, max_length=lengths["input"],
-                          max_target_length=lengths["target"], prompt_length=plan["prompt_length"],
+                          max_target_length=lengths["target"], options={"prompt_length": plan["prompt_length"]},
                           device="cuda", gpu_mem_cap=parse_size(plan["cap"]) if plan.get("cap") else None,
                           padded_batches=lengths["padded"], max_eval_examples=plan.get("max_eval_examples"))
         cand = evaluate_candidate(req, _params(req), layout, bool(r["checkpointing"]), micro,

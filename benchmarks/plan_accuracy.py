@@ -52,12 +52,13 @@ def activation_row(model: str, method: str, dtype_name: str, checkpointing: bool
 
     dtype = getattr(torch, DTYPES[dtype_name])
     req = PlanRequest(model, method, batch_size=batch, max_length=input_length, max_target_length=target_length,
-                      prompt_length=prompt_length, rank=min(100, prompt_length), device=device, gpu_mem_cap=None)
+                      options={"prompt_length": prompt_length, "bottleneck": min(100, prompt_length)},
+                      device=device, gpu_mem_cap=None)
     started = time.perf_counter()
     trace = trace_for(req, checkpointing, dtype=dtype)
     plan_s = time.perf_counter() - started
 
-    wrapped, _ = build_wrapped(model, method, device=device, prompt_length=prompt_length, rank=req.rank)
+    wrapped, _ = build_wrapped(model, method, device=device, **req.options)
     wrapped = wrapped.to(dtype)
     if checkpointing:
         enable_activation_checkpointing(wrapped.backbone)

@@ -28,7 +28,7 @@ def wrap(method: str, num_tasks: int = 1, seed: int = 0, backbone=None, **option
     if needs(method).prompt:
         options.setdefault("prompt_length", PROMPT_LENGTH)
     if method == "attempt":
-        options.setdefault("rank", RANK)
+        options.setdefault("bottleneck", RANK)
     cfg = make_config(method, **options)
     inputs = MethodInputs(num_tasks=num_tasks, seed=seed)
     if needs(method).library:

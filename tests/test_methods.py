@@ -115,7 +115,7 @@ def test_loss_goes_down_with_attempt():
 
 @pytest.mark.parametrize("options, message", [
     ({"prompt_length": 0}, "prompt_length must be a positive integer"),
-    ({"rank": 0}, "rank must be a positive integer"),
+    ({"bottleneck": 0}, "bottleneck must be a positive integer"),
     ({"temperature": float("inf")}, "temperature K must be a finite number"),
     ({"temperature": float("nan")}, "temperature K must be a finite number"),
     ({"lr": -1.0}, "lr must be a positive finite number"),
@@ -130,7 +130,7 @@ def test_invalid_attempt_options(options, message):
 
 def test_source_prompt_of_wrong_size_says_what_was_expected():
     backbone = build_backbone("t5-tiny", "random", seed=0)
-    cfg = make_config("attempt", prompt_length=5, rank=4)
+    cfg = make_config("attempt", prompt_length=5, bottleneck=4)
     bad = torch.zeros(3, 6, backbone.config.d_model)
     with pytest.raises(UserError, match=r"shape \(3, 6, 32\), expected \[t, 5, 32\]"):
         apply_method("attempt", backbone, cfg, MethodInputs(source_prompts=bad))

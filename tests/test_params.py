@@ -41,8 +41,8 @@ def test_attempt_mt_matches_section_6_2(model, num_tasks):
     assert count.per_task == pytest.approx(d * (m + 2 * (r + 1) / num_tasks))
 
 
-def test_prompt_length_and_rank_options():
-    assert count_trainable("t5-small", "attempt", prompt_length=10, rank=7).trainable == \
+def test_prompt_length_and_bottleneck_options():
+    assert count_trainable("t5-small", "attempt", prompt_length=10, bottleneck=7).trainable == \
         10 * 512 + 2 * 7 * 512 + 2 * 512
 
 
@@ -66,7 +66,7 @@ def test_cli_csv(capsys):
     (["params", "--models", "t5-huge"], "unknown backbone 't5-huge'; known backbones: t5-small"),
     (["params", "--methods", "lora"], "unknown method 'lora'; known methods: finetune"),
     (["params", "--prompt-length", "0"], "prompt_length must be a positive integer"),
-    (["params", "--rank", "-3", "--methods", "attempt"], "rank must be a positive integer"),
+    (["params", "--rank", "-3", "--methods", "attempt"], "bottleneck must be a positive integer"),
     (["params", "--num-tasks", "0", "--methods", "attempt"], "N must be at least 1"),
     (["params", "--num-tasks", "two"], "--num-tasks takes comma-separated integers"),
 ])

@@ -23,7 +23,7 @@ from tests.train_helpers import TINY, launch, result
 
 
 def _measured(method: str, dtype: torch.dtype, checkpointing: bool, batch: int) -> dict:
-    wrapped, _ = build_wrapped("t5-tiny", method, device="cpu", prompt_length=6, rank=4)
+    wrapped, _ = build_wrapped("t5-tiny", method, device="cpu", prompt_length=6, bottleneck=4)
     wrapped = wrapped.to(dtype)
     if checkpointing:
         enable_activation_checkpointing(wrapped.backbone)
@@ -39,8 +39,8 @@ def _measured(method: str, dtype: torch.dtype, checkpointing: bool, batch: int) 
 def test_meta_trace_predicts_what_a_real_cpu_step_keeps(method, dtype, checkpointing):
     """Saved activations and the live-bytes peak of a real forward + backward on t5-tiny equal
     the planner's meta-device trace, extrapolated from micro-batches 2 and 3 to 5."""
-    req = PlanRequest("t5-tiny", method, batch_size=5, max_length=20, max_target_length=5, prompt_length=6,
-                      rank=4, device="cpu", gpu_mem_cap=None)
+    req = PlanRequest("t5-tiny", method, batch_size=5, max_length=20, max_target_length=5,
+                      options={"prompt_length": 6, "bottleneck": 4}, device="cpu", gpu_mem_cap=None)
     trace = trace_for(req, checkpointing, dtype=dtype)
     real = _measured(method, dtype, checkpointing, batch=5)
     assert real["saved"] > 0
@@ -49,8 +49,8 @@ def test_meta_trace_predicts_what_a_real_cpu_step_keeps(method, dtype, checkpoin
 
 
 def test_checkpointing_is_what_shrinks_the_trace():
-    req = PlanRequest("t5-tiny", "prompt", batch_size=4, max_length=20, max_target_length=5, prompt_length=6,
-                      device="cpu", gpu_mem_cap=None)
+    req = PlanRequest("t5-tiny", "prompt", batch_size=4, max_length=20, max_target_length=5,
+                      options={"prompt_length": 6}, device="cpu", gpu_mem_cap=None)
     plain, ckpt = trace_for(req, False), trace_for(req, True)
     assert ckpt.saved_bytes(4) < plain.saved_bytes(4) / 3
     # Saved bytes grow with the batch by the same per-example amount at every batch size.
@@ -122,7 +122,7 @@ def test_a_frozen_backbone_costs_its_weights_only():
 
 def test_plan_recommends_the_fastest_fitting_and_says_when_nothing_fits():
     report = plan(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
-                              prompt_length=8, rank=4, gpu_mem_cap=24 * GIB))
+                              options={"prompt_length": 8, "bottleneck": 4}, gpu_mem_cap=24 * GIB))
     best = report.recommended
     assert best is not None and best.fits and best.relative_cost == 1.0
     assert best.stage == 0 and not best.offload_param  # a tiny backbone stays whole on the GPU
@@ -130,7 +130,7 @@ def test_plan_recommends_the_fastest_fitting_and_says_when_nothing_fits():
     assert best.micro_batch * best.grad_accum == 4
     # The CUDA context alone exceeds a 1 GiB cap: nothing fits, and the plan says what would.
     none = plan(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
-                            prompt_length=8, rank=4, gpu_mem_cap=1 * GIB))
+                            options={"prompt_length": 8, "bottleneck": 4}, gpu_mem_cap=1 * GIB))
     assert none.recommended is None and none.smallest_fitting_cap > 1 * GIB
     assert "smallest cap that fits" in none.notes[0]
 
@@ -190,8 +190,8 @@ def test_evaluation_batch_shrinks_until_generation_fits():
 
     from attempt_dist.planning.planner import _eval_batch, _evaluation_peak, _params, generation_bytes
 
-    req = PlanRequest("t5-tiny", "prompt", batch_size=8, max_length=32, max_target_length=4, prompt_length=8,
-                      gpu_mem_cap=None, context_bytes=0)
+    req = PlanRequest("t5-tiny", "prompt", batch_size=8, max_length=32, max_target_length=4,
+                      options={"prompt_length": 8}, gpu_mem_cap=None, context_bytes=0)
     assert generation_bytes(req, 16) == 2 * generation_bytes(req, 8)
     params = _params(req)
     layout = ZeroLayout(0)

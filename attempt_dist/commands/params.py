@@ -14,6 +14,7 @@ from ..backbones import PAPER_BACKBONES
 from ..cli_args import split_csv
 from ..errors import UserError
 from ..methods import METHODS
+from ..methods.options import add_method_args, given_options
 from ..params import count_trainable
 
 
@@ -32,8 +33,7 @@ def register(subparsers) -> None:
                         help="comma-separated backbones (default: the paper's five)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated methods (default: {','.join(METHODS)})")
-    parser.add_argument("--prompt-length", type=int, default=100, help="m, prompt rows (default 100)")
-    parser.add_argument("--rank", type=int, default=100, help="r, ATTEMPT gate bottleneck (default 100)")
+    add_method_args(parser.add_argument_group("method options", "as for `attempt-dist train`"))
     parser.add_argument("--num-tasks", default="1",
                         help="N target tasks sharing the trained modules, e.g. 1,4 (default 1)")
     fmt = parser.add_mutually_exclusive_group()
@@ -42,13 +42,12 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def collect(models, methods, prompt_length, rank, num_tasks) -> list[dict]:
+def collect(models, methods, options: dict, num_tasks) -> list[dict]:
     rows = []
     for model in models:
         for method in methods:
             for n in num_tasks:
-                count = count_trainable(model, method, prompt_length=prompt_length, rank=rank,
-                                        num_tasks=n)
+                count = count_trainable(model, method, num_tasks=n, **options)
                 rows.append({"model": model, "method": method, "num_tasks": n,
                              "trainable": count.trainable, "per_task": count.per_task,
                              "backbone_total": count.total,
@@ -58,8 +57,7 @@ def collect(models, methods, prompt_length, rank, num_tasks) -> list[dict]:
 
 def run(args) -> int:
     num_tasks = _ints(args.num_tasks)
-    rows = collect(split_csv(args.models), split_csv(args.methods), args.prompt_length, args.rank,
-                   num_tasks)
+    rows = collect(split_csv(args.models), split_csv(args.methods), given_options(args), num_tasks)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()

@@ -14,6 +14,7 @@ import sys
 
 from ..cli_args import split_csv
 from ..errors import UserError
+from ..methods.options import add_method_args, given_options
 
 EXIT_DOES_NOT_FIT = 3
 # The table groups the components (all of them are in --json).
@@ -34,8 +35,6 @@ def register(subparsers) -> None:
                         help="comma-separated tasks: their number (multi-task prompts) and longest max length")
     parser.add_argument("--max-length", type=int, default=None, help="input tokens before the prompt (default: the tasks' own, else 256)")
     parser.add_argument("--max-target-length", type=int, default=128, help="target tokens (default 128)")
-    parser.add_argument("--prompt-length", type=int, default=100, help="m, prompt rows (default 100)")
-    parser.add_argument("--rank", type=int, default=100, help="r, ATTEMPT gate bottleneck (default 100)")
     parser.add_argument("--world-size", type=int, default=1, help="data-parallel ranks (default 1)")
     parser.add_argument("--gpu-mem-cap", default="24GiB", help="per-GPU memory, e.g. 24GiB (default), 80GB")
     parser.add_argument("--host-mem", default=None, help="host memory per node for offload, e.g. 128GiB (default: not checked)")
@@ -43,6 +42,7 @@ def register(subparsers) -> None:
                         help="cuda: bf16 and the GPU's attention kernel (default); cpu: fp32, this project's CPU path")
     parser.add_argument("--all", action="store_true", help="list every micro-batch, not only each layout's largest that fits")
     parser.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    add_method_args(parser.add_argument_group("method options", "as for `attempt-dist train`"))
     parser.set_defaults(func=run)
 
 
@@ -54,7 +54,7 @@ def request_from_args(args):
     tasks = split_csv(args.tasks)
     max_length = args.max_length or (max(get_task(t).max_length for t in tasks) if tasks else 256)
     return PlanRequest(model=args.model, method=args.method, batch_size=args.batch_size, max_length=max_length,
-                       max_target_length=args.max_target_length, prompt_length=args.prompt_length, rank=args.rank,
+                       max_target_length=args.max_target_length, options=given_options(args),
                        num_tasks=max(1, len(tasks)), world_size=args.world_size,
                        gpu_mem_cap=parse_size(args.gpu_mem_cap),
                        host_mem=parse_size(args.host_mem) if args.host_mem else None, device=args.device)

@@ -16,6 +16,7 @@ from torch import nn
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
+from .options import option
 
 
 NEEDS = Needs()
@@ -24,8 +25,7 @@ NEEDS = Needs()
 @dataclass
 class Config(MethodConfig):
     lr: float = 3e-4
-    reduction_factor: int = 32
-    """Bottleneck size = d_model // reduction_factor."""
+    reduction_factor: int = option(32, "adapter bottleneck size = d_model // reduction factor")
 
     def validate(self) -> None:
         super().validate()

@@ -28,6 +28,7 @@ from ..errors import UserError
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
+from .options import option
 from .prompt import initial_prompts
 
 ABLATIONS = ("none", "no_target", "constant_attention", "single_prompt")
@@ -38,28 +39,22 @@ NEEDS = Needs(prompt=True, library=True, prior=True, attention=True)
 
 @dataclass
 class Config(MethodConfig):
-    lr: float = 0.3
-    """Learning rate of the target prompts."""
-    gate_lr: float = 0.3
-    """Learning rate of the attention gate G (the paper: 0.1 for SuperGLUE and the 'others'
-    multi-task runs, 0.3 elsewhere): the second speed of the two-speed schedule."""
-    prompt_length: int = 100
-    """m: rows of every prompt."""
-    rank: int = 100
-    """r: bottleneck of G's down/up projection."""
-    temperature: float = 1.0
-    """K: attention logits are scaled by 1 / (d * e^K)."""
-    ablation: str = "none"
-    """none | no_target | constant_attention | single_prompt."""
-    single_source: str | None = None
-    """single_prompt ablation: which source prompt to keep (default: the first)."""
+    lr: float = 0.3  # the target prompts' rate
+    gate_lr: float = option(0.3, "learning rate of the attention gate G, the second speed of the two-speed "
+                                 "schedule (the paper: 0.1 for SuperGLUE and the 'others' multi-task runs)")
+    prompt_length: int = option(100, "m, rows of every prompt")
+    bottleneck: int = option(100, "r, the bottleneck of the attention gate's down/up projection",
+                             aliases=("--rank",))
+    temperature: float = option(1.0, "K: attention logits are scaled by 1 / (d e^K)", flag="--attention-temperature")
+    ablation: str = option("none", "Table 4 ablation", choices=ABLATIONS)
+    single_source: str | None = option(None, "single_prompt ablation: the source prompt to keep (default: the first)")
 
     def validate(self) -> None:
         super().validate()
         if not (isinstance(self.gate_lr, (int, float)) and math.isfinite(self.gate_lr) and self.gate_lr > 0):
             raise UserError(f"gate_lr must be a positive finite number, got {self.gate_lr!r}")
         positive_int("prompt_length", self.prompt_length)
-        positive_int("rank", self.rank)
+        positive_int("bottleneck", self.bottleneck)
         if not (isinstance(self.temperature, (int, float)) and math.isfinite(self.temperature)):
             raise UserError(f"temperature K must be a finite number, got {self.temperature!r}")
         if self.ablation not in ABLATIONS:
@@ -100,7 +95,7 @@ class AttemptPrompt(nn.Module):
         self.register_buffer("sources", sources.detach().clone().float())
         self.target = None if target_init is None else nn.Parameter(target_init.clone().float())
         self.gate = None if cfg.ablation == "constant_attention" else AttentionGate(
-            d_model, cfg.rank, device=sources.device)
+            d_model, cfg.bottleneck, device=sources.device)
 
     def attention(self, embeds, mask, targets):
         """a [B, k]: k = t+1 with a target prompt (the target last), t without."""
@@ -158,7 +153,7 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
         try:
             module.gate.load_state_dict(inputs.prior)
         except RuntimeError as err:
-            raise UserError(f"attention prior does not fit this gate (d={d_model}, r={cfg.rank}): "
+            raise UserError(f"attention prior does not fit this gate (d={d_model}, r={cfg.bottleneck}): "
                             f"{str(err).splitlines()[0]}") from None
     return WrappedT5(backbone, module, method="attempt", num_tasks=inputs.num_tasks)
 

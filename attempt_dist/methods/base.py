@@ -16,16 +16,15 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from .options import option
 
 
 @dataclass
 class MethodConfig:
     """Options every method has."""
 
-    lr: float = 3e-4
-    """Learning rate of the method's main parameter group."""
-    weight_decay: float = 1e-5
-    """AdamW weight decay (the paper: 1e-5 for every method)."""
+    lr: float = option(3e-4, "learning rate of the method's main parameter group")
+    weight_decay: float = option(1e-5, "AdamW weight decay (the paper's for every method)")
 
     def __post_init__(self) -> None:
         self.validate()

@@ -17,6 +17,7 @@ from torch import nn
 from .base import MethodConfig, WrappedT5, parameter_groups
 from .inputs import MethodInputs
 from .needs import Needs
+from .options import option
 
 
 NEEDS = Needs()
@@ -25,8 +26,8 @@ NEEDS = Needs()
 @dataclass
 class Config(MethodConfig):
     lr: float = 3e-4
-    train_layer_norms: bool = True
-    """Also train the T5 LayerNorm scales (the paper's 280k count for t5-base includes them)."""
+    train_layer_norms: bool = option(True, "also train the T5 LayerNorm scales (the paper's 280k count "
+                                           "for t5-base includes them)")
 
 
 def _is_layer_norm(module: nn.Module) -> bool:

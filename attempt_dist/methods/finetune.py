@@ -14,8 +14,7 @@ NEEDS = Needs()
 
 @dataclass
 class Config(MethodConfig):
-    lr: float = 1e-4
-    """The paper's fine-tuning rate is garbled ("x 10^-4"); 1e-4 is the usual T5 choice."""
+    lr: float = 1e-4  # the paper's fine-tuning rate is garbled ("x 10^-4"); 1e-4 is the usual T5 choice
 
 
 def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:

@@ -15,6 +15,7 @@ from ..errors import UserError
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
+from .options import option
 from .prompts import TaskPrompts, vocab_init
 
 
@@ -23,10 +24,8 @@ NEEDS = Needs(prompt=True)
 
 @dataclass
 class Config(MethodConfig):
-    lr: float = 0.3
-    """The paper's prompt-tuning rate."""
-    prompt_length: int = 100
-    """m: number of prompt vectors."""
+    lr: float = 0.3  # the paper's prompt-tuning rate
+    prompt_length: int = option(100, "m, rows of every prompt")
 
     def validate(self) -> None:
         super().validate()

@@ -18,6 +18,7 @@ from . import prompt as prompt_tuning
 from .base import WrappedT5, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
+from .options import option
 from .prompts import TaskPrompts
 
 
@@ -26,12 +27,11 @@ NEEDS = Needs(prompt=True, library=True)
 
 @dataclass
 class Config(prompt_tuning.Config):
-    mode: str = "generic"
-    """generic (SPoT-g) or targeted (SPoT-t)."""
-    source: str | None = None
-    """SPoT-g: the library prompt to copy (default: the first one)."""
-    top_k: int = 3
-    """SPoT-t: how many most similar source prompts to average."""
+    mode: str = option("generic", "SPoT-g (generic) or SPoT-t (targeted)", flag="--spot-mode",
+                       choices=("generic", "targeted"))
+    source: str | None = option(None, "SPoT-g: the library prompt to copy (default: the first one)",
+                                flag="--spot-source")
+    top_k: int = option(3, "SPoT-t: how many most similar source prompts to average", flag="--spot-top-k")
 
     def validate(self) -> None:
         super().validate()

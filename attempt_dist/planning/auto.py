@@ -51,7 +51,7 @@ def request_from_config(cfg, world_size: int, *, cap_bytes: int | None, device: 
     max_length = cfg.max_length or max(get_task(t).max_length for t in cfg.tasks)
     return PlanRequest(model=cfg.model, method=cfg.method, batch_size=cfg.batch_size * cfg.grad_accum,
                        max_length=max_length, max_target_length=cfg.max_target_length,
-                       prompt_length=cfg.prompt_length, rank=cfg.rank, num_tasks=len(cfg.tasks),
+                       options=dict(cfg.options), num_tasks=len(cfg.tasks),
                        world_size=world_size, gpu_mem_cap=cap_bytes, host_mem=host_memory_bytes(), device=device,
                        max_eval_examples=cfg.max_eval_examples)
 

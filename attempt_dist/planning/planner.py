@@ -60,8 +60,8 @@ class PlanRequest:
     max_length: int = 256
     """Input tokens, before the soft prompt."""
     max_target_length: int = 128
-    prompt_length: int = 100
-    rank: int = 100
+    options: dict = field(default_factory=dict)
+    """Method options by flag name (prompt_length, bottleneck, ...); the method's defaults otherwise."""
     num_tasks: int = 1
     world_size: int = 1
     gpu_mem_cap: int | None = 24 * GIB
@@ -81,6 +81,7 @@ class PlanRequest:
         from ..methods import method_module
 
         method_module(self.method)
+        self.method_config  # the method's own checks on its options
         for name in ("batch_size", "max_length", "max_target_length", "num_tasks", "world_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -100,7 +101,13 @@ class PlanRequest:
 
     @property
     def source_length(self) -> int:
-        return self.max_length + (self.prompt_length if self.prompted else 0)
+        return self.max_length + (self.method_config.prompt_length if self.prompted else 0)
+
+    @property
+    def method_config(self):
+        from ..methods.options import resolve
+
+        return resolve(self.method, self.options)
 
     @property
     def weight_bytes(self) -> int:
@@ -213,8 +220,7 @@ def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None =
     from ..params import build_on_meta
 
     def build():
-        wrapped, _ = build_on_meta(req.model, req.method, prompt_length=req.prompt_length, rank=req.rank,
-                                   num_tasks=req.num_tasks)
+        wrapped, _ = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
         # As DeepSpeed does with bf16 on: the whole module, prompts included, in bf16.
         wrapped = wrapped.to(dtype or training_dtype(req.device))
         if checkpointing:
@@ -229,8 +235,7 @@ def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None =
 def _params(req: PlanRequest) -> dict[str, int]:
     from ..params import build_on_meta
 
-    wrapped, backbone_total = build_on_meta(req.model, req.method, prompt_length=req.prompt_length,
-                                            rank=req.rank, num_tasks=req.num_tasks)
+    wrapped, backbone_total = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
     trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in wrapped.parameters() if not p.requires_grad)
     frozen += sum(b.numel() for b in wrapped.buffers())  # ATTEMPT's source prompts ride along

@@ -29,7 +29,6 @@ def check_cell_options(sweep: Sweep) -> None:
     if sweep.trainer != DEFAULT_TRAINER:
         return
     from ..distributed.config import _read
-    from ..model_setup import method_config
     from ..train_config import build_parser, config_from_args
     from .launch import library_args
 
@@ -39,8 +38,7 @@ def check_cell_options(sweep: Sweep) -> None:
     for cell in sweep.cells:
         argv = train_argv(cell, PLACEHOLDER_RUN / cell.name, library_args(PLACEHOLDER_RUN, cell))
         try:
-            cfg = config_from_args(parser.parse_args(argv))
-            method_config(cfg)
+            cfg = config_from_args(parser.parse_args(argv))  # the method's own checks included
             if cfg.ds_config != "auto" and cfg.ds_config not in checked_configs:
                 _read(cfg.ds_config)
                 checked_configs.add(cfg.ds_config)

@@ -68,12 +68,15 @@ MANAGED_OPTIONS = {"model", "method", "tasks", "seed", "output_dir", "resume", "
 
 
 def _train_options() -> set[str]:
-    # Every field of the trainer's config is a sweep option, so the two never drift apart.
+    # Every field of the trainer's config and every method option is a sweep option, so the
+    # sweep keys never drift from the trainer's flags.
     import dataclasses
 
+    from ..methods.options import cli_options
     from ..train_config import TrainConfig
 
-    return {f.name for f in dataclasses.fields(TrainConfig)} - MANAGED_OPTIONS | {"extra_args"}
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+    return fields - MANAGED_OPTIONS | set(cli_options()) | {"extra_args"}
 
 
 TRAIN_OPTIONS = _train_options()
