@@ -1,9 +1,9 @@
-"""Houlsby adapters: a bottleneck (down -> GELU -> up, residual) after the self-attention and
+"""Houlsby adapters: a bottleneck (down -> non-linearity -> up, residual) after the self-attention and
 the feed-forward sublayer of every encoder and decoder block, as in the compacter code the
 paper uses (reduction factor 32, so t5-base trains 48 x 37,656 = 1,807,488 parameters).
 
 The adapter sits on the sublayer's output projection, before T5's dropout and residual add:
-    h + dropout(adapter(o(x)))   with   adapter(y) = y + up(gelu(down(y)))
+    h + dropout(adapter(o(x)))   with   adapter(y) = y + up(f(down(y))),  f = GELU by default
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
@@ -20,21 +21,28 @@ from .options import option
 
 
 NEEDS = Needs()
+# The non-linearities compacter's adapter config offers (its "swish" is SiLU).
+ACTIVATIONS = {"gelu": nn.functional.gelu, "relu": nn.functional.relu, "swish": nn.functional.silu}
 
 
 @dataclass
 class Config(MethodConfig):
     lr: float = 3e-4
     reduction_factor: int = option(32, "adapter bottleneck size = d_model // reduction factor")
+    activation: str = option("gelu", "the adapter's non-linearity", flag="--adapter-activation",
+                             choices=tuple(ACTIVATIONS))
 
     def validate(self) -> None:
         super().validate()
         positive_int("reduction_factor", self.reduction_factor)
+        if self.activation not in ACTIVATIONS:
+            raise UserError(f"unknown adapter activation {self.activation!r}; known: {', '.join(ACTIVATIONS)}")
 
 
 class Adapter(nn.Module):
-    def __init__(self, d_model: int, bottleneck: int, device=None, dtype=None) -> None:
+    def __init__(self, d_model: int, bottleneck: int, device=None, dtype=None, activation: str = "gelu") -> None:
         super().__init__()
+        self.activation = ACTIVATIONS[activation]
         self.down = nn.Linear(d_model, bottleneck, device=device, dtype=dtype)
         self.up = nn.Linear(bottleneck, d_model, device=device, dtype=dtype)
         if self.up.weight.device.type != "meta":
@@ -45,7 +53,7 @@ class Adapter(nn.Module):
             nn.init.zeros_(self.up.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return hidden + self.up(nn.functional.gelu(self.down(hidden)))
+        return hidden + self.up(self.activation(self.down(hidden)))
 
 
 class LinearThenAdapter(nn.Module):
@@ -80,7 +88,7 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
     for parent, name in _sublayer_outputs(backbone):
         linear = getattr(parent, name)
         w = linear.weight
-        setattr(parent, name, LinearThenAdapter(linear, Adapter(d_model, bottleneck, w.device, w.dtype)))
+        setattr(parent, name, LinearThenAdapter(linear, Adapter(d_model, bottleneck, w.device, w.dtype, cfg.activation)))
     return WrappedT5(backbone, None, method="adapter", num_tasks=inputs.num_tasks)
 
 
