@@ -4,8 +4,9 @@
     sweep = load_sweep("launch/sweeps/scaling.yaml")
     launch(sweep, "runs/scaling", dry_run=True)
 
-spec.py parses and expands sweep files, jobs.py is what each job runs, launch.py submits and
-waits, state.py reads the folder a sweep writes into.
+schema.py declares the sweep file's format (executor.py its executor block), spec.py reads and
+expands it into cells, check.py runs every cell through the trainer's parser, jobs.py is what
+each job runs, launch.py submits and waits, state.py reads the folder a sweep writes into.
 """
 
 from __future__ import annotations
