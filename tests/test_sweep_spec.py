@@ -104,10 +104,28 @@ def test_options_to_argv():
     (_raw(grid=[]), ["grid is empty"]),
     (_raw(executor={"kind": "kubernetes"}), ["kubernetes", "slurm, local, debug"]),
     (_raw(grid={"models": ["t5-tiny"], "methods": ["attempt"], "tasks": ["boolq"]}), ["source prompts", "libraries"]),
+    # The place is the path into the file; what was given and what is allowed follow it.
+    ({"executor": {"kind": "local"}}, ["sweep: missing grid", "models"]),
+    (_raw(grid={"models": ["t5-tiny"], "methods": ["prompt", {"name": "x", "method": "prompt", "train": {"batch": 4}}],
+                "tasks": ["boolq"]}), ["sweep: grid[0].methods[1].train: unknown key(s) batch;", "batch_size"]),
+    (_raw(grid={"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"], "seeds": [1, "x"]}),
+     ["sweep: grid[0].seeds[1]:", "integer", "'x'"]),
+    (_raw(grid={"models": ["t5__tiny"], "methods": ["prompt"], "tasks": ["boolq"]}),
+     ["sweep: grid[0].models[0]: 't5__tiny' is not a usable name", "no '__'"]),
+    (_raw(executor={"kind": "local", "nodes": 0}), ["sweep: executor.nodes:", "greater than or equal to 1", "got 0"]),
+    (_raw(executor={"kind": "local", "nodes": 2}), ["nodes > 1 needs the slurm executor"]),
+    (_raw(executor={"kind": "local", "mem": "lots"}), ["sweep: executor.mem: 'lots' is not a size", "64G"]),
+    (_raw(overrides=[{"when": {"model": "t5-tiny"}, "executor": {"time": "later"}}]),
+     ["sweep: overrides[0].executor.time: 'later' is not a time", "HH:MM:SS"]),
+    (_raw(overrides=[{"executor": {"kind": "slurm"}}]), ["overrides[0].executor: unknown key(s) kind", "time"]),
+    (_raw(libraries={"glue": {"sources": ["mnli"], "max_steps": "many"}}), ["sweep: libraries.glue.max_steps:", "'many'"]),
+    (_raw(libraries={"glue": {"max_steps": 3}}), ["sweep: libraries.glue: missing sources", "mnli"]),
+    (_raw(trainer="mymodule.train"), ["sweep: trainer: must be 'module:function', got 'mymodule.train'"]),
 ])
 def test_bad_sweeps_say_what_is_wrong(raw, words):
     with pytest.raises(UserError) as err:
         parse_sweep(raw)
+    assert len(str(err.value).splitlines()) == 1
     for word in words:
         assert word in str(err.value)
 
