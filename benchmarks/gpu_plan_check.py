@@ -1,6 +1,6 @@
 """The planner's predictions beside GPU measurements recorded earlier (no GPU needed to run).
 
-    python benchmarks/gpu_plan_check.py --results benchmarks/results/gpu-h200-2026-11-26 --out benchmarks/results
+    python benchmarks/gpu_plan_check.py --results benchmarks/results/gpu-h200-2026-11-26 [more folders] --out benchmarks/results
 
 A lent GPU's time is short, so its runs record measurements only (plan_accuracy.py --device
 cuda, memory_scaling.py); this script re-predicts each measured case with the current planner,
@@ -132,17 +132,21 @@ def markdown(out: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", required=True, help="folder with a GPU run's plan-accuracy-gpu.json and memory-scaling*.json")
+    parser.add_argument("--results", required=True, nargs="+",
+                        help="folders of GPU runs, each with plan-accuracy-gpu.json and/or memory-scaling*.json")
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--name", default="gpu-plan-check")
     args = parser.parse_args(argv)
-    folder = Path(args.results)
-    accuracy = json.loads((folder / "plan-accuracy-gpu.json").read_text())
-    scaling = [json.loads(p.read_text()) for p in sorted(folder.glob("memory-scaling*.json"))]
-    out = {"device": accuracy["device_name"], "sources": [str(folder / "plan-accuracy-gpu.json")] + [
-        str(p) for p in sorted(folder.glob("memory-scaling*.json"))],
-        "command": "python benchmarks/gpu_plan_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "activations": activation_rows(accuracy), "runs": [row for rep in scaling for row in run_rows(rep)]}
+    folders = [Path(f) for f in args.results]
+    accuracy_files = [f / "plan-accuracy-gpu.json" for f in folders if (f / "plan-accuracy-gpu.json").exists()]
+    scaling_files = [p for f in folders for p in sorted(f.glob("memory-scaling*.json"))]
+    accuracy = [json.loads(p.read_text()) for p in accuracy_files]
+    scaling = [json.loads(p.read_text()) for p in scaling_files]
+    devices = sorted({a["device_name"] for a in accuracy} | {s["device"] for s in scaling})
+    out = {"device": ", ".join(devices), "sources": [str(p) for p in accuracy_files + scaling_files],
+           "command": "python benchmarks/gpu_plan_check.py " + " ".join(sys.argv[1:] if argv is None else argv),
+           "activations": [row for a in accuracy for row in activation_rows(a)],
+           "runs": [row for rep in scaling for row in run_rows(rep)]}
     target = Path(args.out)
     (target / f"{args.name}.json").write_text(json.dumps(out, indent=1) + "\n")
     (target / f"{args.name}.md").write_text(markdown(out))

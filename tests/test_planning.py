@@ -104,7 +104,8 @@ def test_model_states_equal_deepspeeds_estimators_when_nothing_is_frozen(model):
     cpu, gpu = estimate_zero2_model_states_mem_needs(total, 1, 1, cpu_offload=False)
     assert states["zero2"].device == gpu
     cpu, gpu = estimate_zero2_model_states_mem_needs(total, 1, 1, cpu_offload=True)
-    assert (states["zero2+offload(opt)"].device, states["zero2+offload(opt)"].host) == (gpu, cpu)
+    # Plus the bf16 gradients the estimator leaves out and an H200 measured (model_states.py).
+    assert (states["zero2+offload(opt)"].device, states["zero2+offload(opt)"].host) == (gpu + 2 * total, cpu)
     cpu, gpu, _ = estimate_zero3_model_states_mem_needs(total, largest, 1, 1, cpu_offload=False, cpu_offload_params=False)
     assert states["zero3"].device == gpu
     cpu, gpu, _ = estimate_zero3_model_states_mem_needs(total, largest, 1, 1, cpu_offload=True, cpu_offload_params=False)
