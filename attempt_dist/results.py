@@ -1,27 +1,11 @@
-"""The result record every run ends in, and atomic file writing (text, JSON, JSONL, any path).
+"""The result record's files, and atomic file writing (text, JSON, JSONL, any path).
 
 A finished run leaves exactly one `result.json` in its output folder, written only when the
 run completes (write to a temporary file, fsync, rename), so a folder either holds a whole
 record or none. A run that could not fit in memory (or failed otherwise) leaves
 `failure.json` instead, so sweeps and plots can tell "did not fit" from "not run yet".
 
-result.json keys (schema 1):
-  schema            1
-  status            "completed"
-  config            the full resolved training configuration (dict)
-  metrics           {"dev": {task: {metric: float}}, "test": {task: {metric: float}}}
-  best              {"step": int, "epoch": int, "dev_score": float}
-  params            {"trainable": int, "trainable_per_task": float, "total": int}
-  memory            {"peak_allocated_bytes": int, "device_peak_bytes": int | None,
-                     "cap_bytes": int | None}
-  throughput        {"train_examples_per_s": float, "steps": int, "examples": int,
-                     "eval": {split: {"seconds": float, "calls": int}}}  (eval: this process's
-                     evaluations, dev during training and after it; not carried over --resume)
-  wall_time_s       float
-  world_size        int
-  versions          {package: version}
-  git_revision      str | None
-failure.json keys: schema, status ("oom" | "failed"), reason (one line), config.
+The fields of both files, their types and the reader that checks them: attempt_dist.record.
 """
 
 from __future__ import annotations
@@ -35,7 +19,7 @@ from typing import Any, Iterable, Iterator
 
 RESULT_FILENAME = "result.json"
 FAILURE_FILENAME = "failure.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # the run record's (attempt_dist.record); 2 adds score, history, train_loss, ...
 
 
 @contextmanager

@@ -30,8 +30,8 @@ from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
 from .model_setup import build_model, init_mode, load_backbone
-from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
-                      package_versions, write_json_atomic)
+from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, Throughput
+from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
 from .run_outputs import dump_full_state, save_attention, save_predictions, save_trainable
 from .tasks import get_task
 from .methods.options import options_of
@@ -325,7 +325,7 @@ class Recipe:
         return state
 
     # --- finish: best weights back, final evaluation, artefacts, the run record --------------
-    def finish(self, state: RunState, started: float) -> dict | None:
+    def finish(self, state: RunState, started: float) -> RunResult | None:
         steps = self.engine.global_steps  # before loading "best" rewinds the step counter
         self._reload_best(state)
         attention = needs(self.cfg.method).attention and self.cfg.save_attention
@@ -337,7 +337,7 @@ class Recipe:
         if self.info.is_main:
             self._write_outputs(results, attention)
             record = self._record(state, results, steps, memory, started)
-            write_json_atomic(self.out / RESULT_FILENAME, record)
+            write_json_atomic(self.out / RESULT_FILENAME, record.to_json())
         dist.barrier()
         return record
 
@@ -353,32 +353,32 @@ class Recipe:
             if attention:
                 save_attention(self.out, split, self.engine.module, res["attention"], self.eval_data[split])
 
-    def _record(self, state: RunState, results: dict, steps: int, memory: dict, started: float) -> dict:
-        """result.json (schema in results.py)."""
-        return {
-            "schema": SCHEMA_VERSION,
-            "status": "completed",
-            "config": self.cfg.to_dict(),
-            "metrics": {split: res["metrics"] for split, res in results.items()},
-            "score": {split: res["score"] for split, res in results.items()},
-            "best": state.best or {"step": steps, "epoch": self._epochs_done(steps), "dev_score": results["dev"]["score"]},
-            "history": state.history,
-            "train_loss": state.losses,
-            "params": {"trainable": self.trainable, "trainable_per_task": self.trainable / len(self.cfg.tasks),
-                       "total": self.total},
-            "learning_rates": self.group_lrs,
-            "warmup_steps": self.warmup,
-            "steps": steps,
-            "memory": {**memory, "cap_bytes": self.memory_cap.get("cap_bytes")},
-            "throughput": {"train_examples_per_s": state.examples_per_s, "steps": steps, "examples": state.examples,
-                           "eval": self.eval_time},
-            "wall_time_s": time.time() - started,
-            "world_size": self.info.world_size,
-            "deepspeed": {"stage": dist.zero_stage(self.ds_config), "config": self.cfg.ds_config},
-            "plan": self.plan,
-            "versions": package_versions(),
-            "git_revision": git_revision(),
-        }
+    def _record(self, state: RunState, results: dict, steps: int, memory: dict, started: float) -> RunResult:
+        """result.json (its schema: attempt_dist.record)."""
+        best = state.best or {"step": steps, "epoch": self._epochs_done(steps), "dev_score": results["dev"]["score"]}
+        return RunResult(
+            status="completed",
+            config=self.cfg.to_dict(),
+            metrics={split: res["metrics"] for split, res in results.items()},
+            score={split: res["score"] for split, res in results.items()},
+            best=Best(**best),
+            history=[EvalPoint(**point) for point in state.history],
+            train_loss=state.losses,
+            params=ParamCounts(trainable=self.trainable, trainable_per_task=self.trainable / len(self.cfg.tasks),
+                               total=self.total),
+            learning_rates=self.group_lrs,
+            warmup_steps=self.warmup,
+            steps=steps,
+            memory=MemoryUse(**{**memory, "cap_bytes": self.memory_cap.get("cap_bytes")}),
+            throughput=Throughput(train_examples_per_s=state.examples_per_s, steps=steps, examples=state.examples,
+                                  eval=self.eval_time),
+            wall_time_s=time.time() - started,
+            world_size=self.info.world_size,
+            deepspeed=DeepSpeedUse(stage=dist.zero_stage(self.ds_config), config=self.cfg.ds_config),
+            plan=self.plan,
+            versions=package_versions(),
+            git_revision=git_revision(),
+        )
 
     def _artifact_meta(self) -> dict:
         return {"backbone": self.cfg.model, "method": self.cfg.method, "tasks": self.cfg.tasks,
@@ -414,7 +414,7 @@ def run(cfg: TrainConfig) -> int:
         _fail(cfg, "oom", f"{cfg.model} {cfg.method} with batch {cfg.batch_size} {dist.OOM_HINT}")
         return EXIT_OOM
     if record is not None:
-        scores = ", ".join(f"{t}: {m}" for t, m in record["metrics"]["test"].items())
+        scores = ", ".join(f"{t}: {m}" for t, m in record.metrics["test"].items())
         print(f"done: {cfg.output_dir}/{RESULT_FILENAME}  test {scores}", flush=True)
     return 0
 
@@ -423,7 +423,7 @@ def _fail(cfg: TrainConfig, status: str, reason: str) -> None:
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0:
         write_json_atomic(Path(cfg.output_dir) / FAILURE_FILENAME,
-                          {"schema": SCHEMA_VERSION, "status": status, "reason": reason, "config": cfg.to_dict()})
+                          RunFailure(status=status, reason=reason, config=cfg.to_dict()).to_json())
         print(f"error: {reason}", file=sys.stderr, flush=True)
 
 

@@ -4,8 +4,8 @@ Any folder works: a sweep's RUN_DIR (cells/<cell>/run/result.json with cells/<ce
 beside it) or a tree of plain training output folders. A run's grid coordinates come from the
 sweep's cell.json when there is one, else from the record's resolved config.
 
-`read_record` is the one place a result.json / failure.json (schema 1, attempt_dist.results)
-is parsed for the figures and tables. A file it cannot read (not JSON, not an object, another
+`read_record` reads each result.json / failure.json through attempt_dist.record (the typed run
+record) and adds the grid coordinates. A file it cannot read (not JSON, not an object, another
 schema, a required field missing or of the wrong type) is never skipped: it raises a
 `RecordError` (a UserError, so `attempt-dist plot` prints one line naming the file and exits 2)
 rather than leaving a hole in a figure that looks like a run that never happened.
@@ -13,23 +13,19 @@ rather than leaving a hole in a figure that looks like a run that never happened
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import record as run_record
 from ..errors import UserError
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+from ..record import RecordError, RunResult, json_kind, json_short
+from ..results import FAILURE_FILENAME, RESULT_FILENAME
 
 CELL_FILENAME = "cell.json"
-FAILURE_STATUSES = ("oom", "failed")
 
 # split -> task -> metric -> value (percent)
 Metrics = Mapping[str, Mapping[str, Mapping[str, float]]]
-
-
-class RecordError(UserError):
-    """A run record (or its sweep cell.json) that cannot be read; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -45,26 +41,29 @@ class Record:
     trainable_per_task: float | None = None
     ablation: str | None = None
     no_prior: bool = False
+    spot_mode: str | None = None    # SPoT: generic (SPoT-g) | targeted (SPoT-t)
+    prompt_length: int | None = None  # m
+    bottleneck: int | None = None   # ATTEMPT's gate bottleneck r
 
     @property
     def multitask(self) -> bool:
         return len(self.tasks) > 1
 
     def score(self, task: str, split: str = "test") -> float | None:
-        """The task's headline number (mean of its own metrics, in percent) on `split`,
-        falling back to dev when the record has no such split."""
+        """The task's headline number (the metric the paper reports for it, in percent) on
+        `split`, falling back to dev when the record has no such split."""
         by_split = self.metrics.get(split) or self.metrics.get("dev") or {}
         values = by_split.get(task)
         if not values:
             return None
-        return primary_score(task, values)
+        return headline_value(task, values)
 
 
-def primary_score(task: str, values: Mapping[str, float]) -> float:
-    from ..tasks import primary_score as task_primary
+def headline_value(task: str, values: Mapping[str, float]) -> float:
+    from ..tasks import headline_score
 
     try:
-        return float(task_primary(task, dict(values)))
+        return headline_score(task, dict(values))
     except (UserError, ValueError):  # a task this registry lacks, or other metric names: their mean
         return sum(values.values()) / len(values)
 
@@ -85,29 +84,16 @@ def collect(run_dir: str | Path) -> list[Record]:
 
 
 def read_record(path: str | Path) -> Record:
-    """One result.json (completed run) or failure.json (oom / failed) as a Record."""
+    """One result.json (completed run) or failure.json (oom / failed) as a plotting Record."""
     path = Path(path)
-    data = _read_object(path)
-    schema = _get(path, data, "schema", int)
-    if schema != SCHEMA_VERSION:
-        raise RecordError(f"{path}: schema {schema}, this attempt-dist reads run records of schema {SCHEMA_VERSION}")
-    completed = path.name == RESULT_FILENAME
-    status = _get(path, data, "status", str)
-    allowed = ("completed",) if completed else FAILURE_STATUSES
-    if status not in allowed:
-        raise RecordError(f"{path}: status {status!r}, expected {' or '.join(map(repr, allowed))}")
-    config = _get(path, data, "config", dict)
-    metrics: Metrics = {}
-    per_task = None
-    if completed:
-        metrics = _metrics(path, _get(path, data, "metrics", dict))
-        params = _get(path, data, "params", dict)
-        per_task = _get(path, params, "trainable_per_task", (int, float), required=False, where="params.")
-        per_task = float(per_task) if per_task is not None else None
+    run = run_record.read_record(path)
+    config = run.config
+    metrics: Metrics = run.metrics if isinstance(run, RunResult) else {}
+    per_task = run.params.trainable_per_task if isinstance(run, RunResult) and run.params else None
 
     # Grid coordinates: the sweep's cell.json first, the run's own config second.
     cell_path = path.parent.parent / CELL_FILENAME
-    cell = _read_object(cell_path) if cell_path.exists() else {}
+    cell = run_record.read_object(cell_path) if cell_path.exists() else {}
     train = _get(cell_path, cell, "train", dict, required=False) or {}
 
     def coordinate(key: str, types, *, sources=((cell_path, cell, ""), (path, config, "config.")),
@@ -131,26 +117,17 @@ def read_record(path: str | Path) -> Record:
     option_sources = ((cell_path, train, "train."), (path, config, "config."))
     ablation = coordinate("ablation", str, sources=option_sources, required=False)
     no_prior = coordinate("no_prior", bool, sources=option_sources, required=False) or False
+    spot_mode = coordinate("spot_mode", str, sources=option_sources, required=False)
+    prompt_length = coordinate("prompt_length", int, sources=option_sources, required=False)
+    # ATTEMPT's gate bottleneck r: `bottleneck` in newer configs, `rank` in older ones.
+    bottleneck = (coordinate("bottleneck", int, sources=option_sources, required=False)
+                  or coordinate("rank", int, sources=option_sources, required=False))
     return Record(
         path=path.parent, model=model, method=method, variant=variant, tasks=tasks, seed=seed,
-        status=status, metrics=metrics, trainable_per_task=per_task,
+        status=run.status, metrics=metrics, trainable_per_task=per_task,
         ablation=ablation if ablation not in ("", "none") else None, no_prior=no_prior,
+        spot_mode=spot_mode, prompt_length=prompt_length, bottleneck=bottleneck,
     )
-
-
-def _read_object(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecordError(f"{path}: cannot be read ({getattr(err, 'strerror', None) or err})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RecordError(f"{path}: not valid JSON ({err.msg}: line {err.lineno} column {err.colno}); "
-                          f"the file is truncated or corrupt: re-run that run or remove the file") from None
-    if not isinstance(data, dict):
-        raise RecordError(f"{path}: holds a JSON {_kind(data)} where a run record (a JSON object) belongs")
-    return data
 
 
 def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where: str = "") -> Any:
@@ -163,41 +140,13 @@ def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where
         return None
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         expected = " or ".join(_kind_name(t) for t in types)
-        raise RecordError(f"{path}: field {where + key!r} should be {expected}, got {_kind(value)} {_short(value)}")
+        raise RecordError(f"{path}: field {where + key!r} should be {expected}, got {json_kind(value)} {json_short(value)}")
     return value
-
-
-def _metrics(path: Path, raw: dict) -> Metrics:
-    for split, by_task in raw.items():
-        if not isinstance(by_task, dict):
-            raise RecordError(f"{path}: metrics[{split!r}] should be an object of tasks, got {_kind(by_task)}")
-        for task, values in by_task.items():
-            if not isinstance(values, dict) or not values:
-                raise RecordError(f"{path}: metrics[{split!r}][{task!r}] should be a non-empty object of "
-                                  f"metric -> number, got {_kind(values)} {_short(values)}")
-            for name, value in values.items():
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise RecordError(f"{path}: metrics[{split!r}][{task!r}][{name!r}] should be a number, "
-                                      f"got {_kind(value)} {_short(value)}")
-    return {split: {task: {name: float(v) for name, v in values.items()} for task, values in by_task.items()}
-            for split, by_task in raw.items()}
-
-
-_KIND = {dict: "object", list: "list", str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
 def _kind_name(t: type) -> str:
     return {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
             bool: "true/false"}.get(t, t.__name__)
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else _KIND.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def model_order(models) -> list[str]:
