@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from . import distributed as dist
-from .tasks import get_task, primary_score, score
+from .tasks import get_task, headline_score, score
 
 # Generated tokens for label-word tasks; QA answers may use the whole target budget.
 LABEL_NEW_TOKENS = 16
@@ -94,7 +94,7 @@ def _is_engine(model) -> bool:
 def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collator, batch_size: int,
              info, max_target_length: int, synced_gpus: bool, with_attention: bool = False,
              cap_bytes: int | None = None, sort_by_length: bool = True) -> dict:
-    """{"metrics": {task: {...}}, "score": mean primary score, "predictions": ..., "attention": ...}.
+    """{"metrics": {task: {...}}, "score": mean over tasks of each task's headline metric, "predictions": ..., "attention": ...}.
 
     model: the DeepSpeed engine (under ZeRO-3 the parameters are then gathered once for the
     whole call when they fit under cap_bytes) or a plain module. synced_gpus: what generate
@@ -130,6 +130,6 @@ def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collato
             result["predictions"][data.task] = preds
             if with_attention:
                 result["attention"][data.task] = [by_index[e.index][1] for e in examples]
-        scores = [primary_score(t, m) for t, m in result["metrics"].items()]
+        scores = [headline_score(t, m) for t, m in result["metrics"].items()]
         result["score"] = float(sum(scores) / len(scores))
     return dist.broadcast_object(result)

@@ -2,13 +2,14 @@
 
     from attempt_dist.tasks import get_task, score, primary_score
     get_task("rte").metrics        # ('accuracy',)
+    get_task("cb").headline        # 'accuracy': the one number the paper's tables report
 """
 
 from .example import Example
-from .metrics import primary_score, score
+from .metrics import headline_score, primary_score, score
 from .registry import SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task
 
 __all__ = [
     "Example", "Task", "TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task",
-    "score", "primary_score",
+    "score", "headline_score", "primary_score",
 ]

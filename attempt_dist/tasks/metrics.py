@@ -190,8 +190,17 @@ def score(task_name: str, predictions: Sequence[str], examples: Sequence[Example
     return {name: _metric(name, task, predictions, examples) for name in task.metrics}
 
 
+def headline_score(task_name: str, metrics: dict[str, float]) -> float:
+    """The task's headline metric (the paper's table cell, registry.HEADLINE_METRIC): what
+    best-on-dev selection compares and what tables and figures show."""
+    name = get_task(task_name).headline
+    if name not in metrics:
+        raise ValueError(f"{task_name}: headline metric {name!r} missing from {sorted(metrics)}")
+    return float(metrics[name])
+
+
 def primary_score(task_name: str, metrics: dict[str, float]) -> float:
-    """Mean of the task's own metrics: the number best-on-dev selection compares."""
+    """Mean of the task's own metrics (a summary; selection and tables use headline_score)."""
     names = get_task(task_name).metrics
     missing = [n for n in names if n not in metrics]
     if missing:
