@@ -194,6 +194,8 @@ def _build(cls, data: dict, path: Path, where: str, *, schema: int):
 
 
 def _check(value, hint, path: Path, label: str, schema: int):
+    if hint is Any:
+        return value
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -223,8 +225,6 @@ def _check(value, hint, path: Path, label: str, schema: int):
         if not isinstance(value, list):
             _wrong(value, hint, path, label)
         return [_check(v, args[0], path, f"{label}[{i}]", schema) for i, v in enumerate(value)]
-    if hint is Any:
-        return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _wrong(value, hint, path, label)

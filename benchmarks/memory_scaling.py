@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import fnmatch
-import json
 import math
 import os
 import platform
@@ -39,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
 from attempt_dist.methods import LIBRARY_METHODS  # noqa: E402  (needs the path above)
+from attempt_dist.record import RecordError, read_record  # noqa: E402
+from attempt_dist.results import FAILURE_FILENAME, RESULT_FILENAME  # noqa: E402
 
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
@@ -311,20 +312,25 @@ def collect_row(cell: Cell, run_dir: Path, exit_code: int | None = None) -> dict
            "device_peak_gib": None, "cap_gib": None, "examples_per_s": None, "steps": None,
            "world_size": None, "zero_stage": None, "trainable_params": None, "reason": None,
            "exit_code": exit_code}
-    result, failure = run_dir / "result.json", run_dir / "failure.json"
+    result, failure = run_dir / RESULT_FILENAME, run_dir / FAILURE_FILENAME
+    if result.exists() or failure.exists():
+        try:
+            record = read_record(result if result.exists() else failure)
+        except RecordError as err:  # a row that says so, never a row that looks like a missing run
+            row.update(status="failed", reason=str(err))
+            return row
     if result.exists():
-        record = json.loads(result.read_text())
-        memory, speed = record.get("memory", {}), record.get("throughput", {})
-        row.update(status=record.get("status", "completed"),
-                   peak_allocated_gib=_gib(memory.get("peak_allocated_bytes")),
-                   device_peak_gib=_gib(memory.get("device_peak_bytes")),
-                   cap_gib=_gib(memory.get("cap_bytes")),
-                   examples_per_s=speed.get("train_examples_per_s"), steps=speed.get("steps"),
-                   world_size=record.get("world_size"),
-                   zero_stage=(record.get("deepspeed") or {}).get("stage"),
-                   trainable_params=(record.get("params") or {}).get("trainable"))
-        chosen = (record.get("plan") or {}).get("chosen")
-        config = record.get("config", {})
+        memory, speed = record.memory, record.throughput
+        row.update(status=record.status,
+                   peak_allocated_gib=_gib(memory and memory.peak_allocated_bytes),
+                   device_peak_gib=_gib(memory and memory.device_peak_bytes),
+                   cap_gib=_gib(memory and memory.cap_bytes),
+                   examples_per_s=speed and speed.train_examples_per_s, steps=speed and speed.steps,
+                   world_size=record.world_size,
+                   zero_stage=record.deepspeed and record.deepspeed.stage,
+                   trainable_params=record.params and record.params.trainable)
+        chosen = (record.plan or {}).get("chosen")
+        config = record.config
         row.update(micro_batch=config.get("batch_size"), grad_accum=config.get("grad_accum"),
                    checkpointing=config.get("activation_checkpointing", cell.checkpointing))
         if chosen:  # --ds-config auto: what the planner predicted for the layout it chose
@@ -332,8 +338,7 @@ def collect_row(cell: Cell, run_dir: Path, exit_code: int | None = None) -> dict
                        predicted_allocator_gib=_gib(chosen["peak_bytes"] - chosen["components"]["cuda_context"]),
                        predicted_components_gib={k: _gib(v) for k, v in chosen["components"].items()})
     elif failure.exists():
-        record = json.loads(failure.read_text())
-        row.update(status=record.get("status", "failed"), reason=record.get("reason"))
+        row.update(status=record.status, reason=record.reason)
     elif exit_code not in (None, 0):
         row.update(status="failed", reason=f"exit code {exit_code}, no result.json or failure.json; see the log")
     return row

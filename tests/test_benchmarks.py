@@ -138,15 +138,15 @@ def test_collect_rows_from_result_and_oom_folders(tmp_path):
     oom = ms.Cell("t5-3b", "prompt", "zero3_offload", 2)
     crashed = ms.Cell("t5-large", "adapter", "zero2_offload", 16)
     _write(tmp_path / done.name, {
-        "status": "completed", "world_size": 1, "deepspeed": {"stage": 3},
+        "schema": 1, "status": "completed", "config": {}, "metrics": {}, "world_size": 1, "deepspeed": {"stage": 3},
         "memory": {"peak_allocated_bytes": 3 * 2**30 + 2**29, "device_peak_bytes": 5 * 2**30, "cap_bytes": 24 * 2**30},
         "throughput": {"train_examples_per_s": 12.345, "steps": 5, "examples": 80},
         "params": {"trainable": 232_000, "total": 737_668_096},
     })
-    _write(tmp_path / oom.name, {"status": "oom", "reason": "t5-3b prompt with batch 2 does not fit under the cap"})
+    _write(tmp_path / oom.name, {"schema": 1, "config": {}, "status": "oom", "reason": "t5-3b prompt with batch 2 does not fit under the cap"})
     (tmp_path / crashed.name).mkdir()
     _write(tmp_path / auto.name, {
-        "status": "completed", "world_size": 1, "deepspeed": {"stage": 3},
+        "schema": 1, "metrics": {}, "status": "completed", "world_size": 1, "deepspeed": {"stage": 3},
         "memory": {"peak_allocated_bytes": 20 * 2**30, "device_peak_bytes": 21 * 2**30, "cap_bytes": 24 * 2**30},
         "throughput": {"train_examples_per_s": 3.0, "steps": 5},
         "config": {"batch_size": 8, "grad_accum": 4, "activation_checkpointing": True},

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from attempt_dist.record import read_record
 from tests.train_helpers import TINY, launch, make_library, result, trainable
 
 
@@ -33,6 +34,12 @@ def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
     assert saved["train"]["tasks"] == ["rte", "cb"] and saved["deepspeed"]["train_batch_size"] == 2
     preds = [json.loads(line) for line in (out / "predictions" / "test.jsonl").read_text().splitlines()]
     assert {p["task"] for p in preds} == {"rte", "cb"}
+    typed = read_record(out / "result.json")  # a whole record of the current schema, every field typed
+    assert typed.schema == 2 and typed.params.trainable == 2 * 4 * 32 and typed.metrics == rec["metrics"]
+    assert typed.steps == 12 and len(typed.train_loss) == 12 and typed.deepspeed.config == "zero0"
+    # the score best-on-dev compares: each task's headline metric (CB's is accuracy), not their mean
+    test = rec["metrics"]["test"]
+    assert rec["score"]["test"] == pytest.approx((test["rte"]["accuracy"] + test["cb"]["accuracy"]) / 2)
 
 
 def test_attempt_gate_trains_at_its_own_rate(tmp_path, library):
@@ -154,6 +161,7 @@ def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch,
     assert train.run(cfg) == train.EXIT_OOM
     failure = json.loads((tmp_path / "run" / "failure.json").read_text())
     assert failure["status"] == "oom" and "zero3_offload" in failure["reason"]
+    assert read_record(tmp_path / "run" / "failure.json").config["model"] == "t5-3b"
     assert "does not fit" in capsys.readouterr().err
     assert not (tmp_path / "run" / "result.json").exists()
 

@@ -13,15 +13,18 @@ record), running (job alive), or pending (not submitted yet, or queued).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..record import RecordError, RunFailure, read_record
 from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
 from .jobs import LIBRARY_DONE
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
+log = logging.getLogger("attempt_dist.sweep")
 
 
 def cell_dir(run: Path, name: str) -> Path:
@@ -47,12 +50,16 @@ class CellState:
 def run_state(run_dir: Path, job_file: Path) -> CellState:
     """State of one output folder (`run_dir`) whose job is described by `job_file`."""
     name = job_file.parent.name
-    if (run_dir / RESULT_FILENAME).exists():
-        return CellState(name, "done", "", _job_id(job_file))
-    if (run_dir / FAILURE_FILENAME).exists():
-        failure = _safe_read(run_dir / FAILURE_FILENAME)
-        status = "oom" if failure.get("status") == "oom" else "failed"
-        return CellState(name, status, str(failure.get("reason", ""))[:200], _job_id(job_file))
+    for record_file in (run_dir / RESULT_FILENAME, run_dir / FAILURE_FILENAME):
+        if record_file.exists():
+            try:
+                record = read_record(record_file)
+            except RecordError as err:  # counted as failed and named, never dropped
+                log.warning("warning: %s", err)
+                return CellState(name, "failed", str(err)[:200], _job_id(job_file))
+            if isinstance(record, RunFailure):
+                return CellState(name, record.status, record.reason[:200], _job_id(job_file))
+            return CellState(name, "done", "", _job_id(job_file))
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
     job = _safe_read(job_file)
