@@ -1,9 +1,12 @@
 """Tables 2-4 of the paper, in its layout, from result records: markdown, LaTeX and CSV.
 
 Table 2: GLUE and SuperGLUE; Table 3: MRQA 2019 and the Others; Table 4: ATTEMPT ablations.
-Rows are methods (single-task block, then multi-task block), cells the mean over seeds of each
-task's headline score (the mean of the task's own metrics, in percent), "params / task" the
-records' trainable_per_task. A row's average is given only when it has every column.
+Rows are methods (single-task block, then multi-task block; SPoT split into SPoT-g and SPoT-t by
+the run's spot_mode), cells the mean over seeds of each task's headline metric (the one the
+paper reports, attempt_dist.tasks HEADLINE_METRIC, in percent), "params / task" the records'
+trainable_per_task. A row's average is given only when it has every column. Beside each table,
+<name>_<model>_vs_paper.{md,csv} puts the paper's value and our delta next to every cell it can
+match (attempt_dist.plots.compare).
 One set of files per backbone in the results: table2_t5-base.md, .tex, .csv.
 """
 
@@ -35,6 +38,7 @@ class Row:
     label: str
     params: float | None
     values: dict          # task -> float
+    multitask: bool = False
 
 
 @dataclass
@@ -46,11 +50,22 @@ class TableData:
     caption: str
 
 
+def row_variant(record: Record) -> str:
+    """The record's row in Tables 2-3: its variant, with SPoT split into SPoT-g and SPoT-t by the
+    run's own spot_mode (the paper's two rows)."""
+    if record.variant in ("spot", "spot-g", "spot-t") and record.spot_mode:
+        return "spot-t" if record.spot_mode == "targeted" else "spot-g"
+    return record.variant
+
+
 def row_label(variant: str, multitask: bool) -> str:
+    """The paper's row names: ATTEMPT-ST / ATTEMPT-MT, FT-MT, Adapter-MT, SPoT-g MT, SPoT-t MT."""
     if variant == "attempt":
         return "ATTEMPT-MT" if multitask else "ATTEMPT-ST"
     base = METHOD_SHORT.get(variant, variant)
-    return f"{base}-MT" if multitask else base
+    if not multitask:
+        return base
+    return f"{base} MT" if variant in ("spot-g", "spot-t") else f"{base}-MT"
 
 
 def _scores(records: list[Record], task: str, split: str) -> float | None:
@@ -76,14 +91,14 @@ def method_table(name: str, records: list[Record], model: str, groups: list[list
              and set(r.tasks) & wanted]
     by_row: dict[tuple[bool, str], list[Record]] = defaultdict(list)
     for r in plain:
-        by_row[(r.multitask, r.variant)].append(r)
+        by_row[(r.multitask, row_variant(r))].append(r)
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
     rows = []
     for multitask, variant in sorted(by_row, key=lambda k: (k[0], rank.get(k[1], len(rank)), k[1])):
         runs = by_row[(multitask, variant)]
         values = {t: _scores(runs, t, split) for t in wanted}
         rows.append(Row("Multi-task training" if multitask else "Single-task training",
-                        row_label(variant, multitask), _params(runs), values))
+                        row_label(variant, multitask), _params(runs), values, multitask))
     return TableData(name, model, groups, rows, caption) if rows else None
 
 
@@ -99,7 +114,7 @@ def ablation_table(records: list[Record], model: str, split: str) -> TableData |
     for label, multitask, ablation, no_prior in ABLATION_ROWS:
         runs = [r for r in attempt if r.multitask == multitask and r.ablation == ablation and r.no_prior == no_prior]
         if runs:
-            rows.append(Row("", label, _params(runs), {t: _scores(runs, t, split) for t in groups[0]}))
+            rows.append(Row("", label, _params(runs), {t: _scores(runs, t, split) for t in groups[0]}, multitask))
     return TableData("table4", model, groups, rows, "Results of ablation studies.")
 
 

@@ -1,0 +1,52 @@
+"""The paper's own numbers, shipped with the package so a reproduction can be set beside them.
+
+    from attempt_dist.paper import paper_value
+    paper_value("table2", "ATTEMPT-MT", "cb", multitask=True)   # 82.14
+
+numbers.csv holds every value of Tables 2, 3 and 4 of Asai et al. (2022), all on T5-base
+(section 4.3: "Unless specified, we use T5-base"), one value a line: its table, section
+(single | multi: the single-task or multi-task block), row (the paper's own row label), backbone,
+column (a task name of attempt_dist.tasks, params_per_task, or avg_<first task of the group>
+for an "Avg." column, as in the tables attempt-dist plot writes) and value (percent; params in
+parameters), as printed. Figure 4 gives no numbers in the paper, only plots (its T5-base
+parameter counts are Tables 2-3's params / task column), so none are shipped for it.
+
+Known inconsistency of the paper itself: Table 2's ATTEMPT-ST "Avg." is 74.06 while its nine
+cells average 72.78 (tests/test_paper_numbers.py checks every other average).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.resources import files
+
+SECTIONS = ("single", "multi")
+
+
+@dataclass(frozen=True)
+class PaperValue:
+    table: str          # table2 | table3 | table4
+    section: str        # single | multi
+    row: str            # the paper's row label: FT, SPoT-g MT, ATTEMPT-ST, no target, ...
+    backbone: str       # t5-base
+    column: str         # task name, params_per_task or avg_<first task of the group>
+    value: float
+
+
+@lru_cache(maxsize=1)
+def paper_values() -> tuple[PaperValue, ...]:
+    text = files(__package__).joinpath("numbers.csv").read_text(encoding="utf-8")
+    return tuple(PaperValue(r["table"], r["section"], r["row"], r["backbone"], r["column"], float(r["value"]))
+                 for r in csv.DictReader(text.splitlines()))
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[tuple[str, str, str, str, str], float]:
+    return {(v.table, v.section, v.row, v.backbone, v.column): v.value for v in paper_values()}
+
+
+def paper_value(table: str, row: str, column: str, *, multitask: bool, backbone: str = "t5-base") -> float | None:
+    """The paper's value for one cell, or None where the paper has none."""
+    return _index().get((table, "multi" if multitask else "single", row, backbone, column))
