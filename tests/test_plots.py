@@ -199,3 +199,35 @@ def test_plain_run_without_coordinates_is_an_error(tmp_path, capsys):
         "schema": 1, "status": "completed", "config": {"model": "t5-base", "tasks": ["cb"]},
         "metrics": {"test": {"cb": {"accuracy": 80.0}}}, "params": {}})
     _assert_plot_refuses(tmp_path, path, capsys, "no 'method' in its config")
+
+
+def test_fig4a_counts_at_each_runs_own_prompt_length_and_bottleneck(tmp_path):
+    # t5-small, d = 512. Prompt tuning at m = 10: m d = 5,120 (not the default m = 100's 51,200).
+    # ATTEMPT at m = 10 with r = 8 (old records call r `rank`) and r = 4 (`bottleneck`):
+    # d (m + 2 (r + 1)) = 512 * 28 = 14,336 and 512 * 20 = 10,240 (section 6.2, N = 1).
+    run = tmp_path / "run"
+    make_cell(run, "t5-small", "prompt", ["boolq"], 1, [50.0], train={"prompt_length": 10})
+    make_cell(run, "t5-small", "attempt", ["boolq"], 1, [50.0], train={"prompt_length": 10, "rank": 8})
+    make_cell(run, "t5-small", "attempt", ["boolq"], 2, [50.0], train={"prompt_length": 10, "bottleneck": 4})
+    plot_run(run, figures=("fig4",))
+    rows = {(r["method"], r["prompt_length"], r["bottleneck"]): float(r["per_task_params"])
+            for r in read_csv(run / "figures/fig4a_params.csv")}
+    assert rows == {("prompt", "10", ""): 5120, ("attempt", "10", "8"): 14336, ("attempt", "10", "4"): 10240}
+
+
+def test_fig5_never_draws_zero_for_a_prompt_a_run_did_not_have(tmp_path):
+    # Two BoolQ runs with different libraries (SST-2 in one, QQP in the other) and a Yelp run:
+    # each prompt's mean is over the instances whose run had it; Yelp never had QQP: blank.
+    run = tmp_path / "run"
+    a = make_cell(run, "t5-base", "attempt", ["boolq"], 1, [70.0])
+    b = make_cell(run, "t5-base", "attempt", ["boolq"], 2, [70.0])
+    c = make_cell(run, "t5-base", "attempt", ["yelp"], 1, [90.0])
+    write_attention(a, ["mnli", "sst2", "target"], [("boolq", [0.2, 0.2, 0.6])])
+    write_attention(b, ["mnli", "qqp", "target"], [("boolq", [0.4, 0.4, 0.2])])
+    write_attention(c, ["mnli", "sst2", "target"], [("yelp", [0.1, 0.8, 0.1])])
+    plot_run(run, figures=("fig5",))
+    got = {(r["task"], r["prompt"]): r["mean_weight"] for r in read_csv(run / "figures/fig5_attention.csv")}
+    assert {k: float(v) for k, v in got.items() if v != ""} == pytest.approx({
+        ("boolq", "mnli"): 0.3, ("boolq", "sst2"): 0.2, ("boolq", "qqp"): 0.4, ("boolq", "target"): 0.4,
+        ("yelp", "mnli"): 0.1, ("yelp", "sst2"): 0.8, ("yelp", "target"): 0.1})
+    assert got[("yelp", "qqp")] == ""  # not 0.00

@@ -2,7 +2,8 @@
 
     from attempt_dist.plots import plot_run
     plot_run("runs/scaling")   # -> runs/scaling/figures/{fig4a_params, fig4b_boolq, ..., fig5_attention}
-                               #    .png/.pdf/.csv and table{2,3,4}_<model>.{md,tex,csv}
+                               #    .png/.pdf/.csv and table{2,3,4}_<model>.{md,tex,csv}, with
+                               #    table{2,3,4}_<model>_vs_paper.{md,csv} beside the paper's
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *, split: s
     """Write every figure and table the results support; UserError when there is nothing."""
     from . import tables as tables_lib
     from .attention import fig5
+    from .compare import write_comparisons
     from .scaling import fig4_tasks, fig4a
 
     run_dir = Path(run_dir)
@@ -36,7 +38,9 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *, split: s
             stem = "fig5_attention" if len(models) == 1 else f"fig5_attention_{model}"
             written += fig5([r for r in records if r.model == model], out, split, stem=stem)
     if "tables" in figures:
-        written += tables_lib.write_tables(tables_lib.build_tables(records, split), out)
+        tables = tables_lib.build_tables(records, split)
+        written += tables_lib.write_tables(tables, out)
+        written += write_comparisons(tables, out)
     return written
 
 

@@ -26,7 +26,11 @@ def attention_runs(records: list[Record]) -> list[Record]:
 
 
 def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], list[str], np.ndarray, dict]:
+    """(tasks, prompt columns, mean weight per task and prompt, instances per task). A prompt's
+    mean is over the instances whose run had it: runs with different libraries mix without a
+    prompt a run never had counting as weight 0; a task none of whose runs had the prompt is NaN."""
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    had: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # instances that had the prompt
     counts: dict[str, int] = defaultdict(int)
     prompts_seen: list[str] = []
     for run in runs:
@@ -48,10 +52,12 @@ def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], 
                     raise ValueError(f"{lines}: {len(weights)} weights for {len(names)} prompts")
                 for name, w in zip(names, weights):
                     sums[item["task"]][name] += float(w)
+                    had[item["task"]][name] += 1
                 counts[item["task"]] += 1
     columns = [n for n in prompts_seen if n != "target"] + (["target"] if "target" in prompts_seen else [])
     tasks = order_tasks(counts)
-    matrix = np.array([[sums[t][c] / counts[t] for c in columns] for t in tasks]) if tasks else np.zeros((0, 0))
+    matrix = (np.array([[sums[t][c] / had[t][c] if had[t][c] else np.nan for c in columns] for t in tasks])
+              if tasks else np.zeros((0, 0)))
     return tasks, columns, matrix, dict(counts)
 
 
@@ -59,18 +65,26 @@ def fig5(records: list[Record], out_dir: Path, split: str = "test", stem: str = 
     tasks, columns, matrix, counts = mean_attention(attention_runs(records), split)
     if not tasks:
         return []
-    rows = [{"task": t, "prompt": c, "mean_weight": float(matrix[i, j]), "instances": counts[t]}
+    missing = np.isnan(matrix)
+    rows = [{"task": t, "prompt": c, "mean_weight": None if missing[i, j] else float(matrix[i, j]),
+             "instances": counts[t]}
             for i, t in enumerate(tasks) for j, c in enumerate(columns)]
     fig, ax = plt.subplots(figsize=(0.7 * len(columns) + 2, 0.45 * len(tasks) + 1.5))
-    image = ax.imshow(matrix, cmap="Blues", vmin=0, aspect="auto")
+    cmap = plt.get_cmap("Blues").with_extremes(bad="white")  # a prompt the runs never had: blank, not 0.00
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0, aspect="auto")
+    top = np.nanmax(matrix) if not missing.all() else 1.0
     ax.set_xticks(range(len(columns)), [task_label(c) for c in columns], rotation=45, ha="right")
     ax.set_yticks(range(len(tasks)), [task_label(t) for t in tasks])
     for i in range(len(tasks)):
         for j in range(len(columns)):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > 0.6 * matrix.max() else "black")
+            if not missing[i, j]:
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if matrix[i, j] > 0.6 * top else "black")
     ax.set_xlabel("source prompts and target prompt")
     ax.set_ylabel("target task")
-    ax.set_title("ATTEMPT attention (mean weight per task)")
+    title = "ATTEMPT attention (mean weight per task)"
+    if missing.any():
+        title += "\nblank: a prompt not in the library of that task's runs"
+    ax.set_title(title, fontsize=9 if missing.any() else None)
     fig.colorbar(image, ax=ax, fraction=0.04)
     return save_figure(fig, rows, out_dir, stem)

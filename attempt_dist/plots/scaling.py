@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import string
 from collections import defaultdict
 from pathlib import Path
@@ -16,26 +17,36 @@ from .records import Record, model_order
 
 
 def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
-    """Trainable parameters per task, counted from the real modules (attempt_dist.params)."""
+    """Trainable parameters per task, counted from the real modules (attempt_dist.params) at
+    each run's own prompt length m and ATTEMPT bottleneck r (the defaults where a record lacks them)."""
     if counter is None:
         from ..params import count_trainable as counter
     models = model_order(r.model for r in records)
-    methods = order_methods({r.method for r in records})
+    order = order_methods({r.method for r in records})
+    series = sorted({(r.method, *_size_options(r)) for r in records},
+                    key=lambda s: (order.index(s[0]), s[1] or 0, s[2] or 0))
+    several = {m for m in {s[0] for s in series} if sum(1 for s in series if s[0] == m) > 1}
     rows = []
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for method in methods:
+    for method, m, r in series:
         xs, ys = [], []
         for i, model in enumerate(models):
+            if not any(rec.model == model and rec.method == method and _size_options(rec) == (m, r) for rec in records):
+                continue
             try:
-                count = counter(model, method)
+                count = counter(model, method, **_counter_options(counter, m, r))
             except UserError:
                 continue  # a backbone or method the registry does not know: nothing to count
-            rows.append({"model": model, "method": method, "per_task_params": count.per_task,
-                         "trainable": count.trainable, "backbone_params": count.total})
+            rows.append({"model": model, "method": method, "prompt_length": m, "bottleneck": r,
+                         "per_task_params": count.per_task, "trainable": count.trainable,
+                         "backbone_params": count.total})
             xs.append(i)
             ys.append(count.per_task)
         if xs:
-            ax.plot(xs, ys, marker="o", label=method_label(method))
+            label = method_label(method)
+            if method in several:
+                label += " (" + ", ".join(f"{k}={v}" for k, v in (("m", m), ("r", r)) if v is not None) + ")"
+            ax.plot(xs, ys, marker="o", label=label)
     ax.set_yscale("log")
     ax.set_xticks(range(len(models)), models)
     ax.set_xlabel("backbone")
@@ -44,6 +55,23 @@ def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
     ax.legend(fontsize=8)
     ax.grid(True, which="major", alpha=0.3)
     return save_figure(fig, rows, out_dir, "fig4a_params")
+
+
+def _size_options(record: Record) -> tuple[int | None, int | None]:
+    """(m, r) that size the record's trainable parameters: m for prompt methods, r for ATTEMPT."""
+    from ..methods import PROMPT_METHODS
+
+    m = record.prompt_length if record.method in PROMPT_METHODS else None
+    r = record.bottleneck if record.method == "attempt" else None
+    return m, r
+
+
+def _counter_options(counter, m: int | None, r: int | None) -> dict:
+    options = {} if m is None else {"prompt_length": m}
+    if r is not None:  # the counter's name for r: `bottleneck`, or `rank` before it was renamed
+        params = inspect.signature(counter).parameters
+        options["bottleneck" if "bottleneck" in params or "rank" not in params else "rank"] = r
+    return options
 
 
 def fig4_tasks(records: list[Record], out_dir: Path, split: str = "test") -> list[Path]:

@@ -134,7 +134,7 @@ def build_tables(records: list[Record], split: str = "test") -> list[TableData]:
 
 # --- rendering -------------------------------------------------------------------------------
 
-def _avg(row: Row, group: list[str]) -> float | None:
+def group_average(row: Row, group: list[str]) -> float | None:
     values = [row.values.get(t) for t in group]
     return mean(values) if values and all(v is not None for v in values) else None
 
@@ -163,7 +163,7 @@ def header(table: TableData) -> list[str]:
 def cells(table: TableData, row: Row) -> list[str]:
     out = [row.label, format_params(row.params)]
     for group in table.groups:
-        out += [_fmt(row.values.get(t)) for t in group] + [_fmt(_avg(row, group))]
+        out += [_fmt(row.values.get(t)) for t in group] + [_fmt(group_average(row, group))]
     return out
 
 
@@ -219,7 +219,7 @@ def write_tables(tables: list[TableData], out_dir: Path) -> list[Path]:
             for row in table.rows:
                 values = []
                 for g in table.groups:
-                    values += [row.values.get(t) for t in g] + [_avg(row, g)]
+                    values += [row.values.get(t) for t in g] + [group_average(row, g)]
                 writer.writerow([row.section, row.label, row.params] + ["" if v is None else v for v in values])
         paths += [md, tex, csv_path]
     return paths

@@ -1,0 +1,57 @@
+"""`attempt-dist compare RUN_DIR`: our Tables 2-4 cells beside the paper's values and the delta."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="our table cells beside the paper's (Tables 2-4) and the delta",
+        description="Reads every result.json / failure.json under RUN_DIR, builds Tables 2-4 as "
+                    "`attempt-dist plot` does and prints each cell with the paper's value and ours - paper.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--split", choices=["test", "dev"], default="test", help="which split's scores")
+    parser.add_argument("--json", action="store_true", help="print the cells as JSON instead of tables")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import UserError
+    from ..plots.compare import column_label, compare_tables, format_value
+    from ..plots.records import collect
+    from ..plots.tables import build_tables
+
+    run_dir = Path(args.run_dir)
+    records = collect(run_dir)
+    if not records:
+        raise UserError(f"{run_dir} holds no result.json or failure.json records; nothing to compare "
+                        f"(run a sweep or training into it first)")
+    cells = compare_tables(build_tables(records, args.split))
+    if not cells:
+        raise UserError(f"{run_dir} holds no completed run of a task in the paper's Tables 2-4; nothing to compare")
+    console = Console()
+    if args.json:
+        console.print_json(json.dumps({"split": args.split, "cells": [c.to_json() for c in cells]}))
+        return 0
+    for key in dict.fromkeys((c.table, c.model) for c in cells):
+        mine = [c for c in cells if (c.table, c.model) == key]
+        matched = [c for c in mine if c.delta is not None and c.column != "params_per_task"]
+        title = f"{key[0].capitalize()} ({key[1]}, {args.split})"
+        if matched:
+            title += f": {len(matched)} cells beside the paper's, mean |ours - paper| " \
+                     f"{sum(abs(c.delta) for c in matched) / len(matched):.2f}"
+        table = Table(title=title, title_justify="left")
+        for name, justify in (("Method", "left"), ("", "left"), ("Column", "left"), ("Ours", "right"),
+                              ("Paper", "right"), ("Ours - paper", "right")):
+            table.add_column(name, justify=justify)
+        for c in mine:
+            table.add_row(c.row, "MT" if c.section == "multi" else "", column_label(c.column),
+                          format_value(c.column, c.ours), format_value(c.column, c.paper),
+                          format_value(c.column, c.delta, delta=True))
+        console.print(table)
+    return 0
