@@ -117,3 +117,38 @@ def test_each_task_is_scored_with_its_own_metric():
 
 def test_non_string_predictions_do_not_crash():
     assert score("rte", [None], [ex("rte", "entailment")]) == {"accuracy": 0.0}
+
+
+# --- the paper's headline metric: what selection, tables and figures use ---------------------
+
+@pytest.mark.parametrize("task, metrics, headline", [
+    ("cb", {"accuracy": 80.0, "f1_macro": 60.0}, 80.0),        # Table 2's CB cells are accuracies (k/28)
+    ("multirc", {"f1a": 70.0, "em": 30.0}, 70.0),              # F1a
+    ("nq", {"em": 50.0, "f1": 62.0}, 62.0),                    # MRQA: "average F1"
+    ("squad", {"em": 50.0, "f1": 62.0}, 62.0),
+    ("mrpc", {"accuracy": 85.0, "f1": 89.0}, 85.0),
+    ("stsb", {"pearson": 88.0, "spearman": 86.0}, 88.0),
+    ("rte", {"accuracy": 71.0}, 71.0),
+])
+def test_headline_score_is_the_papers_one_metric(task, metrics, headline):
+    from attempt_dist.tasks import headline_score
+
+    assert headline_score(task, metrics) == headline
+
+
+def test_every_task_has_a_headline_among_its_own_metrics():
+    from attempt_dist.tasks import TASKS
+    from attempt_dist.tasks.registry import HEADLINE_METRIC
+
+    assert set(HEADLINE_METRIC) == set(TASKS)
+    assert all(task.headline in task.metrics for task in TASKS.values())
+
+
+def test_best_on_dev_compares_headline_metrics_not_their_mean():
+    from attempt_dist.evaluate import selection_score
+
+    # mean of headlines: (80 + 70) / 2; the mean of all metrics would give (70 + 50) / 2 = 60
+    assert selection_score({"cb": {"accuracy": 80.0, "f1_macro": 60.0},
+                            "multirc": {"f1a": 70.0, "em": 30.0}}) == 75.0
+    with pytest.raises(ValueError, match="headline metric 'f1' missing"):
+        selection_score({"nq": {"em": 50.0}})
