@@ -3,13 +3,16 @@ pipeline on t5-tiny and the fixture data, through submitit's LocalExecutor: the 
 (source prompts -> prior) runs first, the cell reads it, the plot reads the attention files."""
 
 import csv
+import json
 import os
 from pathlib import Path
 
 import pytest
 import yaml
 
+from attempt_dist import cli
 from attempt_dist.plots import plot_run
+from attempt_dist.record import read_record
 from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
 
@@ -17,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch):
+def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     source = ROOT / "examples/sweeps/tiny.yaml"
     raw = yaml.safe_load(source.read_text())
@@ -42,3 +45,13 @@ def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch):
     with open(run / "figures" / "fig5_attention.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and {r["prompt"] for r in rows} >= {"mnli", "sst2", "target"}
+
+    # compare reads the finished sweep through the typed record: our BoolQ cell (the paper's
+    # tables are T5-base, so a t5-tiny cell has no paper value beside it)
+    assert read_record(cell / "result.json").metrics == record["metrics"]
+    capsys.readouterr()  # what the launches printed
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    boolq = next(c for c in cells if c["column"] == "boolq")
+    assert (boolq["row"], boolq["model"], boolq["paper"], boolq["delta"]) == ("ATTEMPT-ST", "t5-tiny", None, None)
+    assert boolq["ours"] == pytest.approx(record["metrics"]["test"]["boolq"]["accuracy"])
