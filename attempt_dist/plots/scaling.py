@@ -57,6 +57,12 @@ def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
     return save_figure(fig, rows, out_dir, "fig4a_params")
 
 
+def _headline_name(task: str) -> str:
+    from ..tasks import TASKS
+
+    return TASKS[task].headline if task in TASKS else "score"
+
+
 def _size_options(record: Record) -> tuple[int | None, int | None]:
     """(m, r) that size the record's trainable parameters: m for prompt methods, r for ATTEMPT."""
     from ..methods import PROMPT_METHODS
@@ -119,7 +125,7 @@ def fig4_tasks(records: list[Record], out_dir: Path, split: str = "test") -> lis
         ax.set_xticks(range(len(models)), models)
         ax.set_xlim(-0.3, len(models) - 0.7)
         ax.set_xlabel("backbone")
-        ax.set_ylabel(f"{split} score (%)")
+        ax.set_ylabel(f"{split} {_headline_name(task)} (%)")
         ax.set_title(f"({letter}) {task}")
         ax.legend(fontsize=8)
         ax.grid(True, alpha=0.3)
