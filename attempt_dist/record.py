@@ -208,7 +208,7 @@ def _check(value, hint, path: Path, label: str, schema: int):
                     raise
         _wrong(value, hint, path, label)
     if value is None:
-        raise RecordError(f"{path}: field {_shown(label)} should be {_describe(hint)}, got null")
+        raise RecordError(f"{path}: field {_shown(label)} should be {describe_type(hint)}, got null")
     if is_dataclass(hint):
         if not isinstance(value, dict):
             _wrong(value, hint, path, label)
@@ -241,13 +241,13 @@ def _shown(label: str) -> str:
 
 
 def _wrong(value, hint, path: Path, label: str):
-    raise RecordError(f"{path}: field {_shown(label)} should be {_describe(hint)}, got {json_kind(value)} {json_short(value)}")
+    raise RecordError(f"{path}: field {_shown(label)} should be {describe_type(hint)}, got {json_kind(value)} {json_short(value)}")
 
 
-def _describe(hint) -> str:
+def describe_type(hint) -> str:
     origin = typing.get_origin(hint)
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint) if a is not type(None))
+        return " or ".join(describe_type(a) for a in typing.get_args(hint) if a is not type(None))
     if is_dataclass(hint) or origin is dict:
         return "an object"
     if origin is list:

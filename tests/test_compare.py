@@ -87,3 +87,16 @@ def test_compare_names_an_unreadable_record(table2_run, capsys):
     assert cli.main(["compare", str(table2_run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and "Traceback" not in err[0]
+
+
+def test_compare_matches_table4_rows_in_both_blocks(tmp_path, capsys):
+    run = tmp_path / "run"
+    make_cell(run, "t5-base", "attempt-no_prior", ["boolq"], 1, [77.0], method="attempt", train={"no_prior": True})
+    make_cell(run, "t5-base", "attempt-no_prior", ["boolq", "winogrande"], 1, [78.0, 57.0], method="attempt",
+              train={"no_prior": True})
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = {(c["table"], c["section"], c["row"], c["column"]): (c["paper"], c["delta"])
+             for c in json.loads(capsys.readouterr().out)["cells"]}
+    assert cells[("table4", "single", "no prior transfer", "boolq")] == (77.03, pytest.approx(-0.03))
+    assert cells[("table4", "multi", "no prior transfer", "winogrande")] == (56.98, pytest.approx(0.02))
+    assert ("table4", "multi", "no prior transfer", "avg_boolq") not in cells  # Table 4 has no Avg.

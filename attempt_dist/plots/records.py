@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from .. import record as run_record
 from ..errors import UserError
-from ..record import RecordError, RunResult, json_kind, json_short
+from ..record import RecordError, RunResult, describe_type, json_kind, json_short
 from ..results import FAILURE_FILENAME, RESULT_FILENAME
 
 CELL_FILENAME = "cell.json"
@@ -139,14 +139,9 @@ def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where
             raise RecordError(f"{path}: required field {where + key!r} is missing")
         return None
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        expected = " or ".join(_kind_name(t) for t in types)
+        expected = " or ".join(describe_type(t) for t in types)
         raise RecordError(f"{path}: field {where + key!r} should be {expected}, got {json_kind(value)} {json_short(value)}")
     return value
-
-
-def _kind_name(t: type) -> str:
-    return {dict: "an object", list: "a list", str: "a string", int: "an integer", float: "a number",
-            bool: "true/false"}.get(t, t.__name__)
 
 
 def model_order(models) -> list[str]:
