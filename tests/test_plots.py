@@ -231,3 +231,20 @@ def test_fig5_never_draws_zero_for_a_prompt_a_run_did_not_have(tmp_path):
         ("boolq", "mnli"): 0.3, ("boolq", "sst2"): 0.2, ("boolq", "qqp"): 0.4, ("boolq", "target"): 0.4,
         ("yelp", "mnli"): 0.1, ("yelp", "sst2"): 0.8, ("yelp", "target"): 0.1})
     assert got[("yelp", "qqp")] == ""  # not 0.00
+
+
+@pytest.mark.parametrize("corrupt, fragment", [
+    (lambda folder: (folder / "test.jsonl").write_text('{"task": "boolq", "weights": [0.5, 0.5, 0.0]}\n{"task": "bo'),
+     "test.jsonl: line 2 is not an attention line"),
+    (lambda folder: (folder / "test.jsonl").write_text('{"task": "boolq", "weights": [0.5, 0.5]}\n'),
+     "test.jsonl: line 1 has 2 weights for 3 prompts"),
+    (lambda folder: (folder / "prompts.json").write_text('{"prompts": "mnli"}'), "'prompts' should be a list"),
+])
+def test_unreadable_attention_files_are_one_line_naming_the_file(tmp_path, capsys, corrupt, fragment):
+    run = tmp_path / "run"
+    cell = make_cell(run, "t5-base", "attempt", ["boolq"], 1, [70.0])
+    write_attention(cell, ["mnli", "sst2", "target"], [("boolq", [0.2, 0.2, 0.6])])
+    corrupt(cell / "attention")
+    assert cli.main(["plot", str(run), "--only", "fig5"]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and fragment in printed[0] and "Traceback" not in printed[0]

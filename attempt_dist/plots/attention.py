@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..record import RecordError, read_object
 from .names import order_tasks, task_label
 from .output import plt, save_figure
 from .records import Record
@@ -35,7 +36,9 @@ def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], 
     prompts_seen: list[str] = []
     for run in runs:
         folder = run.path / "attention"
-        names = json.loads((folder / "prompts.json").read_text())["prompts"]
+        names = read_object(folder / "prompts.json").get("prompts")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise RecordError(f"{folder / 'prompts.json'}: 'prompts' should be a list of prompt names")
         prompts_seen += [n for n in names if n not in prompts_seen]
         lines = folder / f"{split}.jsonl"
         if not lines.exists():
@@ -43,13 +46,13 @@ def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], 
         if not lines.exists():
             continue
         with open(lines) as handle:
-            for line in handle:
+            for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                item = json.loads(line)
+                item = _attention_line(lines, number, line)
                 weights = item["weights"]
                 if len(weights) != len(names):
-                    raise ValueError(f"{lines}: {len(weights)} weights for {len(names)} prompts")
+                    raise RecordError(f"{lines}: line {number} has {len(weights)} weights for {len(names)} prompts")
                 for name, w in zip(names, weights):
                     sums[item["task"]][name] += float(w)
                     had[item["task"]][name] += 1
@@ -59,6 +62,19 @@ def mean_attention(runs: list[Record], split: str = "test") -> tuple[list[str], 
     matrix = (np.array([[sums[t][c] / had[t][c] if had[t][c] else np.nan for c in columns] for t in tasks])
               if tasks else np.zeros((0, 0)))
     return tasks, columns, matrix, dict(counts)
+
+
+def _attention_line(path: Path, number: int, line: str) -> dict:
+    """One {"task", "index", "weights"} line; RecordError naming the file and line otherwise."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError:
+        item = None
+    if not (isinstance(item, dict) and isinstance(item.get("task"), str) and isinstance(item.get("weights"), list)
+            and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in item["weights"])):
+        raise RecordError(f"{path}: line {number} is not an attention line (task, index, weights); "
+                          f"the file is truncated or corrupt: re-run that run or remove its attention/ folder")
+    return item
 
 
 def fig5(records: list[Record], out_dir: Path, split: str = "test", stem: str = "fig5_attention") -> list[Path]:
