@@ -439,3 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0:
         dist.shutdown()  # after a failure a rank may be gone: the process exits without it
     return code
+
+
+if __name__ == "__main__":  # python -m attempt_dist.train, torchrun -m, deepspeed --module, accelerate launch -m
+    # The importable module's main, not this __main__ copy's: one set of classes and loggers
+    # for anything (sweep jobs, the pipeline) that imports attempt_dist.train in this process.
+    from attempt_dist.train import main as _main
+
+    sys.exit(_main())
