@@ -3,6 +3,7 @@
     deepspeed --num_gpus 2 launch/train.py --model t5-base --method attempt --tasks boolq,cb \
         --source-prompts OUT/prompts --ds-config ds_configs/zero2_offload.json
     torchrun --nproc_per_node 2 launch/train.py ...        python launch/train.py ...
+    torchrun --nproc_per_node 2 -m attempt_dist.train ...  deepspeed --module attempt_dist.train ...
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
 
 Exit codes: 0 done (result.json written), 2 bad input, 3 out of memory under the cap
