@@ -145,8 +145,8 @@ class Recipe:
     # --- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
-        check_output_dir(cfg)
         self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
+        check_output_dir(cfg)
         self.info = dist.init_distributed()
         self.progress = RunProgress(enabled=self.info.is_main)
         if self.info.is_main and cfg.overwrite:

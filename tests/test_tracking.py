@@ -119,3 +119,15 @@ def test_tensorboard_events_hold_the_same_scalars(tmp_path):
     assert [(e.step, e.value) for e in events.Scalars("train/loss")] == [(1, 1.0), (2, 2.0), (3, 3.0)]
     assert [(e.step, e.value) for e in events.Scalars("test_final/cb/f1_macro")] == [(3, 40.0)]
     assert (tmp_path / METRICS_FILENAME).exists()
+
+
+def test_train_with_a_missing_reporter_exits_2_before_creating_the_run_folder(tmp_path, monkeypatch, capsys):
+    from attempt_dist.train import main
+
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    out = tmp_path / "run"
+    assert main(["--model", "t5-tiny", "--method", "prompt", "--tasks", "rte", "--data-dir", "examples/data",
+                 "--report-to", "wandb", "--output-dir", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == \
+        "error: --report-to wandb needs the wandb package: pip install wandb (or use --report-to none)"
+    assert not out.exists()
