@@ -63,8 +63,8 @@ def _shard(n: int, rank: int, world: int) -> list[int]:
 @torch.no_grad()
 def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int, rank: int,
             world: int, max_target_length: int, synced_gpus: bool, with_attention: bool,
-            sort_by_length: bool = True):
-    """(this rank's [(index, prediction, attention weights or None)])."""
+            sort_by_length: bool = True, on_batch=None):
+    """(this rank's [(index, prediction, attention weights or None)]); on_batch() after each batch."""
     positions = length_order(data.features) if sort_by_length else list(range(len(data.features)))
     order = [positions[i] for i in _shard(len(positions), rank, world)]
     out = []
@@ -84,7 +84,14 @@ def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int,
                 weights = attn.float().cpu().tolist()
         for f, text, w in zip(feats, texts, weights):
             out.append((f["index"], text.strip(), w))
+        if on_batch is not None:
+            on_batch()
     return out
+
+
+def rank_batches(num_examples: int, world: int, batch_size: int) -> int:
+    """generate calls of one rank for one task (every rank makes the same number, see _shard)."""
+    return math.ceil(math.ceil(num_examples / world) / batch_size) if num_examples else 0
 
 
 def _is_engine(model) -> bool:
@@ -93,26 +100,32 @@ def _is_engine(model) -> bool:
 
 def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collator, batch_size: int,
              info, max_target_length: int, synced_gpus: bool, with_attention: bool = False,
-             cap_bytes: int | None = None, sort_by_length: bool = True) -> dict:
+             cap_bytes: int | None = None, sort_by_length: bool = True, progress=None) -> dict:
     """{"metrics": {task: {...}}, "score": mean over tasks of each task's headline metric, "predictions": ..., "attention": ...}.
 
     model: the DeepSpeed engine (under ZeRO-3 the parameters are then gathered once for the
     whole call when they fit under cap_bytes) or a plain module. synced_gpus: what generate
     needs on the per-step path; inside the gathered block generate runs no collective and
-    gets False. The same dict on every rank."""
+    gets False. progress: an attempt_dist.progress.RunProgress that shows this rank's batches.
+    The same dict on every rank."""
     engine = model if _is_engine(model) else None
     module = model.module if engine is not None else model
     was_training = module.training
     module.eval()
     local = {}
     whole = dist.gathered_for_generation(engine, cap_bytes) if engine is not None else contextlib.nullcontext(False)
+    if progress is not None:
+        progress.eval_start(split, sum(rank_batches(len(d.features), info.world_size, batch_size) for d in tasks))
     with whole as gathered_once:
         for data in tasks:
             local[data.task] = predict(module, data, tokenizer=tokenizer, collator=collator,
                                        batch_size=batch_size, rank=info.rank, world=info.world_size,
                                        max_target_length=max_target_length,
                                        synced_gpus=synced_gpus and not gathered_once,
-                                       with_attention=with_attention, sort_by_length=sort_by_length)
+                                       with_attention=with_attention, sort_by_length=sort_by_length,
+                                       on_batch=progress.eval_advance if progress is not None else None)
+    if progress is not None:
+        progress.eval_end()
     if was_training:
         module.train()
     gathered = dist.all_gather_object(local)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .backbones import BACKBONES, TEST_BACKBONES
 from .errors import UserError
 
 TINY_NAME = "t5-tiny"
 TINY_PATH = Path(__file__).resolve().parent / "assets" / "t5-tiny-tokenizer.json"
-
-# Short names -> hub repos (the canonical org since the t5-* ids moved).
-HUB_IDS = {name: f"google-t5/{name}" for name in ("t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b")}
 
 
 def _wrap(backend):
@@ -26,15 +24,18 @@ def _wrap(backend):
                                    unk_token="<unk>", model_max_length=1_000_000)
 
 
-def _test_backbones() -> list[str]:
-    from .backbones import TEST_BACKBONES
-
-    return TEST_BACKBONES
+def tokenizer_source(model: str) -> str:
+    """Where a non-test tokenizer loads from: a folder as is, a registered backbone from its hub
+    id (the backbone registry is the one table of hub ids), any other name as a hub id."""
+    if os.path.isdir(model):
+        return model
+    spec = BACKBONES.get(model)
+    return spec.hub_id if spec is not None and spec.hub_id else model
 
 
 def load_tokenizer(model: str):
     """t5-tiny -> the committed test tokenizer; a folder -> its tokenizer; a name -> the hub."""
-    if model == TINY_NAME or model in _test_backbones():
+    if model == TINY_NAME or model in TEST_BACKBONES:
         from tokenizers import Tokenizer
 
         if not TINY_PATH.is_file():
@@ -42,7 +43,7 @@ def load_tokenizer(model: str):
         return _wrap(Tokenizer.from_file(str(TINY_PATH)))
     from transformers import AutoTokenizer
 
-    source = model if os.path.isdir(model) else HUB_IDS.get(model, model)
+    source = tokenizer_source(model)
     try:
         return AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as err:

@@ -3,6 +3,7 @@
     deepspeed --num_gpus 2 launch/train.py --model t5-base --method attempt --tasks boolq,cb \
         --source-prompts OUT/prompts --ds-config ds_configs/zero2_offload.json
     torchrun --nproc_per_node 2 launch/train.py ...        python launch/train.py ...
+    torchrun --nproc_per_node 2 -m attempt_dist.train ...  deepspeed --module attempt_dist.train ...
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
 
 Exit codes: 0 done (result.json written), 2 bad input, 3 out of memory under the cap
@@ -24,12 +25,14 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
+from . import tracking
 from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
 from .errors import UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
 from .model_setup import build_model, init_mode, load_backbone
+from .progress import RunProgress, print_summary, score_line
 from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, Throughput
 from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
 from .run_outputs import dump_full_state, save_attention, save_predictions, save_trainable
@@ -142,8 +145,10 @@ class Recipe:
     # --- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
+        self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
         check_output_dir(cfg)
         self.info = dist.init_distributed()
+        self.progress = RunProgress(enabled=self.info.is_main)
         if self.info.is_main and cfg.overwrite:
             clear_for_overwrite(self.out)
         dist.barrier()
@@ -258,6 +263,8 @@ class Recipe:
         epoch = self._epochs_done(step)
         state.history.append({"step": step, "epoch": epoch, "score": result["score"], "metrics": result["metrics"]})
         log.info("dev at step %d: %.3f %s", step, result["score"], result["metrics"])
+        self.tracker.evaluation(split="dev", step=step, epoch=epoch, score=result["score"], metrics=result["metrics"])
+        self.progress.note(score_line("dev", step, result["score"], result["metrics"]))
         if result["score"] > state.best_score:
             state.best_score = result["score"]
             state.best = {"step": step, "epoch": epoch, "dev_score": result["score"]}
@@ -277,7 +284,7 @@ class Recipe:
                           batch_size=self.cfg.eval_batch_size or default_eval_batch_size(self.cfg.batch_size),
                           info=self.info, max_target_length=self.cfg.max_target_length,
                           synced_gpus=self.synced_gpus, with_attention=with_attention,
-                          cap_bytes=self.memory_cap.get("cap_bytes"))
+                          cap_bytes=self.memory_cap.get("cap_bytes"), progress=self.progress)
         # Time spent evaluating in this process (not carried over a --resume), for the run record.
         spent = self.eval_time.setdefault(split, {"seconds": 0.0, "calls": 0})
         spent["seconds"] = round(spent["seconds"] + time.perf_counter() - start, 3)
@@ -287,12 +294,13 @@ class Recipe:
     def train(self) -> RunState:
         cfg, engine = self.cfg, self.engine
         state = self._resume()
+        self.tracker = tracking.Tracker(self.out, self.report_to, cfg.to_dict(), enabled=self.info.is_main,
+                                        resume_step=engine.global_steps or None)
         eval_every = cfg.eval_every or self.steps_per_epoch
         engine.train()
-        progress = _progress(self.info.is_main, self.total_steps, engine.global_steps)
         device = engine.device
-        with progress:
-            task = progress.add_task("train", total=self.total_steps, completed=engine.global_steps, loss=float("nan"), rate=0.0)
+        with self.progress:
+            self.progress.start_training(self.total_steps, engine.global_steps)
             while engine.global_steps < self.total_steps:
                 for items in self.sampler:
                     start = time.perf_counter()
@@ -310,11 +318,13 @@ class Recipe:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
                     state.losses.append(round(loss.item(), 6))
+                    self.tracker.step_loss(loss.item())
                     rate = state.examples_per_s
-                    progress.update(task, completed=step, loss=loss.item(), rate=rate)
-                    if step % 10 == 0 or step == self.total_steps:
+                    self.progress.train_step(step, loss.item(), rate)
+                    if step % cfg.log_every == 0 or step == self.total_steps:
                         log.info("step %d loss %.4f lr %s %.1f ex/s", step, loss.item(),
                                  [round(g["lr"], 6) for g in engine.optimizer.param_groups], rate)
+                        self._track_step(step, state)
                     if step % eval_every == 0 or step == self.total_steps:
                         self._evaluate_dev(state)
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
@@ -324,12 +334,24 @@ class Recipe:
                         break
         return state
 
+    def _track_step(self, step: int, state: RunState) -> None:
+        if not self.tracker.enabled:
+            return
+        lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(self.engine.optimizer.param_groups)}
+        self.tracker.train(step=step, epoch=self._epochs_done(step), lr=lrs, examples=state.examples,
+                           examples_per_s=state.examples_per_s, memory=dist.memory_report())
+
     # --- finish: best weights back, final evaluation, artefacts, the run record --------------
     def finish(self, state: RunState, started: float) -> RunResult | None:
         steps = self.engine.global_steps  # before loading "best" rewinds the step counter
         self._reload_best(state)
         attention = needs(self.cfg.method).attention and self.cfg.save_attention
-        results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
+        with self.progress:
+            results = {split: self._evaluate(split, with_attention=attention) for split in ("dev", "test")}
+        for split, res in results.items():
+            self.tracker.evaluation(split=split, step=steps, epoch=self._epochs_done(steps), score=res["score"],
+                                    metrics=res["metrics"], final=True)
+        self.tracker.close()
         save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
         self.hooks.dump_state(self.engine.module, "state")
         memory = dist.memory_report()
@@ -385,14 +407,6 @@ class Recipe:
                 "options": options_of(self.cfg.method, self.method_cfg)}
 
 
-def _progress(enabled: bool, total: int, done: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("loss {task.fields[loss]:.4f}"), TextColumn("{task.fields[rate]:.1f} ex/s"),
-                    TimeElapsedColumn(), disable=not enabled)
-
-
 def run(cfg: TrainConfig) -> int:
     started = time.time()
     recipe = Recipe(cfg)
@@ -414,8 +428,8 @@ def run(cfg: TrainConfig) -> int:
         _fail(cfg, "oom", f"{cfg.model} {cfg.method} with batch {cfg.batch_size} {dist.OOM_HINT}")
         return EXIT_OOM
     if record is not None:
-        scores = ", ".join(f"{t}: {m}" for t, m in record.metrics["test"].items())
-        print(f"done: {cfg.output_dir}/{RESULT_FILENAME}  test {scores}", flush=True)
+        print_summary(record, cfg.output_dir)
+        print(f"done: {cfg.output_dir}/{RESULT_FILENAME}", flush=True)
     return 0
 
 
@@ -439,3 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0:
         dist.shutdown()  # after a failure a rank may be gone: the process exits without it
     return code
+
+
+if __name__ == "__main__":  # python -m attempt_dist.train, torchrun -m, deepspeed --module, accelerate launch -m
+    # The importable module's main, not this __main__ copy's: one set of classes and loggers
+    # for anything (sweep jobs, the pipeline) that imports attempt_dist.train in this process.
+    from attempt_dist.train import main as _main
+
+    sys.exit(_main())

@@ -49,6 +49,8 @@ class TrainConfig:
     data_seed: int = 42
     eval_every: int | None = None
     save_every: int = 200
+    log_every: int = 10
+    report_to: str = "none"
     no_checkpoints: bool = False
     resume: bool = False
     overwrite: bool = False
@@ -141,6 +143,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--output-dir", default=d.output_dir, help="run folder (config, logs, checkpoints, result.json)")
     g.add_argument("--eval-every", type=int, default=None, help="evaluate on dev every N optimizer steps (default: every epoch)")
     g.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N optimizer steps (default 200)")
+    g.add_argument("--log-every", type=int, default=d.log_every,
+                   help="a line of RUN/metrics.jsonl (loss, learning rates, examples/s, memory) every N optimizer steps (default 10)")
+    g.add_argument("--report-to", default=d.report_to,
+                   help="also log metrics to: none (default), tensorboard (RUN/tensorboard), wandb, or a comma-separated list")
     g.add_argument("--no-checkpoints", action="store_true",
                    help="write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
                         "the run cannot be resumed and the last weights, not the best dev ones, are scored")
@@ -168,7 +174,7 @@ def validate(cfg: TrainConfig) -> None:
         get_task(task)
     if len(set(cfg.tasks)) != len(cfg.tasks):
         raise UserError(f"--tasks lists a task twice: {','.join(cfg.tasks)}")
-    for name in ("batch_size", "grad_accum", "save_every", "max_target_length"):
+    for name in ("batch_size", "grad_accum", "save_every", "log_every", "max_target_length"):
         if getattr(cfg, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     for name in ("max_steps", "eval_every", "max_length", "max_train_examples", "max_eval_examples", "eval_batch_size"):

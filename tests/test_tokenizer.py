@@ -4,10 +4,11 @@ import json
 
 import pytest
 
+from attempt_dist.backbones import BACKBONES
 from attempt_dist.data import load_tokenizer
 from attempt_dist.errors import UserError
 from attempt_dist.tasks import TASKS
-from attempt_dist.tokenizer import TINY_PATH
+from attempt_dist.tokenizer import TINY_PATH, tokenizer_source
 from attempt_dist.tokenizer_build import build_tiny_vocab, fixture_texts, main as build_main
 
 from helpers_data import FIXTURES
@@ -53,3 +54,28 @@ def test_unknown_model_offline_is_a_user_error(tmp_path):
         load_tokenizer("no-such-model")
     with pytest.raises(UserError):
         load_tokenizer(str(tmp_path))  # an empty folder is not a tokenizer
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_asks_for_its_registry_hub_id(name, monkeypatch):
+    """The backbone registry is the only table of hub ids: the tokenizer of each entry is asked
+    for under exactly the registry's id (no network: from_pretrained is replaced)."""
+    import transformers
+
+    asked = []
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained",
+                        classmethod(lambda cls, source, *a, **k: asked.append(source) or "tokenizer"))
+    spec = BACKBONES[name]
+    tok = load_tokenizer(name)
+    if spec.hub_id:
+        assert asked == [spec.hub_id] and tok == "tokenizer"
+    else:  # the random test backbones use the committed test tokenizer, never the hub
+        assert asked == [] and len(tok) <= spec.vocab_size
+
+
+def test_the_registry_covers_the_hub_ids_the_tokenizer_once_mistook():
+    # Before the registry owned them, flan-t5 and the LM-adapted T5s were asked for under their
+    # short names (e.g. "flan-t5-base"), which is no hub repository.
+    assert tokenizer_source("flan-t5-base") == "google/flan-t5-base"
+    assert tokenizer_source("t5-v1_1-xl-lm-adapt") == "google/t5-xl-lm-adapt"
+    assert tokenizer_source("t5-small") == "google-t5/t5-small"

@@ -22,7 +22,11 @@ TINY = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "
 
 
 def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: dict | None = None,
-           script: Path = TRAIN, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+           script: Path = TRAIN, module: str | None = None, timeout: int = 600,
+           check: bool = True) -> subprocess.CompletedProcess:
+    """Run `script` (or, given `module`, `-m module`) under launcher python, deepspeed, torchrun or
+    accelerate (accelerate's --multi_gpu: its torchrun path, the one that starts several CPU processes)."""
+    target = ["-m", module] if module else [str(script)]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1",
                 **(env or {})}
     for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
@@ -30,12 +34,16 @@ def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: di
     port = str(free_port())
     if launcher == "deepspeed":
         cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--num_gpus", str(ranks),
-               "--master_port", port, str(script), *args]
+               "--master_port", port, *(["--module", module] if module else [str(script)]), *args]
     elif launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks),
-               "--master_port", port, str(script), *args]
+               "--master_port", port, *target, *args]
+    elif launcher == "accelerate":
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(ranks),
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", port, *target, *args]
     else:
-        cmd = [sys.executable, str(script), *args]
+        cmd = [sys.executable, *target, *args]
     proc = subprocess.run(cmd, env=full_env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-5000:]}"

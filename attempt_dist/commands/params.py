@@ -10,12 +10,10 @@ import csv
 import json
 import sys
 
-from ..backbones import PAPER_BACKBONES
 from ..cli_args import split_csv
 from ..errors import UserError
-from ..methods import METHODS
-from ..methods.options import add_method_args, given_options
-from ..params import count_trainable
+
+HELP = "per-task trainable parameter counts (counted on the meta device)"
 
 
 def _ints(text: str) -> list[int]:
@@ -26,9 +24,12 @@ def _ints(text: str) -> list[int]:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "params", help="per-task trainable parameter counts (counted on the meta device)",
-        description=__doc__.split("\n\n")[0])
+    # Imported here, not at the top: the registry and the methods import torch (see cli.py).
+    from ..backbones import PAPER_BACKBONES
+    from ..methods import METHODS
+    from ..methods.options import add_method_args
+
+    parser = subparsers.add_parser("params", help=HELP, description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", default=",".join(PAPER_BACKBONES),
                         help="comma-separated backbones (default: the paper's five)")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -43,6 +44,8 @@ def register(subparsers) -> None:
 
 
 def collect(models, methods, options: dict, num_tasks) -> list[dict]:
+    from ..params import count_trainable
+
     rows = []
     for model in models:
         for method in methods:
@@ -56,6 +59,8 @@ def collect(models, methods, options: dict, num_tasks) -> list[dict]:
 
 
 def run(args) -> int:
+    from ..methods.options import given_options
+
     num_tasks = _ints(args.num_tasks)
     rows = collect(split_csv(args.models), split_csv(args.methods), given_options(args), num_tasks)
     if args.json:

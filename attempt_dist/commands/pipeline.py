@@ -2,7 +2,8 @@
 
 from .passthrough import register_passthrough
 
+HELP = "source prompts -> attention prior -> ATTEMPT targets"
+
 
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "pipeline", "source prompts -> attention prior -> ATTEMPT targets",
-                         "attempt_dist.pipeline")
+    register_passthrough(subparsers, "pipeline", HELP, "attempt_dist.pipeline")

@@ -14,7 +14,8 @@ import sys
 
 from ..cli_args import split_csv
 from ..errors import UserError
-from ..methods.options import add_method_args, given_options
+
+HELP = "predict per-GPU memory of each DeepSpeed layout and pick the fastest that fits"
 
 EXIT_DOES_NOT_FIT = 3
 # The table groups the components (all of them are in --json).
@@ -26,7 +27,9 @@ COLUMNS = [("weights", ("frozen_weights", "trainable_weights", "gathered_layers"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("plan", help="predict per-GPU memory of each DeepSpeed layout and pick the fastest that fits",
+    from ..methods.options import add_method_args  # imports the methods, and so torch (see cli.py)
+
+    parser = subparsers.add_parser("plan", help=HELP,
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="backbone, e.g. t5-3b")
     parser.add_argument("--method", required=True, help="finetune, bitfit, adapter, prompt, spot or attempt")
@@ -48,6 +51,7 @@ def register(subparsers) -> None:
 
 def request_from_args(args):
     from ..distributed.memory import parse_size
+    from ..methods.options import given_options
     from ..planning import PlanRequest
     from ..tasks import get_task
 

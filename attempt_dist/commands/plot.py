@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+HELP = "draw Figures 4-5 and Tables 2-4 from a results folder"
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "plot", help="draw Figures 4-5 and Tables 2-4 from a results folder",
+        "plot", help=HELP,
         description="Reads every result.json / failure.json under RUN_DIR and writes PNG+PDF+CSV "
                     "figures and markdown/LaTeX/CSV tables into RUN_DIR/figures.")
     parser.add_argument("run_dir", metavar="RUN_DIR")

@@ -11,10 +11,12 @@ from pathlib import Path
 
 from ..errors import UserError
 
+HELP = "run a grid of training jobs with submitit, or show a sweep's status"
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "sweep", help="run a grid of training jobs with submitit, or show a sweep's status",
+        "sweep", help=HELP,
         description="Launch a sweep file (models x methods x tasks x seeds) on SLURM, locally or in "
                     "process; `sweep status RUN_DIR` shows each cell as done/running/failed/oom/pending.",
     )

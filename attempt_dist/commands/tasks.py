@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ..tasks import TASKS
 
+HELP = "list the tasks: groups, metrics, lengths, data sources"
 
 def task_rows(role: str | None = None, group: str | None = None) -> list[dict]:
     rows = []
@@ -47,7 +48,7 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("tasks", help="list the tasks: groups, metrics, lengths, data sources")
+    parser = subparsers.add_parser("tasks", help=HELP)
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--role", choices=("source", "target"), help="only source or target tasks")
     parser.add_argument("--group", help="only this multi-task group (e.g. glue, superglue, mrqa)")

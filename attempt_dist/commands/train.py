@@ -2,6 +2,8 @@
 
 from .passthrough import register_passthrough
 
+HELP = "train one method on one or more tasks"
+
 
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "train", "train one method on one or more tasks", "attempt_dist.train")
+    register_passthrough(subparsers, "train", HELP, "attempt_dist.train")

@@ -11,14 +11,38 @@ each job runs, launch.py submits and waits, state.py reads the folder a sweep wr
 
 from __future__ import annotations
 
+import importlib
+import sys
+import types
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from .launch import launch, plan, print_plan
-from .spec import Cell, ExecutorSpec, Sweep, load_sweep, parse_sweep, train_argv
 from .state import STATUSES, CellState, collect_states
+
+# spec.py and launch.py import the trainer's config and the methods, and so torch (over a
+# second): they load on first use, so that `sweep status` and --help start without them.
+_LAZY = {"launch": ".launch", "plan": ".launch", "print_plan": ".launch", "Cell": ".spec", "ExecutorSpec": ".spec",
+         "Sweep": ".spec", "load_sweep": ".spec", "parse_sweep": ".spec", "train_argv": ".spec"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _SweepPackage(types.ModuleType):
+    def __setattr__(self, name, value):
+        # Importing the submodule sweep/launch.py binds `launch` here to that module; the
+        # package's `launch` is the function, as when this file imported it eagerly.
+        if name == "launch" and isinstance(value, types.ModuleType):
+            value = value.launch
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _SweepPackage
 
 __all__ = ["Cell", "CellState", "ExecutorSpec", "STATUSES", "Sweep", "collect_states", "launch",
            "load_sweep", "parse_sweep", "plan", "print_plan", "status_table", "train_argv",

@@ -14,8 +14,9 @@ from collections import Counter, defaultdict
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import f1_score, matthews_corrcoef
+
+# scipy and sklearn (about 1 s to import) are imported inside the metrics that use them, so
+# that reading the registry (`attempt-dist tasks`, --help) does not pay for them.
 
 from .example import Example
 from .registry import get_task
@@ -49,11 +50,15 @@ def _binary(predictions, examples, positive: str, negative: str):
 
 def binary_f1(predictions, examples, words: Sequence[str]) -> float:
     """F1 of the positive class words[1] (MRPC 'equivalent', QQP 'duplicate')."""
+    from sklearn.metrics import f1_score
+
     gold, pred = _binary(predictions, examples, words[1], words[0])
     return _pct(f1_score(gold, pred, pos_label=1, zero_division=0.0))
 
 
 def matthews(predictions, examples, words: Sequence[str]) -> float:
+    from sklearn.metrics import matthews_corrcoef
+
     gold, pred = _binary(predictions, examples, words[1], words[0])
     if len(set(gold)) < 2 and len(set(pred)) < 2:
         return 0.0  # undefined (a constant vs a constant); sklearn also returns 0
@@ -62,6 +67,8 @@ def matthews(predictions, examples, words: Sequence[str]) -> float:
 
 def macro_f1(predictions, examples, words: Sequence[str]) -> float:
     """Mean F1 over the task's classes; an unknown word is an extra class that is always wrong."""
+    from sklearn.metrics import f1_score
+
     index = {w: i for i, w in enumerate(words)}
     gold = [index[e.target] for e in examples]
     pred = [index.get(p.strip(), -1) for p in predictions]
@@ -88,10 +95,14 @@ def _correlation(fn, predictions, examples) -> float:
 
 
 def pearson(predictions, examples) -> float:
+    from scipy import stats
+
     return _correlation(stats.pearsonr, predictions, examples)
 
 
 def spearman(predictions, examples) -> float:
+    from scipy import stats
+
     return _correlation(stats.spearmanr, predictions, examples)
 
 
