@@ -14,7 +14,7 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params", "plan", "sweep", "plot", "tasks", "train", "pipeline"]
+COMMANDS = ["params", "plan", "sweep", "plot", "tasks", "train", "pipeline", "predict", "export"]
 
 
 def build_parser() -> argparse.ArgumentParser:
