@@ -29,6 +29,8 @@ WEIGHTS_FILE = "trainable.safetensors"
 META_FILE = "trainable.json"
 CARD_FILE = "README.md"
 LEGACY_FILE = "trainable.pt"
+# What --overwrite clears before a new run, so an old artefact never sits beside a new config.
+ARTIFACT_FILES = (WEIGHTS_FILE, META_FILE, CARD_FILE, LEGACY_FILE)
 FORMAT = "attempt-dist/trainable"
 FORMAT_VERSION = 1
 

@@ -183,3 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

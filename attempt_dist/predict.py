@@ -132,8 +132,8 @@ def rows_to_inputs(rows: list[dict], task: str | None, run_tasks: list[str], whe
             raise UserError(f"{where(i)}: expected a JSON object, got {type(row).__name__}")
         name = row.get("task") or task or (run_tasks[0] if len(run_tasks) == 1 else None)
         if name is None:
-            raise UserError(f"{where(i)}: no task; add \"task\" to the row or pass --task "
-                            f"(this run has {', '.join(run_tasks)})")
+            raise UserError(f"{where(i)}: no task given; pass --task (or a \"task\" key in --input rows): "
+                            f"this run has {', '.join(run_tasks)}")
         if name not in run_tasks:
             raise UserError(f"{where(i)}: task {name!r} is not one this run was trained on "
                             f"({', '.join(run_tasks)})")
@@ -305,3 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,7 @@ from .planning.auto import DoesNotFit
 from .model_setup import build_model, load_backbone, tokenizer_source
 from .results import (FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, git_revision,
                       package_versions, write_json_atomic)
-from .artifacts import artifact_meta, save_artifact, write_model_card
+from .artifacts import ARTIFACT_FILES, artifact_meta, save_artifact, write_model_card
 from .run_outputs import dump_full_state, save_attention, save_predictions
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
@@ -118,7 +118,7 @@ def check_output_dir(cfg: TrainConfig) -> None:
 
 
 def clear_for_overwrite(out: Path) -> None:
-    for name in (RESULT_FILENAME, FAILURE_FILENAME):
+    for name in (RESULT_FILENAME, FAILURE_FILENAME, *ARTIFACT_FILES):
         (out / name).unlink(missing_ok=True)
     for folder in ("checkpoints", "attention", "predictions"):
         shutil.rmtree(out / folder, ignore_errors=True)
