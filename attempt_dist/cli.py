@@ -18,7 +18,7 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline"]
+COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export"]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -29,6 +29,13 @@ def init_mode(cfg: TrainConfig) -> str:
     return "pretrained" if get_spec(cfg.model).hub_id else "random"
 
 
+def tokenizer_source(cfg: TrainConfig) -> str:
+    """--tokenizer, else the local backbone folder a pretrained run loads, else the backbone's name."""
+    if cfg.tokenizer:
+        return cfg.tokenizer
+    return cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained") else cfg.model
+
+
 def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
     mode = init_mode(cfg)
     backbone = freeze(build_backbone(cfg.model, mode, dtype=dtype, path=cfg.model_path, seed=cfg.seed))

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from . import distributed as dist
+from .artifacts import read_trainable
 from .cli_args import split_csv
 from .errors import UserError
 from .methods.options import given_options
@@ -76,9 +77,8 @@ def run_sources(base: TrainConfig, out: Path) -> int:
             if code:
                 return code
         if _main_rank():
-            saved = torch.load(stage_dir / "trainable.pt", map_location="cpu", weights_only=False)
             record = read_json(stage_dir / RESULT_FILENAME)
-            add_to_library(library, saved["state"]["prompt.weight"][0], task=task, backbone=base.model,
+            add_to_library(library, read_trainable(stage_dir)["prompt.weight"][0], task=task, backbone=base.model,
                            extra={"dev_score": record["best"]["dev_score"], "run": str(stage_dir)})
         dist.barrier()
     return 0
@@ -96,8 +96,7 @@ def run_prior(base: TrainConfig, out: Path) -> int:
         if code:
             return code
     if _main_rank():
-        saved = torch.load(stage_dir / "trainable.pt", map_location="cpu", weights_only=False)
-        gate = {k[len("prompt.gate."):]: v for k, v in saved["state"].items() if k.startswith("prompt.gate.")}
+        gate = {k[len("prompt.gate."):]: v for k, v in read_trainable(stage_dir).items() if k.startswith("prompt.gate.")}
         with atomic_path(prior) as tmp:
             torch.save({"gate": gate, "meta": {"backbone": base.model, "bottleneck": base.method_config("attempt").bottleneck,
                                               "sources": list(base.sources), "run": str(stage_dir)}}, tmp)

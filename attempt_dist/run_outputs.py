@@ -1,5 +1,5 @@
-"""Files a finished run leaves besides result.json: predictions, attention weights (Figure 5)
-and the trained parameters (trainable.pt: prompts, gate, adapters, biases)."""
+"""Files a finished run leaves besides result.json: predictions and attention weights (Figure 5).
+The trained parameters are the artefact's (artifacts.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from . import distributed as dist
-from .results import atomic_path, write_json_atomic, write_jsonl_atomic
+from .results import write_json_atomic, write_jsonl_atomic
 
 
 def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> None:
@@ -36,23 +36,6 @@ def save_attention(out: Path, split: str, module, attention: dict, eval_data) ->
         for example, weights in zip(examples, attention[data.task]):
             rows.append({"task": data.task, "index": example.index, "weights": weights})
     write_jsonl_atomic(out / "attention" / f"{split}.jsonl", rows)
-
-
-def trainable_state(module, info) -> dict | None:
-    """Whole trainable tensors on rank 0 (gathered under ZeRO-3; every rank must call)."""
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    with dist.gathered([p for _, p in named]):
-        if info.is_main:
-            return {n: p.detach().float().cpu().clone() for n, p in named}
-    return None
-
-
-def save_trainable(module, path: Path, info, meta: dict) -> None:
-    state = trainable_state(module, info)
-    if info.is_main:
-        with atomic_path(path) as tmp:
-            torch.save({"state": state, "meta": meta}, tmp)
-    dist.barrier()
 
 
 def dump_full_state(module, path: Path) -> None:

@@ -31,14 +31,14 @@ from .errors import UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
-from .model_setup import build_model, init_mode, load_backbone
+from .model_setup import build_model, load_backbone, tokenizer_source
 from .progress import RunProgress, print_summary, score_line
 from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, Throughput
 from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
-from .run_outputs import dump_full_state, save_attention, save_predictions, save_trainable
+from .artifacts import ARTIFACT_FILES, artifact_meta, save_artifact, write_model_card
+from .run_outputs import dump_full_state, save_attention, save_predictions
 from .tasks import get_task
-from .methods.options import options_of
-from .train_config import TrainConfig, build_parser, config_from_args
+from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
 
 log = logging.getLogger("attempt_dist.train")
 EXIT_OOM, EXIT_DIVERGED = 3, 4
@@ -121,7 +121,7 @@ def check_output_dir(cfg: TrainConfig) -> None:
 
 
 def clear_for_overwrite(out: Path) -> None:
-    for name in (RESULT_FILENAME, FAILURE_FILENAME):
+    for name in (RESULT_FILENAME, FAILURE_FILENAME, *ARTIFACT_FILES):
         (out / name).unlink(missing_ok=True)
     for folder in ("checkpoints", "attention", "predictions"):
         shutil.rmtree(out / folder, ignore_errors=True)
@@ -188,9 +188,7 @@ class Recipe:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        tokenizer_source = cfg.tokenizer or (cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained")
-                                             else cfg.model)
-        self.tokenizer = load_tokenizer(tokenizer_source)
+        self.tokenizer = load_tokenizer(tokenizer_source(cfg))
         self.collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
         self.train_features, self.eval_data = [], {"dev": [], "test": []}
         cache = None if cfg.no_data_cache else (Path(cfg.cache_dir) / "features" if cfg.cache_dir else default_cache_dir())
@@ -352,13 +350,15 @@ class Recipe:
             self.tracker.evaluation(split=split, step=steps, epoch=self._epochs_done(steps), score=res["score"],
                                     metrics=res["metrics"], final=True)
         self.tracker.close()
-        save_trainable(self.engine.module, self.out / "trainable.pt", self.info, meta=self._artifact_meta())
+        meta = self._artifact_meta()
+        save_artifact(self.engine.module, self.out, self.info, meta)
         self.hooks.dump_state(self.engine.module, "state")
         memory = dist.memory_report()
         record = None
         if self.info.is_main:
             self._write_outputs(results, attention)
             record = self._record(state, results, steps, memory, started)
+            write_model_card(self.out, meta, record.to_json())
             write_json_atomic(self.out / RESULT_FILENAME, record.to_json())
         dist.barrier()
         return record
@@ -403,8 +403,7 @@ class Recipe:
         )
 
     def _artifact_meta(self) -> dict:
-        return {"backbone": self.cfg.model, "method": self.cfg.method, "tasks": self.cfg.tasks,
-                "options": options_of(self.cfg.method, self.method_cfg)}
+        return artifact_meta(self.cfg, self.engine.module)
 
 
 def run(cfg: TrainConfig) -> int:
@@ -443,8 +442,8 @@ def _fail(cfg: TrainConfig, status: str, reason: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """One run per process (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
-    args = build_parser().parse_args(argv)
     try:
+        args = parse_train_args(build_parser(), argv)
         cfg = config_from_args(args)
         code = run(cfg)
     except UserError as err:

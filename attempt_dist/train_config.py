@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
@@ -207,6 +208,52 @@ def build_parser(prog: str = "attempt-dist train", parser_class: type = argparse
     from .distributed import add_launcher_args
 
     parser = parser_class(prog=prog, description="Train one method on one or more tasks.")
+    parser.add_argument("--config", metavar="FILE",
+                        help="training options from a YAML or JSON file (keys: the flags' names, e.g. batch_size, "
+                             "lr); a run's config.json (or its folder) reproduces that run; flags given on the "
+                             "command line override the file")
     add_train_args(parser)
     add_launcher_args(parser)
     return parser
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Training options from a YAML or JSON file, by dest name (dashes read as underscores).
+
+    A run's config.json ({"train": {...}, "deepspeed": ...}), or the run folder holding it,
+    gives its "train" block: the run's fields with its method options resolved and flat, as
+    TrainConfig.to_dict writes them.
+    """
+    import yaml
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise UserError(f"--config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())  # YAML reads JSON too
+    except yaml.YAMLError as err:
+        raise UserError(f"--config {path} is not valid YAML or JSON: {str(err).splitlines()[0]}") from None
+    if isinstance(data, dict) and isinstance(data.get("train"), dict):
+        data = data["train"]
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
+    values = {str(k).replace("-", "_"): v for k, v in data.items()}
+    known = ({f.name for f in dataclasses.fields(TrainConfig)} - {"options"}) | set(cli_options())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
+                        "keys are the train flags' names (see `attempt-dist train --help`)")
+    return values
+
+
+def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse `argv`; with --config FILE the file's values become the defaults, so any flag given
+    on the command line overrides them."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if known.config:
+        parser.set_defaults(**load_config_file(known.config))
+    return parser.parse_args(argv)

@@ -5,6 +5,8 @@ import json
 import pytest
 import torch
 
+from attempt_dist.artifacts import read_trainable
+from attempt_dist.methods.prompts import read_prompt
 from tests.train_helpers import DATA, REPO, launch
 
 pytestmark = pytest.mark.slow
@@ -21,10 +23,10 @@ def test_pipeline_leaves_library_prior_results_and_attention(tmp_path):
     index = json.loads((out / "prompts" / "library.json").read_text())
     assert index["backbone"] == "t5-tiny" and index["d_model"] == 32 and index["prompt_length"] == 4
     assert set(index["prompts"]) == {"mnli", "sst2"}
-    saved = torch.load(out / "prompts" / "mnli.pt", weights_only=True)
-    assert saved["prompt"].shape == (4, 32) and saved["meta"]["task"] == "mnli"
-    trained = torch.load(out / "sources" / "mnli" / "trainable.pt", weights_only=False)["state"]["prompt.weight"][0]
-    assert torch.equal(saved["prompt"], trained)  # the library holds the trained source prompt
+    saved, meta = read_prompt(out / "prompts" / "mnli.safetensors")
+    assert saved.shape == (4, 32) and meta["task"] == "mnli"
+    trained = read_trainable(out / "sources" / "mnli")["prompt.weight"][0]
+    assert torch.equal(saved, trained)  # the library holds the trained source prompt
 
     prior = torch.load(out / "prior" / "prior.pt", weights_only=False)
     assert set(prior["gate"]) == {"down.weight", "up.weight", "norm.weight", "norm.bias"}

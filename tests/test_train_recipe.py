@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from attempt_dist.methods.prompts import read_prompt
 from attempt_dist.record import read_record
 from tests.train_helpers import TINY, launch, make_library, result, trainable
 
@@ -52,7 +53,7 @@ def test_attempt_gate_trains_at_its_own_rate(tmp_path, library):
     assert {k for k in state} == {"prompt.target", "prompt.gate.down.weight", "prompt.gate.up.weight",
                                   "prompt.gate.norm.weight", "prompt.gate.norm.bias"}
     # The target prompt started from the MNLI source prompt (classification task, Appendix B.4).
-    mnli = torch.load(library / "mnli.pt", weights_only=True)["prompt"]
+    mnli, _ = read_prompt(library / "mnli.safetensors")
     assert state["prompt.target"].shape == (1, 4, 32)
     assert not torch.equal(state["prompt.target"][0], mnli)  # trained away from its start...
     assert torch.allclose(state["prompt.target"][0], mnli, atol=1.0)  # ...but from there

@@ -55,7 +55,9 @@ def result(out: Path) -> dict:
 
 
 def trainable(out: Path) -> dict[str, torch.Tensor]:
-    return torch.load(out / "trainable.pt", weights_only=False)["state"]
+    from attempt_dist.artifacts import read_trainable
+
+    return read_trainable(out)
 
 
 def make_library(folder: Path, names=("mnli", "sst2", "squad"), backbone="t5-tiny", d_model=32,

@@ -2,7 +2,9 @@
 
 The library is a folder of saved prompts with metadata (backbone, d_model, prompt length,
 task), validated on load so a prompt from another backbone or of the wrong size is refused
-with a message that says which one and what was expected.
+with a message that says which one and what was expected. Each prompt is a safetensors file
+(tensor "prompt" [m, d], its metadata as JSON under the header key "attempt_dist"), indexed
+by library.json; libraries written before that (torch `.pt` files) still load.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from ..distributed import gathered
 # sentencepiece ids are roughly frequency-ordered, so "the 5,000 first ids".
 VOCAB_INIT_TOP_IDS = 5000
 LIBRARY_INDEX = "library.json"
+PROMPT_SUFFIX = ".safetensors"
+META_KEY = "attempt_dist"  # safetensors header key holding the prompt's metadata (JSON)
 
 
 def vocab_init(embedding: nn.Embedding, num_prompts: int, length: int, *,
@@ -55,38 +59,63 @@ class TaskPrompts(nn.Module):
 
 def save_prompt(path: str | Path, prompt: torch.Tensor, *, task: str, backbone: str,
                 extra: dict | None = None) -> Path:
-    """Save one prompt [m, d] with its metadata (atomic: temp file then rename)."""
+    """Save one prompt [m, d] with its metadata (atomic: temp file then rename).
+
+    A `.safetensors` path gets a safetensors file; any other suffix the older torch format."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     meta = {"task": task, "backbone": backbone, "d_model": int(prompt.shape[1]),
             "prompt_length": int(prompt.shape[0]), **(extra or {})}
+    tensor = prompt.detach().cpu().float().contiguous()
     with atomic_path(path) as tmp:
-        torch.save({"prompt": prompt.detach().cpu().float(), "meta": meta}, tmp)
+        if path.suffix == PROMPT_SUFFIX:
+            save_file({"prompt": tensor}, str(tmp), metadata={META_KEY: json.dumps(meta), "format": "pt"})
+        else:
+            torch.save({"prompt": tensor, "meta": meta}, tmp)
     return path
 
 
 def add_to_library(library: str | Path, prompt: torch.Tensor, *, task: str, backbone: str,
                    extra: dict | None = None) -> Path:
-    """Save `prompt` as `<library>/<task>.pt` and record it in the library's index."""
+    """Save `prompt` as `<library>/<task>.safetensors` and record it in the library's index."""
     library = Path(library)
-    file = save_prompt(library / f"{task}.pt", prompt, task=task, backbone=backbone, extra=extra)
+    file = save_prompt(library / f"{task}{PROMPT_SUFFIX}", prompt, task=task, backbone=backbone, extra=extra)
     index_path = library / LIBRARY_INDEX
     index = json.loads(index_path.read_text()) if index_path.exists() else {"prompts": {}}
+    replaced = index["prompts"].get(task, {}).get("file")
     index.update(backbone=backbone, d_model=int(prompt.shape[1]),
                  prompt_length=int(prompt.shape[0]))
     index["prompts"][task] = {"file": file.name, **(extra or {})}
     write_json_atomic(index_path, index)
+    if replaced and replaced != file.name:  # an older `.pt` of this task, no longer indexed
+        (library / replaced).unlink(missing_ok=True)
     return file
 
 
-def load_prompt(path: str | Path, *, backbone: str, d_model: int, prompt_length: int) -> torch.Tensor:
+def read_prompt(path: str | Path) -> tuple[torch.Tensor, dict]:
+    """(prompt [m, d], metadata) of a saved prompt, safetensors or the older torch file."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"source prompt file {path} does not exist")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        prompt, meta = saved["prompt"], saved["meta"]
+        if path.suffix == PROMPT_SUFFIX:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                prompt = handle.get_tensor("prompt")
+                meta = json.loads((handle.metadata() or {})[META_KEY])
+        else:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            prompt, meta = saved["prompt"], saved["meta"]
     except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise UserError(f"{path} is not a saved prompt ({type(err).__name__}: {err})") from None
+    return prompt, meta
+
+
+def load_prompt(path: str | Path, *, backbone: str, d_model: int, prompt_length: int) -> torch.Tensor:
+    path = Path(path)
+    prompt, meta = read_prompt(path)
     if meta.get("backbone") != backbone:
         raise UserError(
             f"source prompt {path} was trained on {meta.get('backbone')!r}, not {backbone!r}; "
@@ -102,22 +131,27 @@ def load_prompt(path: str | Path, *, backbone: str, d_model: int, prompt_length:
     return prompt.float()
 
 
-def library_names(library: str | Path) -> list[str]:
-    """The prompt names saved in a library, in a stable (sorted) order."""
-    library = Path(library)
-    index_path = library / LIBRARY_INDEX
+def library_index(library: str | Path) -> dict:
+    """library.json: {"backbone", "d_model", "prompt_length", "prompts": {name: {"file", ...}}}."""
+    index_path = Path(library) / LIBRARY_INDEX
     if not index_path.exists():
         raise UserError(
             f"{library} is not a prompt library (no {LIBRARY_INDEX}); build one with "
             "`attempt-dist pipeline --stages sources`"
         )
-    return sorted(json.loads(index_path.read_text())["prompts"])
+    return json.loads(index_path.read_text())
+
+
+def library_names(library: str | Path) -> list[str]:
+    """The prompt names saved in a library, in a stable (sorted) order."""
+    return sorted(library_index(library)["prompts"])
 
 
 def load_library(library: str | Path, names: list[str] | None, *, backbone: str, d_model: int,
                  prompt_length: int) -> tuple[list[str], torch.Tensor]:
     """(names, prompts [t, m, d]) for `names` (all of the library's when None)."""
-    available = library_names(library)
+    entries = library_index(library)["prompts"]
+    available = sorted(entries)
     names = list(names) if names else available
     missing = [n for n in names if n not in available]
     if missing:
@@ -125,6 +159,6 @@ def load_library(library: str | Path, names: list[str] | None, *, backbone: str,
             f"prompt library {library} has no prompt for {', '.join(missing)}; "
             f"it holds: {', '.join(available) or 'nothing'}"
         )
-    prompts = [load_prompt(Path(library) / f"{n}.pt", backbone=backbone, d_model=d_model,
+    prompts = [load_prompt(Path(library) / entries[n].get("file", f"{n}.pt"), backbone=backbone, d_model=d_model,
                            prompt_length=prompt_length) for n in names]
     return names, torch.stack(prompts)

@@ -213,3 +213,28 @@ FORMATTERS = {
     "winogrande": winogrande,
     "yelp": yelp,
 }
+
+# Gold fields each formatter reads, set to a stand-in when formatting a row to predict on: the
+# input text never depends on them, and unlabelled rows (GLUE test rows carry -1) format too.
+GOLD_PLACEHOLDERS = {
+    "classification": {"label": 0},
+    "regression": {"label": 0.0},
+    "squad": {"answers": {"text": [""], "answer_start": [0]}},
+    "mrqa": {"answers": [""]},
+    "record": {"answers": [""]},
+    "multirc": {"label": 0},
+    "wsc": {"label": 0},
+    "copa": {"label": 0},
+    "winogrande": {"answer": "1"},
+    "yelp": {"label": 0},
+}
+
+
+def input_text(task: "Task", row: dict) -> str:
+    """The text the model reads for a hub-schema row, exactly as training formats it; the row's
+    gold fields (label, answers) may be absent."""
+    row = {**row, **GOLD_PLACEHOLDERS[task.formatter]}
+    idx = row.get("idx")
+    if task.group_by and not (isinstance(idx, dict) and all(key in idx for key in task.group_by)):
+        row["idx"] = {key: 0 for key in task.group_by}  # the split group: irrelevant to one prediction
+    return FORMATTERS[task.formatter](task, row)[0].source

@@ -1,0 +1,7 @@
+"""`attempt-dist predict`: predictions of a finished run on new inputs (attempt_dist/predict.py)."""
+
+from .passthrough import register_passthrough
+
+
+def register(subparsers) -> None:
+    register_passthrough(subparsers, "predict", "predict with a finished run on new inputs", "attempt_dist.predict")
