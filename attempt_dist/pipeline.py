@@ -49,7 +49,6 @@ from .train_config import TrainConfig, add_train_args, validate
 STAGES = ("sources", "prior", "spot_g", "probes", "targets")
 DEFAULT_STAGES = ("sources", "prior", "targets")
 SOURCE_TASKS = lib.default_sources()
-PRIOR_FILE = "prior.pt"
 
 
 def build_parser() -> argparse.ArgumentParser:

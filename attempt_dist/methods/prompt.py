@@ -1,8 +1,8 @@
 """Prompt tuning (Lester et al. 2021): m trainable vectors prepended to the encoder input.
 
 Each task has its own prompt (several tasks in one run = one prompt per task, selected by
-task id), unless `shared_prompt`: one prompt for all the run's tasks. Prompts start as copies of rows of the backbone's real input embedding sampled
-among the first 5,000 token ids.
+task id), unless `shared_prompt`: one prompt for all the run's tasks. Prompts start as copies
+of rows of the backbone's real input embedding sampled among the first 5,000 token ids.
 """
 
 from __future__ import annotations

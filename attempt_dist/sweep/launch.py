@@ -214,7 +214,8 @@ def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> 
     for cell in cells:
         folder = cell_dir(p.run, cell.name)
         run_dir = cell_run_dir(p.run, cell.name)
-        argv = train_argv(cell, run_dir, library_args(p.run, cell, p.sweep.libraries.get(cell.library))) + _fresh_start(run_dir)
+        inputs = library_args(p.run, cell, p.sweep.libraries.get(cell.library))
+        argv = train_argv(cell, run_dir, inputs) + _fresh_start(run_dir)
         write_json_atomic(folder / "cell.json", cell.to_json())
         jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
     spec = cells[0].executor
