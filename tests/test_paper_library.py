@@ -90,3 +90,17 @@ def test_spot_probe_is_a_file_or_a_probe_library(tmp_path):
     missing = TrainConfig(model="t5-tiny", method="spot", tasks=["wic"], spot_probe=str(probes))
     with pytest.raises(UserError, match="no prompt for wic"):
         load_probes(missing, 32, 4)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--sources", "mnli,sst2", "--priors", "qa", "--stages", "prior"],
+     "prior 'qa' trains on source_qa source tasks, and the library (mnli, sst2) holds none"),
+    (["--stages", "sources,probes"], "the probes stage needs --targets"),
+    (["--source-epochs", "0", "--stages", "sources"], "--source-epochs must be positive, got 0.0"),
+])
+def test_pipeline_refuses_bad_library_input_before_training(tmp_path, capsys, argv, message):
+    from attempt_dist import pipeline
+
+    assert pipeline.main(["--model", "t5-tiny", "--output-dir", str(tmp_path / "out"), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written
