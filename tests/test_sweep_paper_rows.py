@@ -112,3 +112,14 @@ def test_dry_run_lists_every_row_and_the_library_stages(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "71 job(s) to submit" in out and "1 library stage(s)" in out
     assert "t5-base__spot-g__superglue__s42" in out and "sources,prior,spot_g,probes" in out
+
+
+@pytest.mark.parametrize("epochs,message", [(0, "greater than 0, got 0"), (True, "a valid number, got True")])
+def test_library_epochs_must_be_a_positive_number(epochs, message):
+    from attempt_dist.errors import UserError
+    from attempt_dist.sweep import parse_sweep
+
+    raw = {"grid": {"models": ["t5-tiny"], "methods": ["attempt"], "tasks": ["rte"], "library": "p"},
+           "libraries": {"p": {"sources": ["mnli"], "epochs": epochs}}, "executor": {"kind": "local"}}
+    with pytest.raises(UserError, match=f"libraries.p.epochs: input should be {message}"):
+        parse_sweep(raw)

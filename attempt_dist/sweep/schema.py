@@ -165,7 +165,7 @@ class Rule(Strict):
 class LibrarySpec(Strict):
     sources: list[Name]
     """the source tasks, e.g. the paper's six: [mnli, sst2, qqp, qnli, squad, record]"""
-    epochs: Annotated[float, Field(gt=0)] | None = None
+    epochs: Annotated[float, Field(strict=True, gt=0)] | None = None
     """epochs of each source prompt, prior and SPoT-g run (default 5, B.3)"""
     max_steps: Annotated[int, Field(strict=True, ge=1)] | None = None
     """optimizer steps of each library run instead of epochs (smoke runs)"""
