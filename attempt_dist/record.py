@@ -109,6 +109,8 @@ class RunResult:
     learning_rates: dict[str, float] | None = None
     """Optimizer parameter group -> peak learning rate."""
     warmup_steps: int | None = None
+    warmup_capped: bool | None = None
+    """True for an explicit --max-steps (smoke) run whose warm-up was capped at a tenth of its steps."""
     steps: int | None = None
     memory: MemoryUse | None = None
     throughput: Throughput | None = None

@@ -217,8 +217,7 @@ class Recipe:
         groups = param_groups(cfg.method, model, self.method_cfg)
         self.group_lrs = {g["name"]: g["lr"] for g in groups}
         optimizer = torch.optim.AdamW(groups)
-        # The paper warms up for 500 steps; a short run gets at most a tenth of its steps.
-        self.warmup = min(cfg.warmup_steps, self.total_steps // 10)
+        self.warmup, self.warmup_capped = warmup_steps(cfg, self.total_steps)
         from transformers import get_linear_schedule_with_warmup
 
         scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
@@ -390,6 +389,7 @@ class Recipe:
                                total=self.total),
             learning_rates=self.group_lrs,
             warmup_steps=self.warmup,
+            warmup_capped=self.warmup_capped,  # a --max-steps smoke run: a tenth of its steps
             steps=steps,
             memory=MemoryUse(**{**memory, "cap_bytes": self.memory_cap.get("cap_bytes")}),
             throughput=Throughput(train_examples_per_s=state.examples_per_s, steps=steps, examples=state.examples,
@@ -404,6 +404,15 @@ class Recipe:
 
     def _artifact_meta(self) -> dict:
         return artifact_meta(self.cfg, self.engine.module)
+
+
+def warmup_steps(cfg: TrainConfig, total_steps: int) -> tuple[int, bool]:
+    """(warm-up steps, capped?): the paper's --warmup-steps (500, B.5), whatever the run's
+    length; only a run sized by an explicit --max-steps (a smoke run) gets at most a tenth of
+    its steps, so that a 20-step check still reaches its learning rate."""
+    if cfg.max_steps is not None and total_steps // 10 < cfg.warmup_steps:
+        return total_steps // 10, True
+    return cfg.warmup_steps, False
 
 
 def run(cfg: TrainConfig) -> int:

@@ -119,7 +119,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--grad-accum", type=int, default=d.grad_accum, help="gradient accumulation steps (default 1)")
     g.add_argument("--epochs", type=float, default=d.epochs, help="training epochs (default 20)")
     g.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps, capped at 10%% of a short run (default 500)")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps (default 500, B.5); only a --max-steps run is capped at a "
+                        "tenth of its steps (a smoke run; result.json says warmup_capped)")
     g.add_argument("--seed", type=int, default=d.seed, help="training seed (default 42)")
     g.add_argument("--dropout", type=float, default=None, help="backbone dropout rate (default: the backbone's own, 0.1 for T5)")
     add_method_args(parser.add_argument_group(

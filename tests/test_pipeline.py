@@ -50,3 +50,58 @@ def test_pipeline_bad_stage_and_missing_targets(tmp_path):
     assert proc.returncode == 2 and "unknown stage finetune" in proc.stderr
     proc = launch([*SMALL, "--output-dir", str(tmp_path)], script=REPO / "launch" / "pipeline.py", check=False)
     assert proc.returncode == 2 and "needs --targets" in proc.stderr
+
+
+def test_paper_library_priors_spot_g_probes_and_a_seven_column_attention(tmp_path):
+    """The paper's whole library on t5-tiny, one step a stage: the six source prompts, B.1's two
+    priors, SPoT-g's mixture prompt, SPoT-t's probes and initialisation, then ATTEMPT-ST on a
+    classification and a QA target, each with its own prior."""
+    from attempt_dist.methods import apply_method
+    from attempt_dist.model_setup import method_inputs
+    from attempt_dist.train_config import TrainConfig
+
+    six = ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
+    out = tmp_path / "OUT"
+    small = [a if a != "3" else "1" for a in SMALL]  # one step a stage
+    launch([*small, "--targets", "boolq,newsqa", "--single-task", "--output-dir", str(out),
+            "--stages", "sources,prior,spot_g,probes,targets"], script=REPO / "launch" / "pipeline.py")
+
+    library = json.loads((out / "prompts" / "library.json").read_text())
+    assert set(library["prompts"]) == set(six)  # the default library: section 4.1's six
+    source_cfg = json.loads((out / "sources" / "squad" / "result.json").read_text())["config"]
+    assert source_cfg["epochs"] == 5.0 and source_cfg["tasks"] == ["squad"]  # B.3 (--max-steps caps this smoke run)
+
+    glue, qa = (torch.load(out / "prior" / f, weights_only=False) for f in ("prior.pt", "qa.pt"))
+    assert glue["meta"]["tasks"] == ["mnli", "sst2", "qqp", "qnli"] and glue["meta"]["sources"] == six
+    assert qa["meta"]["tasks"] == ["squad", "record"]
+    assert not torch.equal(glue["gate"]["down.weight"], qa["gate"]["down.weight"])
+
+    spot_g = json.loads((out / "spot_g" / "library.json").read_text())["prompts"]
+    assert list(spot_g) == ["spot_g"] and spot_g["spot_g"]["tasks"] == ["mnli", "sst2", "qqp", "qnli"]
+    mixture = torch.load(out / "spot_g" / "run" / "trainable.pt", weights_only=False)["state"]["prompt.weight"]
+    assert mixture.shape == (1, 4, 32)  # one prompt for the whole mixture
+    assert torch.equal(torch.load(out / "spot_g" / "spot_g.pt", weights_only=True)["prompt"], mixture[0])
+
+    probes = json.loads((out / "probes" / "library.json").read_text())["prompts"]
+    assert set(probes) == {"boolq", "newsqa"}
+    probe = torch.load(out / "probes" / "boolq.pt", weights_only=True)["prompt"]
+    sources = {n: torch.load(out / "prompts" / f"{n}.pt", weights_only=True)["prompt"] for n in six}
+    cosine = {n: float((p * probe).sum() / (p.norm() * probe.norm())) for n, p in sources.items()}
+    assert probes["boolq"]["similarity"] == pytest.approx(cosine, abs=1e-5)
+    best = max(cosine, key=cosine.get)
+    cfg = TrainConfig(model="t5-tiny", method="spot", tasks=["boolq"], source_prompts=str(out / "prompts"),
+                      spot_probe=str(out / "probes"),
+                      options={"prompt_length": 4, "spot_mode": "targeted", "spot_top_k": 1})
+    from attempt_dist.backbones import build_backbone
+
+    spot_t = apply_method("spot", build_backbone("t5-tiny", "random"), cfg.method_config(), method_inputs(cfg, 32))
+    torch.testing.assert_close(spot_t.prompt.weight.detach()[0], sources[best])  # SPoT-t: the best source
+
+    for task, prior in (("boolq", "prior.pt"), ("newsqa", "qa.pt")):
+        record = json.loads((out / "targets" / task / "result.json").read_text())
+        assert record["config"]["prior"] == str(out / "prior" / prior)  # B.1: the QA prior for MRQA
+        assert record["warmup_capped"] is True
+    target = out / "targets" / "boolq"
+    assert json.loads((target / "attention" / "prompts.json").read_text())["prompts"] == [*six, "target"]
+    rows = [json.loads(line) for line in (target / "attention" / "test.jsonl").read_text().splitlines()]
+    assert rows and all(len(r["weights"]) == 7 and abs(sum(r["weights"]) - 1) < 1e-5 for r in rows)

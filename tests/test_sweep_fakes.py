@@ -17,7 +17,8 @@ def _parse(argv):
     parser = argparse.ArgumentParser()
     for flag in ("--model", "--method", "--tasks", "--seed", "--output-dir", "--data-dir", "--batch-size",
                  "--source-prompts", "--prior", "--max-steps", "--sources", "--targets", "--stages",
-                 "--ablation", "--max-length", "--lr"):
+                 "--ablation", "--max-length", "--lr", "--source-epochs", "--priors", "--spot-probe",
+                 "--spot-mode"):
         parser.add_argument(flag)
     for flag in ("--resume", "--overwrite", "--no-prior"):
         parser.add_argument(flag, action="store_true")

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # and Figure 4.
 SHIPPED = {
     "launch/sweeps/scaling.yaml": 4 * 4 * 3,
-    "launch/sweeps/glue_superglue.yaml": 6 * 9 + 2,
-    "launch/sweeps/mrqa_others.yaml": 6 * 8 + 2,
+    "launch/sweeps/glue_superglue.yaml": 7 * 9 + 4 * 2,
+    "launch/sweeps/mrqa_others.yaml": 6 * 8 + 4 * 2,
     "launch/sweeps/ablations.yaml": 5 * 3 + 2,
     "examples/sweeps/tiny.yaml": 2 * 2 * 3,
 }
@@ -59,7 +59,7 @@ def test_scaling_matches_appendix_c():
         assert cell.train["gpu_mem_cap"] == "24GiB"
         assert cell.train["ds_config"] == "auto", cell.name  # the planner's layout per cell
         assert (cell.library is not None) == (cell.method == "attempt")
-    assert sorted(sweep.libraries) == sorted(f"glue__{m}" for m in PT_BS)
+    assert sorted(sweep.libraries) == sorted(f"paper__{m}" for m in PT_BS)
     assert all(lib.needs_prior for lib in sweep.libraries.values())
 
 

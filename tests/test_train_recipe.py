@@ -26,6 +26,7 @@ def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
     assert rec["params"] == {"trainable": 2 * 4 * 32, "trainable_per_task": 4 * 32, "total": 74368}
     assert rec["learning_rates"] == {"prompts": 0.3}
     assert rec["warmup_steps"] == 1  # 500 capped at a tenth of a 12-step run
+    assert rec["warmup_capped"] is True  # ... because --max-steps made it a smoke run, and it says so
     for key in ("memory", "throughput", "versions", "wall_time_s", "config", "world_size"):
         assert key in rec
     assert rec["throughput"]["train_examples_per_s"] > 0
@@ -176,6 +177,8 @@ def test_epochs_drive_the_schedule_and_dev_is_evaluated_every_epoch(tmp_path):
     assert rec["steps"] == 3 * 2  # 8 examples / batch 4 = 2 steps an epoch
     assert [h["step"] for h in rec["history"]] == [2, 4, 6]
     assert [h["epoch"] for h in rec["history"]] == [1.0, 2.0, 3.0]
+    # B.5's 500 warm-up steps whatever the length: only --max-steps runs are capped.
+    assert rec["warmup_steps"] == 500 and rec["warmup_capped"] is False
 
 
 def test_train_command_passes_every_option_through(capsys):

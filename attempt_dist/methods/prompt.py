@@ -1,8 +1,8 @@
 """Prompt tuning (Lester et al. 2021): m trainable vectors prepended to the encoder input.
 
 Each task has its own prompt (several tasks in one run = one prompt per task, selected by
-task id). Prompts start as copies of rows of the backbone's real input embedding sampled
-among the first 5,000 token ids.
+task id), unless `shared_prompt`: one prompt for all the run's tasks. Prompts start as copies
+of rows of the backbone's real input embedding sampled among the first 5,000 token ids.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ NEEDS = Needs(prompt=True)
 class Config(MethodConfig):
     lr: float = 0.3  # the paper's prompt-tuning rate
     prompt_length: int = option(100, "m, rows of every prompt")
+    shared_prompt: bool = option(False, "one prompt for every task of a multi-task run instead of one per task "
+                                        "(SPoT-g's prompt on the source mixture; the SPoT MT baselines)")
 
     def validate(self) -> None:
         super().validate()
@@ -51,7 +53,7 @@ def initial_prompts(backbone, cfg, inputs: MethodInputs) -> torch.Tensor:
 def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
     for param in backbone.parameters():
         param.requires_grad_(False)
-    prompts = TaskPrompts(initial_prompts(backbone, cfg, inputs))
+    prompts = TaskPrompts(initial_prompts(backbone, cfg, inputs), shared=cfg.shared_prompt)
     return WrappedT5(backbone, prompts, method="prompt", num_tasks=inputs.num_tasks)
 
 

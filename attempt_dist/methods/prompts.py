@@ -45,16 +45,18 @@ def vocab_init(embedding: nn.Embedding, num_prompts: int, length: int, *,
 
 
 class TaskPrompts(nn.Module):
-    """One trainable prompt [m, d] per task, picked per example by task id."""
+    """One trainable prompt [m, d] per task, picked per example by task id; or, `shared`, one
+    prompt [1, m, d] that every task reads (SPoT-g's mixture prompt, the SPoT MT baselines)."""
 
-    def __init__(self, init: torch.Tensor) -> None:
+    def __init__(self, init: torch.Tensor, shared: bool = False) -> None:
         super().__init__()
         if init.dim() != 3:
             raise ValueError(f"prompt init must be [tasks, m, d], got {tuple(init.shape)}")
-        self.weight = nn.Parameter(init.clone())
+        self.shared = shared
+        self.weight = nn.Parameter((init[:1] if shared else init).clone())
 
     def forward(self, input_embeds, attention_mask, task_ids):
-        return self.weight[task_ids], None
+        return self.weight[torch.zeros_like(task_ids) if self.shared else task_ids], None
 
 
 def save_prompt(path: str | Path, prompt: torch.Tensor, *, task: str, backbone: str,

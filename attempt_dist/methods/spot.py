@@ -1,10 +1,16 @@
 """SPoT (Vu et al. 2022): prompt tuning whose prompt starts from source prompts.
 
-    generic  (SPoT-g): copy one saved source prompt (`source`), e.g. one trained on the
-             mixture of GLUE source tasks.
+    generic  (SPoT-g): copy one saved source prompt (`source`): the pipeline's spot_g stage
+             trains it on the mixture of the GLUE source tasks (B.5), `--source-prompts
+             PIPELINE/spot_g`.
     targeted (SPoT-t): the similarity-weighted mean of the top-k source prompts, where the
-             similarity is the cosine between a probe prompt (briefly prompt-tuned on the
-             target task) and each source prompt, both flattened.
+             similarity is the cosine between a probe prompt (prompt-tuned on the target task
+             by the pipeline's probes stage, `--spot-probe PIPELINE/probes`) and each source
+             prompt, both flattened. A multi-task run ranks the sources by their mean cosine
+             over its tasks' probes.
+
+The SPoT-g MT and SPoT-t MT baselines train "a single model on a set of target tasks" (77k/N
+parameters per task): --shared-prompt, which the shipped sweeps set for every SPoT cell.
 """
 
 from __future__ import annotations
@@ -40,9 +46,18 @@ class Config(prompt_tuning.Config):
         positive_int("top_k", self.top_k)
 
 
+def similarities(sources: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """[t]: cosine of each flattened source [t, m, d] with the probe(s) [m, d] or [n, m, d],
+    averaged over the probes."""
+    probes = probes.reshape(-1, sources[0].numel())
+    cos = torch.nn.functional.cosine_similarity(sources.flatten(1)[:, None], probes[None], dim=-1)
+    return cos.mean(dim=1)
+
+
 def targeted_init(sources: torch.Tensor, probe: torch.Tensor, top_k: int) -> torch.Tensor:
-    """Similarity-weighted mean of the top-k sources [t, m, d] most similar to probe [m, d]."""
-    sims = torch.nn.functional.cosine_similarity(sources.flatten(1), probe.flatten()[None], dim=1)
+    """Similarity-weighted mean of the top-k sources [t, m, d] most similar to the probe(s)
+    ([m, d], or [n, m, d] for a multi-task run: mean similarity over its tasks)."""
+    sims = similarities(sources, probe)
     k = min(top_k, sources.shape[0])
     top = torch.topk(sims, k)
     weights = top.values.clamp_min(0)
@@ -64,12 +79,13 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
     else:
         if inputs.target_init is None:
             raise UserError("spot targeted needs a probe prompt of the target task (--spot-probe)")
-        probe = inputs.target_init.reshape(-1, *inputs.source_prompts.shape[1:])[0]
-        init = targeted_init(inputs.source_prompts, probe, cfg.top_k)
+        probes = inputs.target_init.reshape(-1, *inputs.source_prompts.shape[1:])
+        init = targeted_init(inputs.source_prompts, probes, cfg.top_k)
     for param in backbone.parameters():
         param.requires_grad_(False)
     init = init.unsqueeze(0).expand(inputs.num_tasks, -1, -1)
-    return WrappedT5(backbone, TaskPrompts(init), method="spot", num_tasks=inputs.num_tasks)
+    return WrappedT5(backbone, TaskPrompts(init, shared=cfg.shared_prompt), method="spot",
+                     num_tasks=inputs.num_tasks)
 
 
 param_groups = prompt_tuning.param_groups

@@ -36,7 +36,7 @@ def check_cell_options(sweep: Sweep) -> None:
     checked_configs: set[str] = set()
     where = sweep.source or "sweep"
     for cell in sweep.cells:
-        argv = train_argv(cell, PLACEHOLDER_RUN / cell.name, library_args(PLACEHOLDER_RUN, cell))
+        argv = train_argv(cell, PLACEHOLDER_RUN / cell.name, library_args(PLACEHOLDER_RUN, cell, sweep.libraries.get(cell.library)))
         try:
             cfg = config_from_args(parser.parse_args(argv))  # the method's own checks included
             if cfg.ds_config != "auto" and cfg.ds_config not in checked_configs:

@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
-from ..methods import PRIOR_METHODS
+from .. import source_library
 from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
 from .jobs import CellJob, LibraryJob
-from .spec import Cell, ExecutorSpec, Library, Sweep, _executor_json, mem_gb, options_to_argv, train_argv
+from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
+                   spot_input, train_argv)
 from .state import cell_dir, cell_run_dir, library_dir, library_state, run_state
 
 POLL_S = 1.0
@@ -190,14 +191,21 @@ def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str |
     return executor
 
 
-def library_args(run: Path, cell: Cell) -> dict:
-    """The library options a cell's trainer gets: the prompts (SPoT, ATTEMPT) and the prior."""
+def library_args(run: Path, cell: Cell, library: Library | None = None) -> dict:
+    """The library options a cell's trainer gets: the prompts (ATTEMPT, SPoT-t), SPoT-g's prompt,
+    SPoT-t's probes, and the B.1 prior (`library`: its sources decide which priors exist)."""
     if not cell.library:
         return {}
     lib = library_dir(run, cell.library) / "run"
-    extra = {"source_prompts": str(lib / "prompts")}
-    if cell.method in PRIOR_METHODS and not cell.train.get("no_prior"):
-        extra["prior"] = str(lib / "prior" / "prior.pt")
+    extra = {"source_prompts": str(lib / source_library.PROMPTS_DIR)}
+    spot = spot_input(cell)
+    if spot == "spot_g":
+        extra["source_prompts"] = str(lib / source_library.SPOT_G_DIR)
+    elif spot == "probes":
+        extra["spot_probe"] = str(lib / source_library.PROBES_DIR)
+    prior = cell_prior(cell, library.sources if library else None)
+    if prior is not None:
+        extra["prior"] = str(source_library.prior_file(lib, prior))
     return extra
 
 
@@ -206,7 +214,8 @@ def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> 
     for cell in cells:
         folder = cell_dir(p.run, cell.name)
         run_dir = cell_run_dir(p.run, cell.name)
-        argv = train_argv(cell, run_dir, library_args(p.run, cell)) + _fresh_start(run_dir)
+        inputs = library_args(p.run, cell, p.sweep.libraries.get(cell.library))
+        argv = train_argv(cell, run_dir, inputs) + _fresh_start(run_dir)
         write_json_atomic(folder / "cell.json", cell.to_json())
         jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
     spec = cells[0].executor
@@ -225,9 +234,7 @@ def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> 
 def _submit_library(p: Plan, lib: Library) -> submitit.Job:
     folder = library_dir(p.run, lib.key)
     run_dir = folder / "run"
-    options = {"model": lib.model, "sources": list(lib.sources), "targets": list(lib.targets), **lib.train,
-               "output_dir": str(run_dir), "max_steps": lib.max_steps, "stages": _stages(lib)}
-    argv = options_to_argv(options)
+    argv = library_argv(lib, run_dir)
     job_obj = LibraryJob(p.sweep.pipeline, argv, str(run_dir))
     spec = p.sweep.executor
     executor = make_executor(spec, p.run / "logs", f"library-{lib.key}")
@@ -237,8 +244,16 @@ def _submit_library(p: Plan, lib: Library) -> submitit.Job:
     return job
 
 
+def library_argv(lib: Library, run_dir: Path) -> list[str]:
+    """The pipeline's argv for a library job: only the stages and priors its cells read."""
+    options = {"model": lib.model, "sources": list(lib.sources), "targets": list(lib.probes or lib.targets),
+               **lib.train, "output_dir": str(run_dir), "max_steps": lib.max_steps, "source_epochs": lib.epochs,
+               "priors": list(lib.priors) or None, "stages": _stages(lib)}
+    return options_to_argv(options)
+
+
 def _stages(lib: Library) -> str:
-    return "sources,prior" if lib.needs_prior else "sources"
+    return ",".join(["sources"] + ["prior"] * lib.needs_prior + ["spot_g"] * lib.spot_g + ["probes"] * bool(lib.probes))
 
 
 def _fresh_start(run_dir: Path) -> list[str]:
@@ -272,7 +287,8 @@ def _write_sweep_json(sweep: Sweep, run: Path) -> None:
         "trainer": sweep.trainer, "pipeline": sweep.pipeline,
         "executor": _executor_json(sweep.executor),
         "cells": [c.to_json() for c in sweep.cells],
-        "libraries": {k: {"model": l.model, "sources": list(l.sources), "needs_prior": l.needs_prior}
+        "libraries": {k: {"model": l.model, "sources": list(l.sources), "needs_prior": l.needs_prior,
+                          "stages": _stages(l), "priors": list(l.priors), "probes": list(l.probes)}
                       for k, l in sweep.libraries.items()},
     })
     if sweep.source:

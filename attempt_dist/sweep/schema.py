@@ -10,13 +10,13 @@
       tasks: [boolq, [boolq, cb], {name: superglue, tasks: [boolq, cb]}]  # str = single task
       seeds: [42]                          # default [42]
       train: {...}                         # options for this block's cells
-      library: glue                        # which library SPoT/ATTEMPT cells use
+      library: paper                       # which library SPoT/ATTEMPT cells use
     overrides:                             # applied in order; later rules win
       - when: {model: t5-3b, method: [prompt, attempt], task: boolq}
         train: {batch_size: 2}
         executor: {time: 600}
-    libraries:
-      glue: {sources: [mnli, sst2, qqp, qnli], max_steps: 1000, train: {...}}
+    libraries:                             # built by the pipeline before the cells that read them
+      paper: {sources: [mnli, sst2, qqp, qnli, squad, record], epochs: 5, train: {...}}
     executor: {kind: slurm, partition: gpu, gpus_per_node: 1, nodes: 1, time: 240, mem: 64G,
                cpus_per_task: 8, array_parallelism: 16, account: null, qos: null}
 
@@ -164,8 +164,11 @@ class Rule(Strict):
 
 class LibrarySpec(Strict):
     sources: list[Name]
-    """the source tasks, e.g. [mnli, sst2, qqp, qnli]"""
+    """the source tasks, e.g. the paper's six: [mnli, sst2, qqp, qnli, squad, record]"""
+    epochs: Annotated[float, Field(strict=True, gt=0)] | None = None
+    """epochs of each source prompt, prior and SPoT-g run (default 5, B.3)"""
     max_steps: Annotated[int, Field(strict=True, ge=1)] | None = None
+    """optimizer steps of each library run instead of epochs (smoke runs)"""
     train: Train = {}
 
     @model_validator(mode="after")

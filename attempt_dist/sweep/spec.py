@@ -6,6 +6,12 @@ x seeds), the training options every cell gets, rules that override options for 
 that SPoT and ATTEMPT cells need, and the executor. Reading it checks every key (schema.py)
 and then every cell's options through the trainer's own parser (check.py), so a sweep that
 parses is one the trainer accepts, cell by cell.
+
+A library is sized in epochs per source task (`epochs`, default 5 as in B.3; `max_steps`
+instead for smoke runs). Its job builds what its cells read: the source prompts; for ATTEMPT
+cells the B.1 prior each needs (the QA prior for QA targets, the GLUE one otherwise); for
+SPoT-g cells (spot, spot_mode generic, no spot_source) the prompt trained on the GLUE source
+mixture; for SPoT-t cells (spot_mode targeted) a probe prompt per target task.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import yaml
 from ..errors import UserError
 # Membership, not needs(): a sweep with its own trainer may name methods of its own.
 from ..methods import LIBRARY_METHODS, PRIOR_METHODS
+from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
                      usable_name, validate)
@@ -60,6 +67,14 @@ class Library:
     train: dict
     needs_prior: bool
     targets: tuple[str, ...]
+    epochs: float | None = None
+    """Epochs of each source prompt, prior and SPoT-g run (None with max_steps)."""
+    priors: tuple[str, ...] = ()
+    """The B.1 priors its ATTEMPT cells read (source_library.PRIOR_GROUPS names)."""
+    spot_g: bool = False
+    """A SPoT-g cell reads it: train the prompt on the GLUE source mixture."""
+    probes: tuple[str, ...] = ()
+    """Target tasks of its SPoT-t cells: one probe prompt each."""
 
     @property
     def key(self) -> str:
@@ -198,7 +213,24 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
 # those that describe one target cell or the library's own schedule.
 NOT_FOR_LIBRARIES = {"source_prompts", "prior", "ablation", "no_prior", "single_source", "lr", "gate_lr",
                      "extra_args", "max_steps", "epochs", "target_init", "spot_mode", "spot_source",
-                     "spot_top_k", "spot_probe"}
+                     "spot_top_k", "spot_probe", "shared_prompt"}
+
+
+def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
+    """The B.1 prior an ATTEMPT cell starts from (None: it takes none), given its library's sources."""
+    if cell.method not in PRIOR_METHODS or cell.train.get("no_prior"):
+        return None
+    return prior_for(cell.tasks, None if sources is None else buildable_priors(list(sources)))
+
+
+def spot_input(cell: Cell) -> str | None:
+    """What a SPoT cell starts from: "spot_g" (the mixture prompt), "probes" (SPoT-t), or None
+    (not SPoT, or SPoT-g copying a named library prompt)."""
+    if cell.method != "spot":
+        return None
+    if cell.train.get("spot_mode") == "targeted":
+        return "probes"
+    return None if cell.train.get("spot_source") else "spot_g"
 
 
 def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: dict) -> dict[str, Library]:
@@ -208,13 +240,20 @@ def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: d
             continue
         lib_name, model = cell.library.split("__", 1)
         spec = specs[lib_name]
-        prior = cell.method in PRIOR_METHODS and not cell.train.get("no_prior")
+        sources = tuple(spec.sources)
+        prior = cell_prior(cell, sources)
+        spot = spot_input(cell)
         old = out.get(cell.library)
         targets = tuple(dict.fromkeys((old.targets if old else ()) + cell.tasks))
         out[cell.library] = Library(
-            name=lib_name, model=model, sources=tuple(spec.sources), max_steps=spec.max_steps,
+            name=lib_name, model=model, sources=sources, max_steps=spec.max_steps,
             train={**{k: v for k, v in global_train.items() if k not in NOT_FOR_LIBRARIES}, **spec.train},
-            needs_prior=prior or bool(old and old.needs_prior), targets=targets,
+            needs_prior=prior is not None or bool(old and old.needs_prior), targets=targets,
+            # B.3: 5 epochs per source task; max_steps (a smoke run) replaces it.
+            epochs=None if spec.max_steps is not None else float(spec.epochs or SOURCE_EPOCHS),
+            priors=tuple(p for p in buildable_priors(list(sources)) if p == prior or (old and p in old.priors)),
+            spot_g=spot == "spot_g" or bool(old and old.spot_g),
+            probes=tuple(dict.fromkeys((old.probes if old else ()) + (cell.tasks if spot == "probes" else ()))),
         )
     return out
 

@@ -1,0 +1,125 @@
+"""The shipped paper sweeps run the paper's experiments row for row: every row of Tables 2-3
+(single-task and multi-task), ATTEMPT over the six-prompt library, SPoT-g from the mixture
+prompt, SPoT-t from its probes, each ATTEMPT cell with the prior B.1 gives it, the Table 4
+and Figure 4 settings. Rows and settings are copied by hand from the paper."""
+
+from pathlib import Path
+
+import pytest
+
+from attempt_dist import cli
+from attempt_dist.sweep import load_sweep
+from attempt_dist.sweep.launch import library_args, library_argv
+from attempt_dist.sweep.spec import train_argv
+
+ROOT = Path(__file__).resolve().parents[1]
+SIX = ("mnli", "sst2", "qqp", "qnli", "squad", "record")  # section 4.1
+RUN = Path("/runs/x")
+
+# (row variant, multitask) -> tasks or groups, from Tables 2 and 3 (MultiRC's MT cells reuse its
+# single-task runs, B.6).
+GLUE_SG = ["wnli", "stsb", "mrpc", "rte", "multirc", "boolq", "wic", "wsc", "cb"]
+TABLE2 = {**{(v, False): set(GLUE_SG) for v in ("finetune", "adapter", "bitfit", "prompt", "spot-g", "spot-t", "attempt")},
+          **{(v, True): {"glue", "superglue"} for v in ("finetune", "adapter", "spot-g", "attempt")}}
+MRQA_OTHERS = ["nq", "hotpotqa", "searchqa", "newsqa", "winogrande", "yelp", "scitail", "paws"]
+TABLE3 = {**{(v, False): set(MRQA_OTHERS) for v in ("finetune", "adapter", "bitfit", "prompt", "spot-t", "attempt")},
+          **{(v, True): {"mrqa", "others"} for v in ("finetune", "adapter", "spot-t", "attempt")}}
+
+
+def _rows(sweep):
+    rows: dict = {}
+    for cell in sweep.cells:
+        rows.setdefault((cell.variant, cell.multitask), set()).add(cell.task_label)
+    return rows
+
+
+def _argv(sweep, cell):
+    return train_argv(cell, RUN / cell.name, library_args(RUN, cell, sweep.libraries.get(cell.library)))
+
+
+def _flag(argv, flag):
+    return argv[argv.index(flag) + 1] if flag in argv else None
+
+
+@pytest.mark.parametrize("path,table", [("launch/sweeps/glue_superglue.yaml", TABLE2),
+                                        ("launch/sweeps/mrqa_others.yaml", TABLE3)])
+def test_tables_2_3_every_row_from_one_six_prompt_library(path, table):
+    sweep = load_sweep(ROOT / path)
+    assert _rows(sweep) == table
+    assert len(sweep.libraries) == 1
+    (lib,) = sweep.libraries.values()
+    assert lib.sources == SIX and lib.epochs == 5.0 and lib.max_steps is None  # B.3: 5 epochs each
+    argv = library_argv(lib, RUN / "lib")
+    assert _flag(argv, "--source-epochs") == "5.0" and "--max-steps" not in argv
+    spot_t_targets = {t for c in sweep.cells if c.variant == "spot-t" for t in c.tasks}
+    assert set(lib.probes) == spot_t_targets and set(_flag(argv, "--targets").split(",")) == spot_t_targets
+    for cell in sweep.cells:
+        argv = _argv(sweep, cell)
+        if cell.method == "attempt":
+            assert _flag(argv, "--source-prompts") == f"{RUN}/library/{lib.key}/run/prompts"
+            assert "--sources" not in argv  # every prompt of the library: all six
+        if cell.method == "spot":
+            assert "--shared-prompt" in argv  # SPoT MT: one prompt for the group
+        if cell.variant == "spot-g":
+            assert _flag(argv, "--spot-mode") == "generic"
+            assert _flag(argv, "--source-prompts") == f"{RUN}/library/{lib.key}/run/spot_g"
+        if cell.variant == "spot-t":
+            assert _flag(argv, "--spot-mode") == "targeted"
+            assert _flag(argv, "--source-prompts") == f"{RUN}/library/{lib.key}/run/prompts"
+            assert _flag(argv, "--spot-probe") == f"{RUN}/library/{lib.key}/run/probes"
+        if cell.method in ("finetune", "adapter", "bitfit", "prompt"):
+            assert cell.library is None and "--source-prompts" not in argv
+
+
+def test_attempt_cells_take_the_b1_prior_of_their_targets():
+    sweep = load_sweep(ROOT / "launch/sweeps/mrqa_others.yaml")
+    (lib,) = sweep.libraries.values()
+    assert lib.priors == ("glue", "qa")
+    assert _flag(library_argv(lib, RUN), "--stages") == "sources,prior,probes"
+    assert _flag(library_argv(lib, RUN), "--priors") == "glue,qa"
+    prior = {c.task_label: _flag(_argv(sweep, c), "--prior") for c in sweep.cells if c.method == "attempt"}
+    for task in ("nq", "hotpotqa", "searchqa", "newsqa", "mrqa"):
+        assert prior[task].endswith("/run/prior/qa.pt"), task       # SQuAD + ReCoRD
+    for task in ("winogrande", "yelp", "scitail", "paws", "others"):
+        assert prior[task].endswith("/run/prior/prior.pt"), task    # MNLI, SST-2, QQP, QNLI
+    glue = load_sweep(ROOT / "launch/sweeps/glue_superglue.yaml")
+    (glue_lib,) = glue.libraries.values()
+    assert glue_lib.priors == ("glue",) and glue_lib.spot_g
+    assert _flag(library_argv(glue_lib, RUN), "--stages") == "sources,prior,spot_g,probes"
+
+
+def test_table4_newsqa_10k_with_the_qa_prior_and_scaling_multirc_20_epochs():
+    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    (lib,) = sweep.libraries.values()
+    assert lib.sources == SIX
+    for cell in sweep.cells:
+        argv = _argv(sweep, cell)
+        if cell.tasks == ("newsqa",):
+            assert cell.train["max_train_examples"] == 10000
+            assert cell.variant == "attempt-no_prior" or _flag(argv, "--prior").endswith("prior/qa.pt")
+        else:
+            assert "max_train_examples" not in cell.train
+            assert cell.variant == "attempt-no_prior" or _flag(argv, "--prior").endswith("prior/prior.pt")
+    scaling = load_sweep(ROOT / "launch/sweeps/scaling.yaml")
+    assert {c.train["epochs"] for c in scaling.cells if c.tasks == ("multirc",)} == {20}
+    assert all(lib.sources == SIX for lib in scaling.libraries.values())
+
+
+def test_dry_run_lists_every_row_and_the_library_stages(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # rich folds long cell names in a narrow terminal
+    assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
+                     "--output-dir", "/tmp/never-written"]) == 0
+    out = capsys.readouterr().out
+    assert "71 job(s) to submit" in out and "1 library stage(s)" in out
+    assert "t5-base__spot-g__superglue__s42" in out and "sources,prior,spot_g,probes" in out
+
+
+@pytest.mark.parametrize("epochs,message", [(0, "greater than 0, got 0"), (True, "a valid number, got True")])
+def test_library_epochs_must_be_a_positive_number(epochs, message):
+    from attempt_dist.errors import UserError
+    from attempt_dist.sweep import parse_sweep
+
+    raw = {"grid": {"models": ["t5-tiny"], "methods": ["attempt"], "tasks": ["rte"], "library": "p"},
+           "libraries": {"p": {"sources": ["mnli"], "epochs": epochs}}, "executor": {"kind": "local"}}
+    with pytest.raises(UserError, match=f"libraries.p.epochs: input should be {message}"):
+        parse_sweep(raw)
