@@ -29,7 +29,11 @@ def test_help_tasks_and_sweep_status_import_no_heavy_library(tmp_path):
     run = tmp_path / "sweep"
     (run / "cells" / "t5-tiny_prompt_rte_s0" / "run").mkdir(parents=True)
     (run / "sweep.json").write_text(json.dumps({"cells": [{"name": "t5-tiny_prompt_rte_s0"}]}))
-    (run / "cells" / "t5-tiny_prompt_rte_s0" / "run" / "result.json").write_text("{}")
+    # A schema-1 record: only its top-level fields are required.
+    record = {"schema": 1, "status": "completed", "config": {"model": "t5-tiny", "method": "prompt", "tasks": ["rte"]},
+              "metrics": {"dev": {"rte": {"accuracy": 50.0}}, "test": {"rte": {"accuracy": 50.0}}},
+              "score": {"dev": 50.0, "test": 50.0}}
+    (run / "cells" / "t5-tiny_prompt_rte_s0" / "run" / "result.json").write_text(json.dumps(record))
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-c", PROBE, str(run)], env=env, capture_output=True, text=True,
                           timeout=120)

@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 
 
+HELP = "our table cells beside the paper's (Tables 2-4) and the delta"
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "compare", help="our table cells beside the paper's (Tables 2-4) and the delta",
+        "compare", help=HELP,
         description="Reads every result.json / failure.json under RUN_DIR, builds Tables 2-4 as "
                     "`attempt-dist plot` does and prints each cell with the paper's value and ours - paper.")
     parser.add_argument("run_dir", metavar="RUN_DIR")

@@ -3,6 +3,8 @@
 from .passthrough import register_passthrough
 
 
+HELP = "export a finished run (PEFT adapter, safetensors artefact)"
+
+
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "export", "export a finished run (PEFT adapter, safetensors artefact)",
-                         "attempt_dist.export")
+    register_passthrough(subparsers, "export", HELP, "attempt_dist.export")

@@ -3,5 +3,8 @@
 from .passthrough import register_passthrough
 
 
+HELP = "predict with a finished run on new inputs"
+
+
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "predict", "predict with a finished run on new inputs", "attempt_dist.predict")
+    register_passthrough(subparsers, "predict", HELP, "attempt_dist.predict")
