@@ -40,6 +40,10 @@ class CheckpointWriteFailed(UserError):
     """A checkpoint could not be written (full disk, quota, I/O error); the previous one is kept."""
 
 
+def _one_line(err: BaseException) -> str:
+    return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+
+
 def checkpoint_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
@@ -103,7 +107,7 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
             engine.save_checkpoint(str(root), tag=tag, client_state=client_state,
                                    exclude_frozen_parameters=True, save_latest=False)
     except (OSError, RuntimeError) as err:  # torch.save reports a failed write as RuntimeError
-        problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        problem = _one_line(err)
     reports = dist.all_gather_object(problem)
     problems = [p for p in reports if p]
     if problems:
@@ -224,7 +228,6 @@ def load(engine, output_dir: str | Path, tag: str, *, rank: int, optimizer: bool
             raise RuntimeError("DeepSpeed found nothing to load")
         per_rank = torch.load(root / tag / f"rank{rank}_state.pt", map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, KeyError, ValueError, EOFError, AssertionError) as err:
-        raise UserError(f"checkpoint {root / tag} could not be loaded ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else ''}); move it aside and rerun with --resume "
+        raise UserError(f"checkpoint {root / tag} could not be loaded ({_one_line(err)}); move it aside and rerun with --resume "
                         "to continue from an earlier one, or --overwrite to start again") from None
     return client_state, per_rank

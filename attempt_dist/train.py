@@ -354,6 +354,15 @@ class Recipe:
         if bad.item() > 0:
             raise Diverged(f"the loss became {loss.item()} at step {self.engine.global_steps + 1}")
 
+    def _step(self) -> None:
+        try:
+            self.engine.step()
+        except RuntimeError as err:  # an update past float32's range (e.g. --lr 1e38) is a divergence
+            if "without overflow" not in str(err):
+                raise
+            raise Diverged(f"the update overflowed at step {self.engine.global_steps + 1} "
+                           f"(learning rates {sorted(set(self.group_lrs.values()))})") from None
+
     def _evaluate_dev(self, state: RunState) -> None:
         step = self.engine.global_steps
         result = self._evaluate("dev", with_attention=False)
@@ -405,14 +414,13 @@ class Recipe:
                     self._check_finite(loss)
                     engine.backward(loss)
                     before = engine.global_steps
-                    engine.step()
+                    self._step()
                     state.train_seconds += time.perf_counter() - start
                     state.examples += len(items) * self.info.world_size
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
                     state.losses.append(round(loss.item(), 6))
-                    self.hooks.after_step(step)
                     rate = state.examples_per_s
                     progress.update(task, completed=step, loss=loss.item(), rate=rate)
                     if step % 10 == 0 or step == self.total_steps:
@@ -423,6 +431,7 @@ class Recipe:
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
                         self.hooks.after_checkpoint(step)
+                    self.hooks.after_step(step)
                     if step >= self.total_steps:
                         break
         return state
@@ -520,8 +529,8 @@ def run(cfg: TrainConfig) -> int:
         return EXIT_DIVERGED
     except Exception as err:  # noqa: BLE001 - OOM and a stalled rank are reported, anything else re-raised
         if dist.is_collective_timeout(err):
-            _fail(cfg, "failed", f"a collective on rank {os.environ.get('RANK', '0')} waited more than "
-                                 f"--dist-timeout {cfg.dist_timeout:g} s: another rank stopped or died; "
+            _fail(cfg, "failed", f"rank {os.environ.get('RANK', '0')} lost another rank (a collective failed or "
+                                 f"waited past --dist-timeout {cfg.dist_timeout:g} s: a rank stopped or died); "
                                  "rerun with --resume to continue from the last checkpoint", any_rank=True)
             return EXIT_STALLED
         if not dist.is_oom(err):

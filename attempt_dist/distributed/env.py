@@ -124,15 +124,18 @@ def _skip_shm_comm_build() -> None:
 # wall-time limit; ten minutes outlasts any collective of a healthy run (checkpoint writes
 # of t5-11b included).
 DEFAULT_DIST_TIMEOUT_S = 600.0
-_TIMEOUT_MARKERS = ("timed out", "timeout", "watchdog caught collective")
+# How gloo and NCCL word a collective that timed out or whose peer went away.
+_LOST_RANK_MARKERS = ("timed out", "timeout", "watchdog caught collective", "connection closed by peer",
+                      "connection reset by peer", "communicator was aborted")
 
 
 def is_collective_timeout(err: BaseException) -> bool:
-    """Whether `err` is a collective that waited past the process group's timeout (gloo, NCCL)."""
+    """Whether `err` is a collective that waited past the process group's timeout, or whose
+    peer died (gloo, NCCL): another rank stopped, hung or was killed."""
     import torch.distributed as tdist
 
     kinds = (RuntimeError, getattr(tdist, "DistError", RuntimeError))
-    return isinstance(err, kinds) and any(m in str(err).lower() for m in _TIMEOUT_MARKERS)
+    return isinstance(err, kinds) and any(m in str(err).lower() for m in _LOST_RANK_MARKERS)
 
 
 def init_distributed(timeout_s: float | None = None) -> DistInfo:

@@ -111,7 +111,11 @@ def library_names(library: str | Path) -> list[str]:
             f"{library} is not a prompt library (no {LIBRARY_INDEX}); build one with "
             "`attempt-dist pipeline --stages sources`"
         )
-    return sorted(json.loads(index_path.read_text())["prompts"])
+    try:
+        return sorted(json.loads(index_path.read_text())["prompts"])
+    except (ValueError, KeyError, TypeError) as err:  # ValueError: bad JSON or bytes
+        raise UserError(f"{index_path} is not a prompt-library index ({type(err).__name__}: {err}); rebuild the "
+                        "library with `attempt-dist pipeline --stages sources`") from None
 
 
 def load_library(library: str | Path, names: list[str] | None, *, backbone: str, d_model: int,
