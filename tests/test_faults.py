@@ -33,8 +33,9 @@ INTERRUPTED = [*PROMPT, "--max-steps", "6", "--save-every", "2"]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
+    """Every file's hash, but the lock: a killed run leaves its lock file, the next run takes it over."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != LOCK_FILENAME}
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
