@@ -308,3 +308,20 @@ def test_a_stopped_rank_ends_the_others_within_the_timeout(tmp_path):
     reason = json.loads((out / "failure.json").read_text())["reason"]
     assert "lost another rank" in reason and "--resume" in reason
     assert ckpt.find_resumable(out)[0].tag == "step2"
+
+
+# --- checkpoints hold only what training changes ------------------------------------------------
+
+def test_prompt_tuning_tag_of_t5_small_holds_only_the_prompt(tmp_path):
+    """t5-small's frozen embedding is tied three ways (encoder, decoder, lm_head): none of its
+    names may reach the checkpoint (63 MB a tag before), only the 10 x 512 prompt and its state."""
+    out = tmp_path / "run"
+    launch(["--model", "t5-small", "--init", "random", "--tokenizer", "t5-tiny",
+            "--data-dir", str(REPO / "examples" / "data"), "--method", "prompt", "--tasks", "rte", "--prompt-length", "10", "--batch-size", "2", "--max-steps", "1",
+            "--max-eval-examples", "1", "--max-target-length", "2", "--max-length", "32", "--output-dir", str(out)])
+    tag = ckpt.checkpoint_dir(out) / "step1"
+    size = sum(p.stat().st_size for p in tag.iterdir())
+    assert size < 2 * 2**20, size
+    states = torch.load(tag / "mp_rank_00_model_states.pt", weights_only=False)
+    assert set(states["module"]) == {"prompt.weight"} and states["module"]["prompt.weight"].numel() == 5120
+    assert result(out)["params"]["trainable"] == 5120
