@@ -185,8 +185,6 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
         raise UserError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-    if cfg.lr is not None and not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise UserError(f"--lr must be a positive number, got {cfg.lr}")
     if not (math.isfinite(cfg.temperature_sampling) and cfg.temperature_sampling > 0):
         raise UserError(f"--temperature-sampling must be positive (1 = proportional to task size), "
                         f"got {cfg.temperature_sampling}")

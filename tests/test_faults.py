@@ -173,7 +173,7 @@ def test_overwrite_leaves_nothing_of_the_old_run(finished_attempt, tmp_path):
 # --- --resume continues the same run -----------------------------------------------------------
 
 @pytest.mark.parametrize("change, listed", [
-    (["--lr", "0.01"], "--lr None -> 0.01"),
+    (["--lr", "0.01"], "--lr 0.3 -> 0.01"),
     (["--tasks", "cb"], "--tasks ['rte'] -> ['cb']"),
     (["--method", "bitfit"], "--method 'prompt' -> 'bitfit'"),
     (["--seed", "7", "--batch-size", "4"], "--batch-size 2 -> 4; --seed 42 -> 7"),
