@@ -58,7 +58,11 @@ class FolderLock:
         except OSError as err:
             raise UserError(f"cannot create {self.folder} ({err.strerror}); choose another folder") from None
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as err:
+                raise UserError(f"cannot create the lock file {self.path} ({err.strerror}); "
+                                "choose a folder you can write") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

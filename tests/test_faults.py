@@ -85,11 +85,17 @@ def test_folder_lock_names_its_owner_and_takes_over_a_dead_ones(tmp_path, capsys
         lock.release()
 
 
-def test_a_run_on_a_held_folder_exits_2_naming_the_owner_and_writes_nothing(tmp_path):
+@pytest.mark.parametrize("launcher, ranks", [("python", 1), ("deepspeed", 2)])
+def test_a_run_on_a_held_folder_exits_2_naming_the_owner_and_writes_nothing(tmp_path, launcher, ranks):
+    """Rank 0 holds the lock for the run; with 2 ranks both learn its verdict and exit 2 (no hang)."""
     out = tmp_path / "run"
     with FolderLock(out, "training run"):
-        proc = launch([*PROMPT, "--max-steps", "1", "--output-dir", str(out)], check=False)
-    one_line_error(proc, 2, f"{out} is in use by another training run: pid {os.getpid()}", socket.gethostname())
+        proc = launch([*PROMPT, "--max-steps", "1", "--output-dir", str(out)], launcher=launcher, ranks=ranks,
+                      check=False, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == ranks and len(set(errors)) == 1, errors
+    assert f"{out} is in use by another training run: pid {os.getpid()} on host {socket.gethostname()}" in errors[0]
     assert list(out.iterdir()) == []
 
 
@@ -308,6 +314,26 @@ def test_a_stopped_rank_ends_the_others_within_the_timeout(tmp_path):
     reason = json.loads((out / "failure.json").read_text())["reason"]
     assert "lost another rank" in reason and "--resume" in reason
     assert ckpt.find_resumable(out)[0].tag == "step2"
+
+
+# --- user mistakes that used to be tracebacks ---------------------------------------------------
+
+def test_zero_sampling_temperature_is_one_line(tmp_path, capsys):
+    from attempt_dist.train import main
+
+    out = tmp_path / "run"
+    assert main([*PROMPT, "--temperature-sampling", "0", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --temperature-sampling must be positive") and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_learning_rate_past_float32_is_a_divergence_not_a_traceback(tmp_path):
+    out = tmp_path / "run"
+    proc = launch([*PROMPT, "--max-steps", "4", "--save-every", "1", "--lr", "1e38", "--output-dir", str(out)],
+                  check=False)
+    one_line_error(proc, 4, "the update overflowed at step 1", "lower --lr")
+    assert json.loads((out / "failure.json").read_text())["status"] == "failed"
 
 
 # --- checkpoints hold only what training changes ------------------------------------------------
