@@ -91,7 +91,6 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
     """
     root = checkpoint_dir(output_dir)
     tag_dir = root / tag
-    previous = latest_tag(output_dir)
     if rank == 0 and tag_dir.exists():
         # "best", or a damaged tag written again after a fallback: it stops counting as complete
         # before any of its files change, and no stale file survives into the new tag.
@@ -112,23 +111,31 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
     problems = [p for p in reports if p]
     if problems:
         dist.barrier()
-        if rank == 0:
-            shutil.rmtree(tag_dir, ignore_errors=True)
-        kept = f"the previous checkpoint {root / previous} is kept" if previous else "no earlier checkpoint exists"
-        raise CheckpointWriteFailed(f"writing checkpoint {tag_dir} failed ({problems[0]}); {kept}; "
-                                    "free space (or fix the file system) and rerun with --resume")
+        _write_failed(root, tag, problems[0], remove=rank == 0)
     dist.barrier()
     if rank == 0:
         files = {str(p.relative_to(tag_dir)): p.stat().st_size for p in sorted(tag_dir.rglob("*"))
                  if p.is_file() and not p.name.startswith(".") and p.name != MARKER}
-        write_json_atomic(tag_dir / MARKER, {"tag": tag, "step": engine.global_steps,
-                                             "world_size": len(reports),
-                                             "files": files, "config": config})
+        try:
+            write_json_atomic(tag_dir / MARKER, {"tag": tag, "step": engine.global_steps, "world_size": len(reports),
+                                                 "files": files, "config": config})
+            if latest:
+                write_text_atomic(root / LATEST, tag)
+        except OSError as err:  # the other ranks wait at the barrier below until --dist-timeout
+            _write_failed(root, tag, _one_line(err), remove=True)
         if latest:
-            write_text_atomic(root / LATEST, tag)
             _prune(root, keep=tag)
     dist.barrier()
     return tag_dir
+
+
+def _write_failed(root: Path, tag: str, problem: str, *, remove: bool) -> None:
+    if remove:
+        shutil.rmtree(root / tag, ignore_errors=True)
+    previous = next((t for t in step_tags(root) if t != tag and check_tag(root, t).ok), None)
+    kept = f"the previous checkpoint {root / previous} is kept" if previous else "no earlier checkpoint exists"
+    raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}; "
+                                "free space (or fix the file system) and rerun with --resume")
 
 
 def _step(tag: str) -> int:
