@@ -192,6 +192,20 @@ def test_resume_refuses_a_changed_run_listing_the_fields(run_copy, change, liste
     assert snapshot(run_copy) == before
 
 
+def test_resume_comparison_covers_every_field_but_the_listed_ones():
+    from attempt_dist.resume_config import MAY_CHANGE_ON_RESUME, differences
+    from attempt_dist.train_config import TrainConfig
+
+    saved = TrainConfig(method="prompt", max_steps=4).to_dict()
+    fields = set(saved)
+    assert MAY_CHANGE_ON_RESUME <= fields  # every name listed is a real option
+    for name in fields:
+        changed = {**saved, name: ("changed", saved[name])}
+        assert bool(differences(saved, changed)) == (name not in MAY_CHANGE_ON_RESUME), name
+    # A field only one side has (an option added or renamed since the checkpoint) is not compared.
+    assert differences({**saved, "old_option": 1}, saved) == []
+
+
 def test_resume_with_more_steps_trains_to_them_and_records_them(run_copy):
     launch([*PROMPT, "--max-steps", "8", "--save-every", "2", "--output-dir", str(run_copy), "--resume"])
     rec = result(run_copy)
