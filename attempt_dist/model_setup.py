@@ -56,8 +56,12 @@ def load_prior(path: str | Path, cfg: TrainConfig) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"attention prior {path} does not exist; train one with `attempt-dist pipeline --stages prior`")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    meta = saved.get("meta", {})
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        meta = saved.get("meta", {})
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file is the user's to fix
+        raise UserError(f"{path} is not an attention prior ({type(err).__name__}: {(str(err).splitlines() or [''])[0]}); "
+                        "train it again with `attempt-dist pipeline --stages prior`") from None
     if meta.get("backbone") != cfg.model:
         raise UserError(f"attention prior {path} was trained on {meta.get('backbone')!r}, not {cfg.model!r}")
     return saved["gate"]

@@ -7,15 +7,23 @@
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
 
 Exit codes: 0 done (result.json written), 2 bad input, 3 out of memory under the cap
-(failure.json written), 4 the loss diverged (the last good checkpoint is kept).
+(failure.json written), 4 the loss diverged (the last good checkpoint is kept), 5 a rank
+stopped answering: a collective waited --dist-timeout seconds (failure.json written; rerun
+with --resume).
+
+One run owns its --output-dir (runlock.py): a second run there exits 2 naming the first.
+--overwrite removes the old run's files only once the new run's setup succeeded; --resume
+continues the newest complete checkpoint and refuses a changed run (resume_config.py).
 """
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -25,7 +33,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed as dist
-from . import tracking
+from . import resume_config, tracking
 from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
 from .errors import UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
@@ -37,15 +45,21 @@ from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFa
 from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
 from .artifacts import ARTIFACT_FILES, artifact_meta, save_artifact, write_model_card
 from .run_outputs import dump_full_state, save_attention, save_predictions
+from .runlock import FolderLock
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
 
 log = logging.getLogger("attempt_dist.train")
-EXIT_OOM, EXIT_DIVERGED = 3, 4
+EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5
 # Test hook: exit abruptly right after the checkpoint of this optimizer step (a "kill").
 CRASH_ENV = "ATTEMPT_DIST_CRASH_AFTER_STEP"
 # Test hook: every rank writes its whole (gathered) model state, to compare ranks and frozen weights.
 DUMP_ENV = "ATTEMPT_DIST_DUMP_STATE"
+# Test hook "RANK:STEP": that rank stops itself (SIGSTOP) after that optimizer step, like a hung node.
+STOP_ENV = "ATTEMPT_DIST_STOP_RANK_AFTER_STEP"
+# Files and folders a run writes in its --output-dir: what --overwrite removes (and nothing else).
+RUN_ARTIFACTS = (RESULT_FILENAME, FAILURE_FILENAME, "config.json", *ARTIFACT_FILES, tracking.METRICS_FILENAME,
+                 "tensorboard", "checkpoints", "attention", "predictions", "logs", "debug")
 
 
 class Diverged(RuntimeError):
@@ -87,7 +101,13 @@ class FaultHooks:
     def __init__(self, out: Path, rank: int) -> None:
         self.crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
         self.dump = os.environ.get(DUMP_ENV) == "1"
+        stop_rank, _, stop_step = os.environ.get(STOP_ENV, "").partition(":")
+        self.stop_after = int(stop_step) if stop_rank and int(stop_rank) == rank else 0
         self.out, self.rank = out, rank
+
+    def after_step(self, step: int) -> None:
+        if self.stop_after and step == self.stop_after:
+            os.kill(os.getpid(), signal.SIGSTOP)  # alive but silent: the others must not wait forever
 
     def after_checkpoint(self, step: int) -> None:
         if self.crash_after and step == self.crash_after:
@@ -102,9 +122,7 @@ def numel(param: torch.Tensor) -> int:
     return int(getattr(param, "ds_numel", param.numel()))  # ZeRO-3 shards report 0 elements
 
 
-def check_output_dir(cfg: TrainConfig) -> None:
-    """Refuse to clobber a finished run or silently restart one in progress."""
-    out = Path(cfg.output_dir)
+def check_output_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -112,47 +130,88 @@ def check_output_dir(cfg: TrainConfig) -> None:
         probe.unlink()
     except OSError as err:
         raise UserError(f"output folder {out} is not writable ({err.strerror}); choose another --output-dir") from None
+
+
+def check_output_dir(cfg: TrainConfig) -> None:
+    """Refuse to clobber a finished run or silently restart one in progress (under the folder's lock)."""
+    out = Path(cfg.output_dir)
     if (out / RESULT_FILENAME).exists() and not cfg.overwrite:
         raise UserError(f"{out} already holds a finished run ({RESULT_FILENAME}); pass --overwrite to replace it "
                         "or choose another --output-dir")
-    if ckpt.latest_tag(out) and not (cfg.resume or cfg.overwrite):
+    if ckpt.has_checkpoints(out) and not (cfg.resume or cfg.overwrite):
         raise UserError(f"{out} holds checkpoints of an unfinished run; pass --resume to continue it "
                         "or --overwrite to start again")
 
 
+def hold_output_lock(out: Path, info) -> FolderLock | None:
+    """Rank 0 locks the run folder; every rank learns the verdict, so all exit together."""
+    lock, error = None, None
+    if info.is_main:
+        try:
+            lock = FolderLock(out, "training run").acquire()
+        except UserError as err:
+            error = str(err)
+    error = dist.broadcast_object(error)
+    if error:
+        raise UserError(error)
+    return lock
+
+
 def clear_for_overwrite(out: Path) -> None:
-    for name in (RESULT_FILENAME, FAILURE_FILENAME, *ARTIFACT_FILES):
-        (out / name).unlink(missing_ok=True)
-    for folder in ("checkpoints", "attention", "predictions"):
-        shutil.rmtree(out / folder, ignore_errors=True)
+    for name in RUN_ARTIFACTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
-def setup_logging(out: Path, rank: int) -> None:
+def setup_logging(out: Path, rank: int, *, hold: bool = False) -> None:
+    """Log to logs/rank<N>.log; with `hold`, keep the records in memory until attach_log_file
+    (an --overwrite run must not touch the old run's logs before its setup succeeded)."""
+    root = logging.getLogger("attempt_dist")
+    kept = [h for h in root.handlers if not isinstance(h, (logging.FileHandler, logging.handlers.MemoryHandler))]
+    held = logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1) if hold else None
+    root.handlers = kept + [held or _log_file(out, rank)]
+    root.setLevel(logging.INFO)
+
+
+def attach_log_file(out: Path, rank: int) -> None:
+    root = logging.getLogger("attempt_dist")
+    for held in [h for h in root.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
+        held.setTarget(_log_file(out, rank))
+        held.flush()
+        root.removeHandler(held)
+        root.addHandler(held.target)
+
+
+def _log_file(out: Path, rank: int) -> logging.FileHandler:
     (out / "logs").mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "logs" / f"rank{rank}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s rank" + str(rank) + " %(levelname)s %(message)s"))
-    root = logging.getLogger("attempt_dist")
-    root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)] + [handler]
-    root.setLevel(logging.INFO)
+    return handler
 
 
 class Recipe:
     def __init__(self, cfg: TrainConfig):
         self.cfg = cfg
+        self.requested = cfg.to_dict()  # as given, before --ds-config auto: what resume compares
         self.out = Path(cfg.output_dir)
         self.eval_time: dict[str, dict] = {}  # split -> seconds and calls, this process only
+        self.lock: FolderLock | None = None
+        self.resume_from: ckpt.TagCheck | None = None
 
     # --- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
         cfg = self.cfg
         self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
-        check_output_dir(cfg)
-        self.info = dist.init_distributed()
+        check_output_writable(self.out)
+        self.info = dist.init_distributed(timeout_s=cfg.dist_timeout)
         self.progress = RunProgress(enabled=self.info.is_main)
-        if self.info.is_main and cfg.overwrite:
-            clear_for_overwrite(self.out)
-        dist.barrier()
-        setup_logging(self.out, self.info.rank)
+        self.lock = hold_output_lock(self.out, self.info)
+        check_output_dir(cfg)
+        self.resume_from = self._find_checkpoint()
+        setup_logging(self.out, self.info.rank, hold=cfg.overwrite)
         self.memory_cap = dist.apply_memory_cap(dist.parse_size(cfg.gpu_mem_cap) if cfg.gpu_mem_cap else None)
         ds_source, self.plan = cfg.ds_config, None
         if cfg.ds_config == "auto":  # the planner picks layout, checkpointing, micro-batch
@@ -177,14 +236,54 @@ class Recipe:
         self.ds_config = dist.load_ds_config(ds_source, micro_batch_size=cfg.batch_size,
                                              grad_accum=cfg.grad_accum, world_size=self.info.world_size,
                                              nvme_path=cfg.nvme_path)
-        if self.info.is_main:
-            write_json_atomic(self.out / "config.json", {"train": cfg.to_dict(), "deepspeed": self.ds_config,
-                                                         "world_size": self.info.world_size, "plan": self.plan})
         torch.manual_seed(cfg.seed)
         self._setup_data()
         self._setup_model()
+        self._prepare_output_dir()
         log.info("setup done: %s %s on %s, %d trainable of %d parameters, world %d", cfg.method, cfg.model,
                  ",".join(cfg.tasks), self.trainable, self.total, self.info.world_size)
+
+    def _find_checkpoint(self) -> ckpt.TagCheck | None:
+        """With --resume: the newest complete checkpoint, checked to continue this same run.
+
+        Rank 0 decides (damaged tags named, the fallback said once) and every rank gets its
+        verdict, so all ranks load the same tag or all exit 2.
+        """
+        if not self.cfg.resume:
+            return None
+        found, error = None, None
+        if self.info.is_main:
+            found, notes = ckpt.find_resumable(self.out)
+            if found is None and notes:
+                error = (f"--resume: no complete checkpoint in {ckpt.checkpoint_dir(self.out)} ({'; '.join(notes)}); "
+                         "pass --overwrite to start again")
+            elif found is not None:
+                for note in notes:
+                    print(f"warning: {note}; resuming from {found.tag} (step {found.marker['step']}) instead",
+                          flush=True)
+                error = resume_config.check(found.marker.get("config", {}), self.requested,
+                                            checkpoint=str(ckpt.checkpoint_dir(self.out) / found.tag))
+                saved_world = found.marker.get("world_size")
+                if error is None and saved_world not in (None, self.info.world_size):
+                    error = (f"--resume: {found.tag} was written by {saved_world} ranks, this run has "
+                             f"{self.info.world_size}; resume with {saved_world} ranks")
+        found, error = dist.broadcast_object((found, error))
+        if error:
+            raise UserError(error)
+        if found is None:
+            log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
+        return found
+
+    def _prepare_output_dir(self) -> None:
+        """Setup succeeded: only now does --overwrite remove the old run; then this run's config."""
+        cfg = self.cfg
+        if self.info.is_main:
+            if cfg.overwrite:
+                clear_for_overwrite(self.out)
+            write_json_atomic(self.out / "config.json", {"train": cfg.to_dict(), "deepspeed": self.ds_config,
+                                                         "world_size": self.info.world_size, "plan": self.plan})
+        dist.barrier()
+        attach_log_file(self.out, self.info.rank)
 
     def _setup_data(self) -> None:
         cfg = self.cfg
@@ -206,6 +305,10 @@ class Recipe:
         steps_per_epoch = max(1, len(self.sampler) // cfg.grad_accum)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         self.steps_per_epoch = steps_per_epoch
+        resumed_at = self.resume_from.marker["step"] if self.resume_from else 0
+        if resumed_at > self.total_steps:
+            raise UserError(f"--resume: the checkpoint is at step {resumed_at}, past this run's {self.total_steps} "
+                            "steps; give --max-steps (or --epochs) at least that")
 
     def _setup_model(self) -> None:
         cfg = self.cfg
@@ -229,11 +332,9 @@ class Recipe:
     # --- training ---------------------------------------------------------------------------
     def _resume(self) -> RunState:
         state = RunState()
-        tag = ckpt.latest_tag(self.out) if self.cfg.resume else None
-        if tag is None:
-            if self.cfg.resume:
-                log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
+        if self.resume_from is None:
             return state
+        tag = self.resume_from.tag
         client, per_rank = ckpt.load(self.engine, self.out, tag, rank=self.info.rank)
         state = RunState.from_dict(client["recipe"])
         self.sampler.load_state_dict(per_rank["sampler"])
@@ -245,7 +346,7 @@ class Recipe:
 
     def _save(self, tag: str, state: RunState, latest: bool = True) -> None:
         client = {"recipe": state.to_dict(), "per_rank": {"sampler": self.sampler.state_dict()}}
-        ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, latest=latest)
+        ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, config=self.requested, latest=latest)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
@@ -253,6 +354,15 @@ class Recipe:
             torch.distributed.all_reduce(bad)
         if bad.item() > 0:
             raise Diverged(f"the loss became {loss.item()} at step {self.engine.global_steps + 1}")
+
+    def _step(self) -> None:
+        try:
+            self.engine.step()
+        except RuntimeError as err:  # an update past float32's range (e.g. --lr 1e38) is a divergence
+            if "without overflow" not in str(err):
+                raise
+            raise Diverged(f"the update overflowed at step {self.engine.global_steps + 1} "
+                           f"(learning rates {sorted(set(self.group_lrs.values()))})") from None
 
     def _evaluate_dev(self, state: RunState) -> None:
         step = self.engine.global_steps
@@ -308,7 +418,7 @@ class Recipe:
                     self._check_finite(loss)
                     engine.backward(loss)
                     before = engine.global_steps
-                    engine.step()
+                    self._step()
                     state.train_seconds += time.perf_counter() - start
                     state.examples += len(items) * self.info.world_size
                     if engine.global_steps == before:
@@ -327,6 +437,7 @@ class Recipe:
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
                         self.hooks.after_checkpoint(step)
+                    self.hooks.after_step(step)
                     if step >= self.total_steps:
                         break
         return state
@@ -364,6 +475,13 @@ class Recipe:
 
     def _reload_best(self, state: RunState) -> None:
         if state.best is not None and not self.cfg.no_checkpoints:
+            damage = ckpt.check_tag(ckpt.checkpoint_dir(self.out), "best").problem
+            if damage:
+                if self.info.is_main:
+                    print(f"warning: checkpoint best is damaged ({damage}); scoring the last weights instead",
+                          flush=True)
+                state.best = None
+                return
             # With the optimizer state: under ZeRO-3 the weights live in the optimizer's fp32
             # partitions, and a module-only load leaves the last step's weights in place.
             ckpt.load(self.engine, self.out, "best", rank=self.info.rank, optimizer=True)
@@ -430,20 +548,28 @@ def run(cfg: TrainConfig) -> int:
         where = f"the last good checkpoint is {Path(cfg.output_dir) / 'checkpoints' / tag}" if tag else "no checkpoint was saved"
         _fail(cfg, "failed", f"{err}; training stopped, {where}; lower --lr or resume with --resume")
         return EXIT_DIVERGED
-    except Exception as err:  # noqa: BLE001 - OOM is reported, anything else re-raised
+    except Exception as err:  # noqa: BLE001 - OOM and a stalled rank are reported, anything else re-raised
+        if dist.is_collective_timeout(err):
+            _fail(cfg, "failed", f"rank {os.environ.get('RANK', '0')} lost another rank (a collective failed or "
+                                 f"waited past --dist-timeout {cfg.dist_timeout:g} s: a rank stopped or died); "
+                                 "rerun with --resume to continue from the last checkpoint", any_rank=True)
+            return EXIT_STALLED
         if not dist.is_oom(err):
             raise
         _fail(cfg, "oom", f"{cfg.model} {cfg.method} with batch {cfg.batch_size} {dist.OOM_HINT}")
         return EXIT_OOM
+    finally:
+        if recipe.lock is not None:
+            recipe.lock.release()
     if record is not None:
         print_summary(record, cfg.output_dir)
         print(f"done: {cfg.output_dir}/{RESULT_FILENAME}", flush=True)
     return 0
 
 
-def _fail(cfg: TrainConfig, status: str, reason: str) -> None:
+def _fail(cfg: TrainConfig, status: str, reason: str, any_rank: bool = False) -> None:
     rank = int(os.environ.get("RANK", "0"))
-    if rank == 0:
+    if rank == 0 or any_rank:
         write_json_atomic(Path(cfg.output_dir) / FAILURE_FILENAME,
                           RunFailure(status=status, reason=reason, config=cfg.to_dict()).to_json())
         print(f"error: {reason}", file=sys.stderr, flush=True)

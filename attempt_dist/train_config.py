@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
 from .cli_args import csv_arg
+from .distributed.env import DEFAULT_DIST_TIMEOUT_S
 from .errors import UserError
 from .methods import METHODS, needs
 from .methods.options import add_method_args, cli_options, given_options, options_of, resolve
@@ -63,6 +65,7 @@ class TrainConfig:
     spot_probe: str | None = None
     save_attention: bool = True
     dropout: float | None = None
+    dist_timeout: float = DEFAULT_DIST_TIMEOUT_S
     options: dict[str, Any] = field(default_factory=dict)
     """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
@@ -139,6 +142,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "accumulation for --batch-size x --grad-accum under --gpu-mem-cap; see `attempt-dist plan`)")
     g.add_argument("--nvme-path", default=None, help="folder for zero3_nvme offload")
     g.add_argument("--gpu-mem-cap", default=None, help="per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)")
+    g.add_argument("--dist-timeout", type=float, default=d.dist_timeout,
+                   help="seconds a collective waits for the other ranks before the run stops with exit code 5 "
+                        f"(a stopped or dead rank); default {d.dist_timeout:g}")
     g.add_argument("--activation-checkpointing", action="store_true",
                    help="recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more compute)")
     g = parser.add_argument_group("output")
@@ -187,6 +193,11 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
         raise UserError(f"--dropout must be in [0, 1), got {cfg.dropout}")
+    if not (math.isfinite(cfg.temperature_sampling) and cfg.temperature_sampling > 0):
+        raise UserError(f"--temperature-sampling must be positive (1 = proportional to task size), "
+                        f"got {cfg.temperature_sampling}")
+    if not cfg.dist_timeout > 0:
+        raise UserError(f"--dist-timeout must be positive seconds, got {cfg.dist_timeout}")
     if cfg.warmup_steps < 0:
         raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
     if cfg.resume and cfg.no_checkpoints:

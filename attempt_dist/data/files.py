@@ -50,7 +50,9 @@ def read_rows(path: Path) -> Rows:
     if name.endswith(".csv"):
         import pandas as pd
 
-        rows = pd.read_csv(path, keep_default_na=False).to_dict("records")
+        import io
+
+        rows = pd.read_csv(io.StringIO(_utf8_text(path)), keep_default_na=False).to_dict("records")
         return Rows(rows, lambda i: f"{path} row {i + 1}", str(path))
     raise UserError(f"{path}: unsupported file type; use one of {', '.join(EXTENSIONS)}")
 
@@ -59,8 +61,9 @@ def _read_jsonl(path: Path) -> Rows:
     opener = gzip.open if path.name.endswith(".gz") else open
     objects: list[dict] = []
     lines: list[int] = []
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    with opener(path, "rb") as handle:  # bytes, decoded line by line, so a bad byte names its line
+        for number, raw in enumerate(handle, start=1):
+            line = _decode(raw, path, number)
             if not line.strip():
                 continue
             try:
@@ -76,8 +79,26 @@ def _read_jsonl(path: Path) -> Rows:
     return Rows(objects, lambda i: f"{path}:{lines[i]}", str(path))
 
 
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at column {err.start + 1}); "
+                        "re-save the file as UTF-8") from None
+
+
+def _utf8_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        _decode(raw.split(b"\n")[line - 1], path, line)  # raises, naming the line and column
+        raise
+
+
 def _read_json(path: Path) -> Rows:
-    text = path.read_text(encoding="utf-8")
+    text = _utf8_text(path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

@@ -32,6 +32,7 @@ from .env import (
     ensure_distributed_env,
     free_port,
     init_distributed,
+    is_collective_timeout,
     shutdown,
 )
 from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_size, sample_device_memory
@@ -52,6 +53,7 @@ __all__ = [
     "gathered",
     "gathered_for_generation",
     "init_distributed",
+    "is_collective_timeout",
     "initialize_engine",
     "is_oom",
     "load_ds_config",

@@ -119,8 +119,33 @@ def _skip_shm_comm_build() -> None:
     ds_torch_comm.build_shm_op = lambda: None
 
 
-def init_distributed() -> DistInfo:
-    """Start the process group once (gloo on CPU, nccl on GPU) and return this rank's place."""
+# How long a collective waits for the other ranks before this rank gives up (seconds). A
+# stopped or hung rank would otherwise hold every other rank, and its GPUs, until the job's
+# wall-time limit; ten minutes outlasts any collective of a healthy run (checkpoint writes
+# of t5-11b included).
+DEFAULT_DIST_TIMEOUT_S = 600.0
+# How gloo and NCCL word a collective that timed out or whose peer went away.
+_LOST_RANK_MARKERS = ("timed out", "timeout", "watchdog caught collective", "connection closed by peer",
+                      "connection reset by peer", "communicator was aborted")
+
+
+def is_collective_timeout(err: BaseException) -> bool:
+    """Whether `err` is a collective that waited past the process group's timeout, or whose
+    peer died (gloo, NCCL): another rank stopped, hung or was killed."""
+    import torch.distributed as tdist
+
+    kinds = (RuntimeError, getattr(tdist, "DistError", RuntimeError))
+    return isinstance(err, kinds) and any(m in str(err).lower() for m in _LOST_RANK_MARKERS)
+
+
+def init_distributed(timeout_s: float | None = None) -> DistInfo:
+    """Start the process group once (gloo on CPU, nccl on GPU) and return this rank's place.
+
+    timeout_s: how long any collective may wait (default DEFAULT_DIST_TIMEOUT_S); the first
+    call starts the group, so the recipe calls this first with --dist-timeout.
+    """
+    import datetime
+
     import deepspeed
     import deepspeed.comm as ds_comm
     import torch
@@ -134,7 +159,8 @@ def init_distributed() -> DistInfo:
     else:
         backend = "gloo"
         _skip_shm_comm_build()
-    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
+    timeout = datetime.timedelta(seconds=timeout_s or DEFAULT_DIST_TIMEOUT_S)
+    deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False, timeout=timeout)
     return info
 
 

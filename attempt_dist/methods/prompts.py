@@ -141,12 +141,21 @@ def library_index(library: str | Path) -> dict:
             f"{library} is not a prompt library (no {LIBRARY_INDEX}); build one with "
             "`attempt-dist pipeline --stages sources`"
         )
-    return json.loads(index_path.read_text())
+    try:
+        return json.loads(index_path.read_text())
+    except ValueError as err:  # bad JSON or bytes
+        raise UserError(f"{index_path} is not a prompt-library index ({type(err).__name__}: {err}); rebuild the "
+                        "library with `attempt-dist pipeline --stages sources`") from None
 
 
 def library_names(library: str | Path) -> list[str]:
     """The prompt names saved in a library, in a stable (sorted) order."""
-    return sorted(library_index(library)["prompts"])
+    index = library_index(library)
+    try:
+        return sorted(index["prompts"])
+    except (KeyError, TypeError) as err:
+        raise UserError(f"{library} has a prompt-library index without its prompts ({type(err).__name__}: {err}); "
+                        "rebuild the library with `attempt-dist pipeline --stages sources`") from None
 
 
 def load_library(library: str | Path, names: list[str] | None, *, backbone: str, d_model: int,

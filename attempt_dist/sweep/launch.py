@@ -22,6 +22,7 @@ from rich.table import Table
 from ..errors import UserError
 from .. import source_library
 from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
+from ..runlock import FolderLock
 from .jobs import CellJob, LibraryJob
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
                    spot_input, train_argv)
@@ -88,7 +89,18 @@ def print_plan(p: Plan, console: Console) -> None:
 
 def launch(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | None = None,
            retry_oom: bool = False, console: Console | None = None) -> int:
-    """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on)."""
+    """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on).
+
+    One launch at a time owns the sweep run folder (a second exits 2 naming the first); a dry
+    run only reads, so it needs no lock."""
+    if dry_run:
+        return _launch(sweep, run, dry_run=True, wait=wait, retry_oom=retry_oom, console=console)
+    with FolderLock(Path(run).resolve(), "sweep launch"):
+        return _launch(sweep, run, dry_run=False, wait=wait, retry_oom=retry_oom, console=console)
+
+
+def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_oom: bool,
+            console: Console | None) -> int:
     console = console or Console()
     run = Path(run).resolve()
     p = plan(sweep, run, retry_oom=retry_oom)
