@@ -78,14 +78,14 @@ def test_paper_library_priors_spot_g_probes_and_a_seven_column_attention(tmp_pat
 
     spot_g = json.loads((out / "spot_g" / "library.json").read_text())["prompts"]
     assert list(spot_g) == ["spot_g"] and spot_g["spot_g"]["tasks"] == ["mnli", "sst2", "qqp", "qnli"]
-    mixture = torch.load(out / "spot_g" / "run" / "trainable.pt", weights_only=False)["state"]["prompt.weight"]
+    mixture = read_trainable(out / "spot_g" / "run")["prompt.weight"]
     assert mixture.shape == (1, 4, 32)  # one prompt for the whole mixture
-    assert torch.equal(torch.load(out / "spot_g" / "spot_g.pt", weights_only=True)["prompt"], mixture[0])
+    assert torch.equal(read_prompt(out / "spot_g" / "spot_g.safetensors")[0], mixture[0])
 
     probes = json.loads((out / "probes" / "library.json").read_text())["prompts"]
     assert set(probes) == {"boolq", "newsqa"}
-    probe = torch.load(out / "probes" / "boolq.pt", weights_only=True)["prompt"]
-    sources = {n: torch.load(out / "prompts" / f"{n}.pt", weights_only=True)["prompt"] for n in six}
+    probe = read_prompt(out / "probes" / "boolq.safetensors")[0]
+    sources = {n: read_prompt(out / "prompts" / f"{n}.safetensors")[0] for n in six}
     cosine = {n: float((p * probe).sum() / (p.norm() * probe.norm())) for n, p in sources.items()}
     assert probes["boolq"]["similarity"] == pytest.approx(cosine, abs=1e-5)
     best = max(cosine, key=cosine.get)
