@@ -3,7 +3,10 @@
 Each job is a `submitit.helpers.Checkpointable`. On timeout or preemption submitit calls
 `checkpoint()` on rank 0 only, inside a signal handler, so it must not save anything: training
 already checkpoints on all ranks inside its loop. `checkpoint()` only requeues a copy of the
-job that passes `--resume`, so the requeued run continues from the latest checkpoint.
+job that passes `--resume`, so the requeued run continues from the latest checkpoint. A job
+that SLURM reruns as it was first submitted (`scontrol requeue`, preemption without the
+signal, a lost node) and a relaunched cell find their checkpoints when they start, and resume
+too.
 
 A job never raises for a failed run without leaving a record: if the trainer returns non-zero
 or raises and left no result.json / failure.json, the job writes failure.json itself, so the
@@ -43,11 +46,19 @@ class _Job(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(type(self)(self.entry, self.argv, self.run_dir, resume=True))
 
     def _argv(self) -> list[str]:
-        if not self.resume:
+        if not (self.resume or self._has_checkpoint()):
             return list(self.argv)
-        # A requeued run continues its own checkpoints: an --overwrite of its first start (a
-        # retried cell) must not wipe them, and the trainer refuses the two flags together.
-        return [a for a in self.argv if a != "--overwrite"] + ["--resume"]
+        # A requeued or relaunched run continues its own checkpoints: an --overwrite of its
+        # first start (a retried cell) must not wipe them, and the trainer refuses the two
+        # flags together.
+        return [a for a in self.argv if a not in ("--overwrite", "--resume")] + ["--resume"]
+
+    def _has_checkpoint(self) -> bool:
+        # Decided when the job starts, not when it is submitted: SLURM reruns the very job it
+        # preempted (`scontrol requeue`, a lost node), and by then the run has checkpoints.
+        from ..checkpoint import latest_tag
+
+        return latest_tag(self.run_dir) is not None
 
     def _run(self) -> int:
         saved = {k: os.environ.get(k) for k in DIST_VARS}
@@ -57,6 +68,11 @@ class _Job(submitit.helpers.Checkpointable):
         except SystemExit as err:  # argparse errors inside the trainer
             code = err.code if isinstance(err.code, int) else 1
             self._record_failure(f"{self.entry} exited with {err.code}")
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every process of the terminal: the checkpoints stay, the sweep's
+            # relaunch resumes from them.
+            code = 130
+            self._record_failure("interrupted (Ctrl-C); relaunch the sweep to resume from the last checkpoint")
         except Exception as err:
             # Recorded, not raised: the debug executor would open pdb on an exception, and the
             # sweep reads failure.json rather than the scheduler's verdict.

@@ -14,6 +14,7 @@ record), running (job alive), or pending (not submitted yet, or queued).
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,17 +43,20 @@ class CellState:
     status: str
     detail: str = ""
     job_id: str | None = None
+    score: str = ""  # done cells: each task's headline test score
 
 
 def run_state(run_dir: Path, job_file: Path) -> CellState:
     """State of one output folder (`run_dir`) whose job is described by `job_file`."""
     name = job_file.parent.name
     if (run_dir / RESULT_FILENAME).exists():
-        return CellState(name, "done", "", _job_id(job_file))
+        return CellState(name, "done", "", _job_id(job_file), headline(run_dir / RESULT_FILENAME))
     if (run_dir / FAILURE_FILENAME).exists():
         failure = _safe_read(run_dir / FAILURE_FILENAME)
         status = "oom" if failure.get("status") == "oom" else "failed"
-        return CellState(name, status, str(failure.get("reason", ""))[:200], _job_id(job_file))
+        job = _safe_read(job_file) if job_file.exists() else {}
+        reason = str(failure.get("reason") or last_error_line(job.get("stderr")) or "no reason recorded")
+        return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
     job = _safe_read(job_file)
@@ -64,7 +68,43 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
         return CellState(name, "pending", detail or "queued", job_id)
     if alive:
         return CellState(name, "running", detail, job_id)
-    return CellState(name, "failed", detail or "job ended without result.json or failure.json", job_id)
+    # Ended without a record (killed, cancelled, timed out): the log says why.
+    reason = last_error_line(job.get("stderr")) or "job ended without result.json or failure.json"
+    return CellState(name, "failed", _with_log(f"{detail}: {reason}" if detail else reason, job), job_id)
+
+
+def headline(result_file: Path) -> str:
+    """"task score" for each task of a result record (test split, else dev), or ""."""
+    from ..plots.records import primary_score
+
+    metrics = _safe_read(result_file).get("metrics") or {}
+    by_task = metrics.get("test") or metrics.get("dev") or {}
+    try:
+        return " ".join(f"{task} {primary_score(task, values):.4g}" for task, values in by_task.items() if values)
+    except (TypeError, ValueError, ZeroDivisionError, AttributeError):
+        return ""
+
+
+_ERROR = re.compile(r"error|exception|killed|cancelled|due to time limit|traceback", re.IGNORECASE)
+
+
+def last_error_line(log: str | None, tail_bytes: int = 65536) -> str:
+    """The last line of a job's log that reports an error (else its last line), or ""."""
+    if not log:
+        return ""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - tail_bytes))
+            lines = [l.strip() for l in handle.read().decode("utf-8", "replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    errors = [l for l in lines if _ERROR.search(l) and not l.startswith("File ")]
+    return ((errors or lines or [""])[-1])[:300]
+
+
+def _with_log(reason: str, job: dict) -> str:
+    return f"{reason} (log: {job['stderr']})" if job.get("stderr") else reason
 
 
 def library_state(run: Path, key: str) -> CellState:
