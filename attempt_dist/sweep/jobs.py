@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -42,7 +44,9 @@ class _Job(submitit.helpers.Checkpointable):
         self.resume = resume
 
     def checkpoint(self, *args, **kwargs):
-        # Only requeue: every rank already saved inside the training loop.
+        # Only requeue: every rank already saved inside the training loop. submitit then ends
+        # this run with SystemExit from the signal handler: that is a requeue, not a failure.
+        self._requeuing = True
         return submitit.helpers.DelayedSubmission(type(self)(self.entry, self.argv, self.run_dir, resume=True))
 
     def _argv(self) -> list[str]:
@@ -64,8 +68,12 @@ class _Job(submitit.helpers.Checkpointable):
         saved = {k: os.environ.get(k) for k in DIST_VARS}
         try:
             _export_distributed_env()
+            if _is_rank_zero():
+                set_aside_failure(Path(self.run_dir))  # a rerun of a requeued job: its old verdict
             code = int(resolve_callable(self.entry)(self._argv()) or 0)
-        except SystemExit as err:  # argparse errors inside the trainer
+        except SystemExit as err:  # argparse errors inside the trainer, or submitit's requeue
+            if getattr(self, "_requeuing", False):
+                raise
             code = err.code if isinstance(err.code, int) else 1
             self._record_failure(f"{self.entry} exited with {err.code}")
         except KeyboardInterrupt:
@@ -87,7 +95,9 @@ class _Job(submitit.helpers.Checkpointable):
                 else:
                     os.environ[key] = value
         if code != 0:
-            self._record_failure(f"{self.entry} returned exit code {code}")
+            # The trainer said why on stderr (a UserError's one line): that is the reason to keep.
+            line = _log_error_line()
+            self._record_failure(f"{line} (exit code {code})" if line else f"{self.entry} returned exit code {code}")
         return code
 
     def _record_failure(self, reason: str) -> None:
@@ -117,12 +127,31 @@ class LibraryJob(_Job):
         return {"status": "completed" if code == 0 else "failed", "code": code}
 
 
+def set_aside_failure(run_dir: Path) -> None:
+    """A run that starts again keeps its old failure record beside it, not as its state."""
+    failure = run_dir / FAILURE_FILENAME
+    if failure.exists():
+        failure.replace(run_dir / f"failure.{time.strftime('%Y%m%dT%H%M%S')}.json")
+
+
 def _outcome(run: Path, code: int) -> dict:
     if (run / RESULT_FILENAME).exists():
         return {"status": "done", "code": code}
     if (run / FAILURE_FILENAME).exists():
         return {"status": read_json(run / FAILURE_FILENAME).get("status", "failed"), "code": code}
     return {"status": "failed", "code": code}
+
+
+def _log_error_line() -> str:
+    """The last error line of this job's own stderr log ("" outside a submitit job with logs)."""
+    try:
+        paths = submitit.JobEnvironment().paths
+    except (RuntimeError, KeyError):  # not a submitit job, or the debug executor (no log files)
+        return ""
+    from .state import last_error_line  # state reads LIBRARY_DONE from here
+
+    sys.stderr.flush()
+    return last_error_line(str(paths.stderr))
 
 
 def _export_distributed_env() -> None:

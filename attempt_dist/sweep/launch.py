@@ -26,7 +26,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..methods import PRIOR_METHODS
 from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
-from .jobs import CellJob, LibraryJob
+from .jobs import CellJob, LibraryJob, set_aside_failure
 from .spec import Cell, ExecutorSpec, Library, Sweep, _executor_json, mem_gb, options_to_argv, train_argv
 from .state import cell_dir, cell_run_dir, library_dir, library_state, run_state
 
@@ -298,9 +298,7 @@ def _stages(lib: Library) -> str:
 
 def _fresh_start(run_dir: Path) -> list[str]:
     """A retried cell starts over: its old failure record is kept aside, not read as its state."""
-    failure = run_dir / FAILURE_FILENAME
-    if failure.exists():
-        failure.replace(run_dir / f"failure.{int(time.time())}.json")
+    set_aside_failure(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         return ["--overwrite"]
     return []
