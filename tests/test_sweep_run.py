@@ -64,6 +64,12 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
         assert job["kind"] == kind and job["job_id"]
     failure = read_json(run / "cells/t5-tiny__broken__cb__s1/run/failure.json")
     assert "deliberately broken" in failure["reason"]
+    # What `sweep status` shows: each done cell's headline score, a failed cell's reason and log.
+    shown = {s.name: s for s in collect_states(run)}
+    assert shown["t5-tiny__prompt__boolq__s1"].score == f"boolq {expected_score('t5-tiny', 'prompt', 'boolq', 1):.4g}"
+    broken_job = read_json(run / "cells/t5-tiny__broken__cb__s1/job.json")
+    assert shown["t5-tiny__broken__cb__s1"].detail.startswith("RuntimeError: deliberately broken cell")
+    assert shown["t5-tiny__broken__cb__s1"].detail.endswith(f"(log: {broken_job['stderr']})")
 
     calls = read_log(fake_env)
     libs = [c for c in calls if c["kind"] == "pipeline"]
@@ -149,3 +155,21 @@ def test_requeued_retry_resumes_instead_of_overwriting(tmp_path):
     job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
     assert job._argv() == ["--model", "m", "--overwrite"]
     assert job.checkpoint().function._argv() == ["--model", "m", "--resume"]
+
+
+def test_a_refusing_trainer_leaves_its_own_error_line_as_the_reason(tmp_path, fake_env):
+    sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["refused"], "tasks": ["boolq"]},
+                         "executor": {"kind": "local", "time": 5}})
+    assert launch(sweep, tmp_path / "run") == 1
+    (state,) = collect_states(tmp_path / "run")
+    assert state.status == "failed"
+    assert state.detail.startswith("error: the refused method takes no options here (exit code 2) (log: ")
+
+
+def test_a_cell_with_checkpoints_resumes_instead_of_overwriting(tmp_path):
+    # A relaunched cell, or a job SLURM reruns as first submitted: the checkpoints decide.
+    job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
+    assert job._argv() == ["--model", "m", "--overwrite"]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest").write_text("step4")
+    assert job._argv() == ["--model", "m", "--resume"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -218,6 +219,29 @@ def _submitting():
         raise KeyboardInterrupt
 
 
+@contextmanager
+def _controller_output(kind: str, logs: Path):
+    """submitit starts each local job's controller process with this process's stdout and
+    stderr; at Ctrl-C it prints a KeyboardInterrupt traceback there, over the sweep's one line.
+    It writes into RUN/logs/local-controllers.log instead (the jobs have their own logs)."""
+    if kind != "local":
+        yield
+        return
+    logs.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with open(logs / "local-controllers.log", "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
 def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str | None = None) -> submitit.Executor:
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=spec.kind)
     params = {"timeout_min": spec.time, "name": name}
@@ -264,7 +288,7 @@ def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> 
         jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
     spec = cells[0].executor
     executor = make_executor(spec, p.run / "logs", cells[0].name if len(cells) == 1 else p.sweep.name, dependency)
-    with _submitting():
+    with _submitting(), _controller_output(spec.kind, p.run / "logs"):
         if len(jobs_to_make) > 1:
             with executor.batch():
                 jobs = [executor.submit(job) for _, _, job in jobs_to_make]
@@ -285,7 +309,7 @@ def _submit_library(p: Plan, lib: Library) -> submitit.Job:
     job_obj = LibraryJob(p.sweep.pipeline, argv, str(run_dir))
     spec = p.sweep.executor
     executor = make_executor(spec, p.run / "logs", f"library-{lib.key}")
-    with _submitting():
+    with _submitting(), _controller_output(spec.kind, p.run / "logs"):
         job = executor.submit(job_obj)
         _record_job(folder / "job.json", job, spec, argv, None)
         p.started.append(job)
