@@ -4,6 +4,7 @@ back, a second launch skips them, a broken cell is reported while the others kee
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,12 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
 def test_status_command(tmp_path, fake_env, capsys):
     run = tmp_path / "run"
     launch(_sweep("debug"), run)
-    capsys.readouterr()
+    # Progress while it runs: one line per cell that ends, with the count done so far.
+    ended = re.findall(r"^\[(\d)/6 done\] (\S+) (\w+): (.*)$", capsys.readouterr().out, re.MULTILINE)
+    assert sorted(name for _, name, _, _ in ended) == sorted(c.name for c in _sweep("debug").cells)
+    assert ended[-1][0] == "4" and {status for _, _, status, _ in ended} == {"done", "failed", "oom"}
+    score = expected_score("t5-small", "attempt", "boolq", 1)
+    assert ("t5-small__attempt__boolq__s1", "done", f"boolq {score:.4g}") in {(n, s, w) for _, n, s, w in ended}
     assert cli.main(["sweep", "status", str(run)]) == 1  # a failed cell makes status non-zero
     out = capsys.readouterr().out
     assert "4 done, 0 running, 1 failed, 1 oom, 0 pending" in out

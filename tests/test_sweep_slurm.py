@@ -236,13 +236,16 @@ def test_cancelled_cell_resumes_on_relaunch_and_a_failing_cell_keeps_its_reason(
     first = job_id(run, CELL)
     subprocess.run(["scancel", first], check=True, timeout=30)
     assert wait_done(run) == {CELL: "failed", broken: "failed"}
+    states = {s.name: s for s in collect_states(run)}
+    # Killed without a record: sacct's verdict and the log's last error line say what happened.
+    assert states[CELL].detail.startswith(f"slurm job {first} ended CANCELLED: "), states[CELL].detail
+    assert "CANCELLED AT" in states[CELL].detail and states[CELL].detail.endswith("_log.err)")
+    failure = read_json(run_dir(run, broken) / "failure.json")["reason"]
+    assert str(empty) in failure and failure.endswith("(exit code 2)"), failure
+    assert states[broken].detail.startswith(failure)
     capsys.readouterr()
     assert cli.main(["sweep", "status", str(run)]) == 1
-    out = capsys.readouterr().out
-    assert f"slurm job {first} ended CANCELLED" in out.replace("\n", " ") or "CANCELLED" in out
-    failure = read_json(run_dir(run, broken) / "failure.json")["reason"]
-    assert str(empty) in failure and "exit code 2" in failure, failure
-    assert "log:" in out
+    assert "0 done, 0 running, 2 failed, 0 oom, 0 pending" in capsys.readouterr().out
 
     assert launch(sweep, run, wait=True) == 1  # the broken cell fails again; the cancelled one resumes
     states = {s.name: s for s in collect_states(run)}
