@@ -44,6 +44,8 @@ def train(argv):
     out = Path(args.output_dir)
     if args.method == "broken":
         raise RuntimeError("deliberately broken cell")
+    if args.method == "interrupted":  # Ctrl-C arriving while this cell trains
+        raise KeyboardInterrupt
     if args.method == "refused":  # a trainer that says why on stderr and exits 2, as on a UserError
         print("loading data...\nerror: the refused method takes no options here", file=sys.stderr, flush=True)
         return 2

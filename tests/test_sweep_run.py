@@ -179,3 +179,16 @@ def test_a_cell_with_checkpoints_resumes_instead_of_overwriting(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest").write_text("step4")
     assert job._argv() == ["--model", "m", "--resume"]
+
+
+def test_ctrl_c_in_an_in_process_sweep_stops_it_with_one_line(tmp_path, fake_env, capsys):
+    sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["interrupted", "prompt"],
+                                           "tasks": ["boolq"]}, "executor": {"kind": "debug"}})
+    assert launch(sweep, tmp_path / "run") == 130
+    out = capsys.readouterr().out
+    assert "interrupted: 0/2 cells done" in " ".join(out.split())
+    states = {s.name: s for s in collect_states(tmp_path / "run")}
+    assert states["t5-tiny__interrupted__boolq__s42"].status == "failed"
+    assert states["t5-tiny__interrupted__boolq__s42"].detail.startswith("interrupted (Ctrl-C)")
+    assert states["t5-tiny__prompt__boolq__s42"].status == "pending"  # not started after the Ctrl-C
+    assert [c["method"] for c in read_log(fake_env)] == ["interrupted"]

@@ -101,13 +101,17 @@ def wait_for(what: str, predicate, timeout: float = 300):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def release_requeued(job: str) -> None:
-    """SLURM holds a requeued batch job for about two minutes before it may start again; once
-    the job is back in the queue, lift that hold so the test does not sit through it."""
+def wait_requeued(job: str) -> None:
     def requeued():
         show = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, timeout=30).stdout
         return "JobState=PENDING" in show and "Restarts=0" not in show
     wait_for(f"job {job} to be requeued", requeued, timeout=120)
+
+
+def release_requeued(job: str) -> None:
+    """SLURM holds a requeued batch job for about two minutes before it may start again; once
+    the job is back in the queue, lift that hold so the test does not sit through it."""
+    wait_requeued(job)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True, timeout=30)
 
 
@@ -201,8 +205,13 @@ def test_preemption_and_time_limit_requeue_and_resume_exactly(tmp_path, job_env)
     job_env.delenv(PAUSE_ENV)
 
     wait_for("the cell to pause after its checkpoint", lambda: paused(preempted, CELL))
-    subprocess.run(["scontrol", "requeue", job_id(preempted, CELL)], check=True, timeout=30)
-    release_requeued(job_id(preempted, CELL))
+    first = job_id(preempted, CELL)
+    subprocess.run(["scontrol", "requeue", first], check=True, timeout=30)
+    wait_requeued(first)
+    # Relaunching while the job waits in the queue submits nothing: one job per cell folder.
+    assert launch(tiny_sweep(), preempted, wait=False) == 0 and job_id(preempted, CELL) == first
+    assert not read_json(preempted / "cells" / CELL / "job.json")["history"]
+    release_requeued(first)
     wait_for("the other cell to pause", lambda: paused(timed, CELL))
     subprocess.run(["scancel", "--signal=USR2", job_id(timed, CELL)], check=True, timeout=30)
     release_requeued(job_id(timed, CELL))  # requeued by the job itself (submitit's checkpoint)

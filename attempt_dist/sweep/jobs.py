@@ -78,9 +78,9 @@ class _Job(submitit.helpers.Checkpointable):
             self._record_failure(f"{self.entry} exited with {err.code}")
         except KeyboardInterrupt:
             # Ctrl-C reaches every process of the terminal: the checkpoints stay, the sweep's
-            # relaunch resumes from them.
-            code = 130
+            # relaunch resumes from them. Raised on, so an in-process (debug) sweep stops too.
             self._record_failure("interrupted (Ctrl-C); relaunch the sweep to resume from the last checkpoint")
+            raise
         except Exception as err:
             # Recorded, not raised: the debug executor would open pdb on an exception, and the
             # sweep reads failure.json rather than the scheduler's verdict.

@@ -55,6 +55,8 @@ def plan(sweep: Sweep, run: Path, *, retry_oom: bool = False) -> Plan:
             out.skipped[cell.name] = "oom (did not fit; --retry-oom to run again)"
         elif state.status == "running":
             out.skipped[cell.name] = f"running ({state.detail})"
+        elif state.status == "pending" and state.job_id:  # queued, or requeued and held by SLURM
+            out.skipped[cell.name] = f"queued ({state.detail})"
         else:
             out.cells.append(cell)
     needed = {c.library for c in out.cells if c.library}
