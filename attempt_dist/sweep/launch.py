@@ -364,9 +364,10 @@ def _print_progress(p: Plan, console: Console, states: list | None = None) -> No
     """One line per cell that ended since the last call: n/N done, its score or reason."""
     states = states or [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.cells]
     ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in p.reported]
-    done = sum(s.status == "done" for s in states)
+    done = sum(s.status == "done" for s in states) - sum(s.status == "done" for s in ended)
     for s in ended:
         p.reported.add(s.name)
+        done += s.status == "done"
         what = s.score or "no score" if s.status == "done" else s.detail
         console.print(f"[{done}/{len(states)} done] {s.name} {s.status}: {what}", highlight=False, soft_wrap=True)
 
