@@ -5,7 +5,9 @@ ATTEMPT cells need one and it is not built yet), then the cells. On SLURM, cells
 library are submitted with `--dependency=afterok:<library job>`; with the local and debug
 executors the sweep runs a small scheduler that starts a cell once its library is built and
 keeps at most `array_parallelism` jobs alive. A cell whose result.json exists is skipped, as
-is one that ran out of memory (unless retry_oom); everything else is (re)submitted.
+are one that ran out of memory (unless retry_oom) and one whose job is still running or queued;
+everything else is (re)submitted, and a cell with checkpoints resumes from them (jobs.py).
+Ctrl-C ends the launch with one line; every submitted job is already in its job.json.
 """
 
 from __future__ import annotations
