@@ -55,6 +55,9 @@ EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5
 CRASH_ENV = "ATTEMPT_DIST_CRASH_AFTER_STEP"
 # Test hook: every rank writes its whole (gathered) model state, to compare ranks and frozen weights.
 DUMP_ENV = "ATTEMPT_DIST_DUMP_STATE"
+# Test hook: after this step's checkpoint, mark out/paused-rank<r> and wait (at most 10 min), so a
+# test can preempt, cancel or signal a job that is surely mid-run.
+PAUSE_ENV = "ATTEMPT_DIST_PAUSE_AFTER_STEP"
 # Test hook "RANK:STEP": that rank stops itself (SIGSTOP) after that optimizer step, like a hung node.
 STOP_ENV = "ATTEMPT_DIST_STOP_RANK_AFTER_STEP"
 # Files and folders a run writes in its --output-dir: what --overwrite removes (and nothing else).
@@ -100,6 +103,7 @@ class FaultHooks:
 
     def __init__(self, out: Path, rank: int) -> None:
         self.crash_after = int(os.environ.get(CRASH_ENV, "0") or 0)
+        self.pause_after = int(os.environ.get(PAUSE_ENV, "0") or 0)
         self.dump = os.environ.get(DUMP_ENV) == "1"
         stop_rank, _, stop_step = os.environ.get(STOP_ENV, "").partition(":")
         self.stop_after = int(stop_step) if stop_rank and int(stop_rank) == rank else 0
@@ -112,6 +116,9 @@ class FaultHooks:
     def after_checkpoint(self, step: int) -> None:
         if self.crash_after and step == self.crash_after:
             os._exit(9)  # an abrupt kill right after this step's checkpoint
+        if self.pause_after and step == self.pause_after:
+            (self.out / f"paused-rank{self.rank}").touch()
+            time.sleep(600)
 
     def dump_state(self, module, when: str) -> None:
         if self.dump:

@@ -8,6 +8,7 @@ Every call appends one line to $FAKE_SWEEP_LOG so tests can count what actually 
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from attempt_dist.results import write_json_atomic
@@ -44,6 +45,11 @@ def train(argv):
     out = Path(args.output_dir)
     if args.method == "broken":
         raise RuntimeError("deliberately broken cell")
+    if args.method == "interrupted":  # Ctrl-C arriving while this cell trains
+        raise KeyboardInterrupt
+    if args.method == "refused":  # a trainer that says why on stderr and exits 2, as on a UserError
+        print("loading data...\nerror: the refused method takes no options here", file=sys.stderr, flush=True)
+        return 2
     if args.model == "t5-huge":
         write_json_atomic(out / "failure.json", {"schema": 1, "status": "oom",
                                                  "reason": "does not fit under the cap", "config": {}})

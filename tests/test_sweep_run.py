@@ -4,6 +4,7 @@ back, a second launch skips them, a broken cell is reported while the others kee
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,12 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
         assert job["kind"] == kind and job["job_id"]
     failure = read_json(run / "cells/t5-tiny__broken__cb__s1/run/failure.json")
     assert "deliberately broken" in failure["reason"]
+    # What `sweep status` shows: each done cell's headline score, a failed cell's reason and log.
+    shown = {s.name: s for s in collect_states(run)}
+    assert shown["t5-tiny__prompt__boolq__s1"].score == f"boolq {expected_score('t5-tiny', 'prompt', 'boolq', 1):.4g}"
+    broken_job = read_json(run / "cells/t5-tiny__broken__cb__s1/job.json")
+    assert shown["t5-tiny__broken__cb__s1"].detail.startswith("RuntimeError: deliberately broken cell")
+    assert shown["t5-tiny__broken__cb__s1"].detail.endswith(f"(log: {broken_job['stderr']})")
 
     calls = read_log(fake_env)
     libs = [c for c in calls if c["kind"] == "pipeline"]
@@ -85,7 +92,12 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
 def test_status_command(tmp_path, fake_env, capsys):
     run = tmp_path / "run"
     launch(_sweep("debug"), run)
-    capsys.readouterr()
+    # Progress while it runs: one line per cell that ends, with the count done so far.
+    ended = re.findall(r"^\[(\d)/6 done\] (\S+) (\w+): (.*)$", capsys.readouterr().out, re.MULTILINE)
+    assert sorted(name for _, name, _, _ in ended) == sorted(c.name for c in _sweep("debug").cells)
+    assert ended[-1][0] == "4" and {status for _, _, status, _ in ended} == {"done", "failed", "oom"}
+    score = expected_score("t5-small", "attempt", "boolq", 1)
+    assert ("t5-small__attempt__boolq__s1", "done", f"boolq {score:.4g}") in {(n, s, w) for _, n, s, w in ended}
     assert cli.main(["sweep", "status", str(run)]) == 1  # a failed cell makes status non-zero
     out = capsys.readouterr().out
     assert "4 done, 0 running, 1 failed, 1 oom, 0 pending" in out
@@ -149,3 +161,34 @@ def test_requeued_retry_resumes_instead_of_overwriting(tmp_path):
     job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
     assert job._argv() == ["--model", "m", "--overwrite"]
     assert job.checkpoint().function._argv() == ["--model", "m", "--resume"]
+
+
+def test_a_refusing_trainer_leaves_its_own_error_line_as_the_reason(tmp_path, fake_env):
+    sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["refused"], "tasks": ["boolq"]},
+                         "executor": {"kind": "local", "time": 5}})
+    assert launch(sweep, tmp_path / "run") == 1
+    (state,) = collect_states(tmp_path / "run")
+    assert state.status == "failed"
+    assert state.detail.startswith("error: the refused method takes no options here (exit code 2) (log: ")
+
+
+def test_a_cell_with_checkpoints_resumes_instead_of_overwriting(tmp_path):
+    # A relaunched cell, or a job SLURM reruns as first submitted: the checkpoints decide.
+    job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
+    assert job._argv() == ["--model", "m", "--overwrite"]
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest").write_text("step4")
+    assert job._argv() == ["--model", "m", "--resume"]
+
+
+def test_ctrl_c_in_an_in_process_sweep_stops_it_with_one_line(tmp_path, fake_env, capsys):
+    sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["interrupted", "prompt"],
+                                           "tasks": ["boolq"]}, "executor": {"kind": "debug"}})
+    assert launch(sweep, tmp_path / "run") == 130
+    out = capsys.readouterr().out
+    assert "interrupted: 0/2 cells done" in " ".join(out.split())
+    states = {s.name: s for s in collect_states(tmp_path / "run")}
+    assert states["t5-tiny__interrupted__boolq__s42"].status == "failed"
+    assert states["t5-tiny__interrupted__boolq__s42"].detail.startswith("interrupted (Ctrl-C)")
+    assert states["t5-tiny__prompt__boolq__s42"].status == "pending"  # not started after the Ctrl-C
+    assert [c["method"] for c in read_log(fake_env)] == ["interrupted"]

@@ -192,3 +192,12 @@ def test_time_parsing():
     assert parse_minutes("1-00:00:00", "t") == 1440
     with pytest.raises(UserError):
         parse_minutes("soon", "t")
+
+
+def test_malformed_yaml_names_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngrid:\n  models: [t5-tiny\n  methods: [prompt]\n")
+    with pytest.raises(UserError) as err:
+        load_sweep(bad)
+    message = str(err.value)
+    assert message.startswith(f"{bad}:4:") and "not valid YAML" in message and "\n" not in message

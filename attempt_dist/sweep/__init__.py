@@ -59,12 +59,12 @@ def status_table(run: str | Path) -> tuple[Table, dict[str, int]]:
     states = collect_states(Path(run))
     table = Table(title=f"sweep status: {run}")
     table.add_column("cell", no_wrap=True)  # names are what users copy: never fold them
-    for col in ("status", "job", "detail"):
+    for col in ("status", "job", "score", "detail"):
         table.add_column(col, overflow="fold")
     counts = {s: 0 for s in STATUSES}
     for st in states:
         counts[st.status] += 1
-        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.detail)
+        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.score or "-", st.detail)
     return table, counts
 
 

@@ -3,7 +3,10 @@
 Each job is a `submitit.helpers.Checkpointable`. On timeout or preemption submitit calls
 `checkpoint()` on rank 0 only, inside a signal handler, so it must not save anything: training
 already checkpoints on all ranks inside its loop. `checkpoint()` only requeues a copy of the
-job that passes `--resume`, so the requeued run continues from the latest checkpoint.
+job that passes `--resume`, so the requeued run continues from the latest checkpoint. A job
+that SLURM reruns as it was first submitted (`scontrol requeue`, preemption without the
+signal, a lost node) and a relaunched cell find their checkpoints when they start, and resume
+too.
 
 A job never raises for a failed run without leaving a record: if the trainer returns non-zero
 or raises and left no result.json / failure.json, the job writes failure.json itself, so the
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -39,24 +44,43 @@ class _Job(submitit.helpers.Checkpointable):
         self.resume = resume
 
     def checkpoint(self, *args, **kwargs):
-        # Only requeue: every rank already saved inside the training loop.
+        # Only requeue: every rank already saved inside the training loop. submitit then ends
+        # this run with SystemExit from the signal handler: that is a requeue, not a failure.
+        self._requeuing = True
         return submitit.helpers.DelayedSubmission(type(self)(self.entry, self.argv, self.run_dir, resume=True))
 
     def _argv(self) -> list[str]:
-        if not self.resume:
+        if not (self.resume or self._has_checkpoint()):
             return list(self.argv)
-        # A requeued run continues its own checkpoints: an --overwrite of its first start (a
-        # retried cell) must not wipe them, and the trainer refuses the two flags together.
-        return [a for a in self.argv if a != "--overwrite"] + ["--resume"]
+        # A requeued or relaunched run continues its own checkpoints: an --overwrite of its
+        # first start (a retried cell) must not wipe them, and the trainer refuses the two
+        # flags together.
+        return [a for a in self.argv if a not in ("--overwrite", "--resume")] + ["--resume"]
+
+    def _has_checkpoint(self) -> bool:
+        # Decided when the job starts, not when it is submitted: SLURM reruns the very job it
+        # preempted (`scontrol requeue`, a lost node), and by then the run has checkpoints.
+        from ..checkpoint import latest_tag
+
+        return latest_tag(self.run_dir) is not None
 
     def _run(self) -> int:
         saved = {k: os.environ.get(k) for k in DIST_VARS}
         try:
             _export_distributed_env()
+            if _is_rank_zero():
+                set_aside_failure(Path(self.run_dir))  # a rerun of a requeued job: its old verdict
             code = int(resolve_callable(self.entry)(self._argv()) or 0)
-        except SystemExit as err:  # argparse errors inside the trainer
+        except SystemExit as err:  # argparse errors inside the trainer, or submitit's requeue
+            if getattr(self, "_requeuing", False):
+                raise
             code = err.code if isinstance(err.code, int) else 1
             self._record_failure(f"{self.entry} exited with {err.code}")
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every process of the terminal: the checkpoints stay, the sweep's
+            # relaunch resumes from them. Raised on, so an in-process (debug) sweep stops too.
+            self._record_failure("interrupted (Ctrl-C); relaunch the sweep to resume from the last checkpoint")
+            raise
         except Exception as err:
             # Recorded, not raised: the debug executor would open pdb on an exception, and the
             # sweep reads failure.json rather than the scheduler's verdict.
@@ -71,7 +95,9 @@ class _Job(submitit.helpers.Checkpointable):
                 else:
                     os.environ[key] = value
         if code != 0:
-            self._record_failure(f"{self.entry} returned exit code {code}")
+            # The trainer said why on stderr (a UserError's one line): that is the reason to keep.
+            line = _log_error_line()
+            self._record_failure(f"{line} (exit code {code})" if line else f"{self.entry} returned exit code {code}")
         return code
 
     def _record_failure(self, reason: str) -> None:
@@ -101,12 +127,31 @@ class LibraryJob(_Job):
         return {"status": "completed" if code == 0 else "failed", "code": code}
 
 
+def set_aside_failure(run_dir: Path) -> None:
+    """A run that starts again keeps its old failure record beside it, not as its state."""
+    failure = run_dir / FAILURE_FILENAME
+    if failure.exists():
+        failure.replace(run_dir / f"failure.{time.strftime('%Y%m%dT%H%M%S')}.json")
+
+
 def _outcome(run: Path, code: int) -> dict:
     if (run / RESULT_FILENAME).exists():
         return {"status": "done", "code": code}
     if (run / FAILURE_FILENAME).exists():
         return {"status": read_json(run / FAILURE_FILENAME).get("status", "failed"), "code": code}
     return {"status": "failed", "code": code}
+
+
+def _log_error_line() -> str:
+    """The last error line of this job's own stderr log ("" outside a submitit job with logs)."""
+    try:
+        paths = submitit.JobEnvironment().paths
+    except (RuntimeError, KeyError):  # not a submitit job, or the debug executor (no log files)
+        return ""
+    from .state import last_error_line  # state reads LIBRARY_DONE from here
+
+    sys.stderr.flush()
+    return last_error_line(str(paths.stderr))
 
 
 def _export_distributed_env() -> None:

@@ -5,13 +5,20 @@ ATTEMPT cells need one and it is not built yet), then the cells. On SLURM, cells
 library are submitted with `--dependency=afterok:<library job>`; with the local and debug
 executors the sweep runs a small scheduler that starts a cell once its library is built and
 keeps at most `array_parallelism` jobs alive. A cell whose result.json exists is skipped, as
-is one that ran out of memory (unless retry_oom); everything else is (re)submitted.
+are one that ran out of memory (unless retry_oom) and one whose job is still running or queued;
+everything else is (re)submitted, and a cell with checkpoints resumes from them (jobs.py).
+Ctrl-C ends the launch with one line; every submitted job is already in its job.json.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +30,7 @@ from ..errors import UserError
 from .. import source_library
 from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
 from ..runlock import FolderLock
-from .jobs import CellJob, LibraryJob
+from .jobs import CellJob, LibraryJob, set_aside_failure
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
                    spot_input, train_argv)
 from .state import cell_dir, cell_run_dir, library_dir, library_state, run_state
@@ -38,6 +45,8 @@ class Plan:
     cells: list[Cell] = field(default_factory=list)        # to submit
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why
     libraries: list[Library] = field(default_factory=list)  # to build
+    started: list[submitit.Job] = field(default_factory=list)  # submitted by this launch
+    reported: set[str] = field(default_factory=set)  # cells whose end was printed
 
 
 def plan(sweep: Sweep, run: Path, *, retry_oom: bool = False) -> Plan:
@@ -50,6 +59,8 @@ def plan(sweep: Sweep, run: Path, *, retry_oom: bool = False) -> Plan:
             out.skipped[cell.name] = "oom (did not fit; --retry-oom to run again)"
         elif state.status == "running":
             out.skipped[cell.name] = f"running ({state.detail})"
+        elif state.status == "pending" and state.job_id:  # queued, or requeued and held by SLURM
+            out.skipped[cell.name] = f"queued ({state.detail})"
         else:
             out.cells.append(cell)
     needed = {c.library for c in out.cells if c.library}
@@ -113,14 +124,34 @@ def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_
     if not p.cells:
         console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
         return 0
-    if sweep.executor.kind == "slurm":
-        _submit_slurm(p, console)
-        if not wait:
-            console.print(f"submitted; follow with: attempt-dist sweep status {run}")
-            return 0
-    else:
-        _run_scheduled(p, console)
-    return _wait_and_report(p, console)
+    try:
+        if sweep.executor.kind == "slurm":
+            _submit_slurm(p, console)
+            if not wait:
+                console.print(f"submitted; follow with: attempt-dist sweep status {run}")
+                return 0
+        else:
+            _run_scheduled(p, console)
+        return _wait_and_report(p, console)
+    except KeyboardInterrupt:
+        return _interrupted(p, console)
+
+
+def _interrupted(p: Plan, console: Console) -> int:
+    """Ctrl-C: local jobs (which got the same SIGINT) end and keep their checkpoints; SLURM
+    jobs run on. Every job is recorded in its job.json, so a relaunch resumes what is left."""
+    local = [job for job in p.started if isinstance(job, submitit.local.local.LocalJob)]
+    for job in local:
+        job.cancel(check=False)  # the terminal's SIGINT may not have reached a detached job
+    deadline = time.time() + 60
+    while any(not job.done() for job in local) and time.time() < deadline:
+        time.sleep(0.2)
+    states = [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.sweep.cells]
+    done = sum(s.status == "done" for s in states)
+    still = "; its SLURM jobs keep running (scancel to stop them)" if p.sweep.executor.kind == "slurm" else ""
+    console.print(f"interrupted: {done}/{len(states)} cells done{still}; run the same command again to resume "
+                  f"the rest from their checkpoints (state: attempt-dist sweep status {p.run})", highlight=False)
+    return 130
 
 
 # --- local / debug: a small scheduler --------------------------------------------------------
@@ -136,6 +167,8 @@ def _run_scheduled(p: Plan, console: Console) -> None:
                 running.remove(item)
                 if item[0] == "library":
                     building.discard(item[1].key)
+                else:
+                    _print_progress(p, console)
         for entry in list(queue):
             if len(running) >= limit:
                 break
@@ -177,6 +210,54 @@ def _submit_slurm(p: Plan, console: Console) -> None:
 
 
 # --- submission ------------------------------------------------------------------------------
+
+@contextmanager
+def _submitting():
+    """Around submitting jobs and recording them in job.json.
+
+    Ctrl-C waits until the block ends: a job that was submitted is also recorded, so a
+    relaunch never submits a second job into a folder that one still writes into.
+    The environment is submitit's clean_env (no SLURM_* of an enclosing job leaks into the new
+    one), but SLURM_CONF stays: it says where the cluster's configuration is, and sbatch cannot
+    find a cluster configured outside /etc/slurm without it."""
+    caught = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    keep = {k: os.environ[k] for k in ("SLURM_CONF",) if k in os.environ}
+    try:
+        with submitit.helpers.clean_env():
+            os.environ.update(keep)
+            yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _controller_output(kind: str, logs: Path):
+    """submitit starts each local job's controller process with this process's stdout and
+    stderr; at Ctrl-C it prints a KeyboardInterrupt traceback there, over the sweep's one line.
+    It writes into RUN/logs/local-controllers.log instead (the jobs have their own logs)."""
+    if kind != "local":
+        yield
+        return
+    logs.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    with open(logs / "local-controllers.log", "ab") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+    try:
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
 
 def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str | None = None) -> submitit.Executor:
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=spec.kind)
@@ -232,14 +313,15 @@ def _submit_cells(p: Plan, cells: list[Cell], dependency: str | None = None) -> 
         jobs_to_make.append((cell, folder, CellJob(p.sweep.trainer, argv, str(run_dir))))
     spec = cells[0].executor
     executor = make_executor(spec, p.run / "logs", cells[0].name if len(cells) == 1 else p.sweep.name, dependency)
-    with submitit.helpers.clean_env():
+    with _submitting(), _controller_output(spec.kind, p.run / "logs"):
         if len(jobs_to_make) > 1:
             with executor.batch():
                 jobs = [executor.submit(job) for _, _, job in jobs_to_make]
         else:
             jobs = [executor.submit(jobs_to_make[0][2])]
-    for (cell, folder, job_obj), job in zip(jobs_to_make, jobs):
-        _record_job(folder / "job.json", job, spec, job_obj.argv, dependency)
+        for (cell, folder, job_obj), job in zip(jobs_to_make, jobs):
+            _record_job(folder / "job.json", job, spec, job_obj.argv, dependency)
+        p.started.extend(jobs)
     return jobs
 
 
@@ -250,9 +332,10 @@ def _submit_library(p: Plan, lib: Library) -> submitit.Job:
     job_obj = LibraryJob(p.sweep.pipeline, argv, str(run_dir))
     spec = p.sweep.executor
     executor = make_executor(spec, p.run / "logs", f"library-{lib.key}")
-    with submitit.helpers.clean_env():
+    with _submitting(), _controller_output(spec.kind, p.run / "logs"):
         job = executor.submit(job_obj)
-    _record_job(folder / "job.json", job, spec, argv, None)
+        _record_job(folder / "job.json", job, spec, argv, None)
+        p.started.append(job)
     return job
 
 
@@ -270,9 +353,7 @@ def _stages(lib: Library) -> str:
 
 def _fresh_start(run_dir: Path) -> list[str]:
     """A retried cell starts over: its old failure record is kept aside, not read as its state."""
-    failure = run_dir / FAILURE_FILENAME
-    if failure.exists():
-        failure.replace(run_dir / f"failure.{int(time.time())}.json")
+    set_aside_failure(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         return ["--overwrite"]
     return []
@@ -309,9 +390,22 @@ def _write_sweep_json(sweep: Sweep, run: Path) -> None:
 
 # --- report ----------------------------------------------------------------------------------
 
+def _print_progress(p: Plan, console: Console, states: list | None = None) -> None:
+    """One line per cell that ended since the last call: n/N done, its score or reason."""
+    states = states or [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.cells]
+    ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in p.reported]
+    done = sum(s.status == "done" for s in states) - sum(s.status == "done" for s in ended)
+    for s in ended:
+        p.reported.add(s.name)
+        done += s.status == "done"
+        what = s.score or "no score" if s.status == "done" else s.detail
+        console.print(f"[{done}/{len(states)} done] {s.name} {s.status}: {what}", highlight=False, soft_wrap=True)
+
+
 def _wait_and_report(p: Plan, console: Console) -> int:
     while True:
         states = [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.cells]
+        _print_progress(p, console, states)
         # Slurm jobs still queued count as pending with a job id: keep waiting for those too.
         if all(s.status != "running" and not (s.status == "pending" and s.job_id) for s in states):
             break

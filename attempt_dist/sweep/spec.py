@@ -135,7 +135,11 @@ def load_sweep(path: str | Path, *, executor_kind: str | None = None,
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise UserError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        # The line and column where the parser gave up (1-based, as editors count them).
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UserError(f"{where}: not valid YAML: {problem}; fix that line and run again") from None
     return parse_sweep(raw, source=path, executor_kind=executor_kind, data_dir=data_dir)
 
 

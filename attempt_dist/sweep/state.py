@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class CellState:
     status: str
     detail: str = ""
     job_id: str | None = None
+    score: str = ""  # done cells: each task's headline test score
 
 
 def run_state(run_dir: Path, job_file: Path) -> CellState:
@@ -56,10 +58,13 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
                 record = read_record(record_file)
             except RecordError as err:  # counted as failed and named, never dropped
                 log.warning("warning: %s", err)
-                return CellState(name, "failed", str(err)[:200], _job_id(job_file))
+                return CellState(name, "failed", str(err)[:300], _job_id(job_file))
             if isinstance(record, RunFailure):
-                return CellState(name, record.status, record.reason[:200], _job_id(job_file))
-            return CellState(name, "done", "", _job_id(job_file))
+                job = _safe_read(job_file) if job_file.exists() else {}
+                reason = record.reason or last_error_line(job.get("stderr")) or "no reason recorded"
+                status = "oom" if record.status == "oom" else "failed"
+                return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
+            return CellState(name, "done", "", _job_id(job_file), headline(record))
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
     job = _safe_read(job_file)
@@ -71,7 +76,39 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
         return CellState(name, "pending", detail or "queued", job_id)
     if alive:
         return CellState(name, "running", detail, job_id)
-    return CellState(name, "failed", detail or "job ended without result.json or failure.json", job_id)
+    # Ended without a record (killed, cancelled, timed out): the log says why.
+    reason = last_error_line(job.get("stderr")) or "job ended without result.json or failure.json"
+    return CellState(name, "failed", _with_log(f"{detail}: {reason}" if detail else reason, job), job_id)
+
+
+def headline(record) -> str:
+    """"task score" for each task of a result record (test split, else dev): its headline metric."""
+    from ..plots.records import headline_value
+
+    by_task = record.metrics.get("test") or record.metrics.get("dev") or {}
+    return " ".join(f"{task} {headline_value(task, values):.4g}" for task, values in by_task.items() if values)
+
+
+_ERROR = re.compile(r"error|exception|killed|cancelled|due to time limit|traceback", re.IGNORECASE)
+
+
+def last_error_line(log: str | None, tail_bytes: int = 65536) -> str:
+    """The last line of a job's log that reports an error (else its last line), or ""."""
+    if not log:
+        return ""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - tail_bytes))
+            lines = [l.strip() for l in handle.read().decode("utf-8", "replace").splitlines() if l.strip()]
+    except OSError:
+        return ""
+    errors = [l for l in lines if _ERROR.search(l) and not l.startswith("File ")]
+    return ((errors or lines or [""])[-1])[:300]
+
+
+def _with_log(reason: str, job: dict) -> str:
+    return f"{reason} (log: {job['stderr']})" if job.get("stderr") else reason
 
 
 def library_state(run: Path, key: str) -> CellState:
