@@ -5,14 +5,16 @@ beside it) or a tree of plain training output folders. A run's grid coordinates 
 sweep's cell.json when there is one, else from the record's resolved config.
 
 `read_record` reads each result.json / failure.json through attempt_dist.record (the typed run
-record) and adds the grid coordinates. A file it cannot read (not JSON, not an object, another
-schema, a required field missing or of the wrong type) is never skipped: it raises a
-`RecordError` (a UserError, so `attempt-dist plot` prints one line naming the file and exits 2)
-rather than leaving a hole in a figure that looks like a run that never happened.
+record) and adds the grid coordinates; a file it cannot read (not JSON, not an object, another
+schema, a required field missing or of the wrong type) raises a `RecordError` naming it.
+`collect` never drops such a file silently: it names it in a one-line warning and counts it as
+a failed run (where the sweep's cell.json says which cell it was), so figures and tables show
+a failed cell instead of a hole that looks like a run that never happened.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -68,8 +70,10 @@ def headline_value(task: str, values: Mapping[str, float]) -> float:
         return sum(values.values()) / len(values)
 
 
-def collect(run_dir: str | Path) -> list[Record]:
-    """Every run record under `run_dir`; RecordError on the first one that cannot be read."""
+def collect(run_dir: str | Path, *, warn=None) -> list[Record]:
+    """Every run record under `run_dir`. One that cannot be read is named by `warn` (default: a
+    line on stderr) and comes back as a failed run when its cell.json says which run it was."""
+    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} is not a folder; pass a sweep's RUN_DIR or a folder of training runs")
@@ -79,8 +83,31 @@ def collect(run_dir: str | Path) -> list[Record]:
             continue
         if "library" in path.relative_to(run_dir).parts[:1]:
             continue  # library stages are inputs, not results
-        out.append(read_record(path))
+        try:
+            out.append(read_record(path))
+        except RecordError as err:
+            failed = _unreadable_as_failed(path)
+            warn(f"warning: {err}; " + ("counted as a failed run" if failed else "left out (no cell.json names its run)"))
+            if failed is not None:
+                out.append(failed)
     return out
+
+
+def _unreadable_as_failed(path: Path) -> Record | None:
+    """A record that cannot be read, as a failed run of the cell its sweep's cell.json names."""
+    cell_path = path.parent.parent / CELL_FILENAME
+    if not cell_path.exists():
+        return None
+    try:
+        cell = run_record.read_object(cell_path)
+        tasks = _get(cell_path, cell, "tasks", (list, str))
+        tasks = tuple(t for t in tasks.split(",") if t) if isinstance(tasks, str) else tuple(tasks)
+        method = _get(cell_path, cell, "method", str)
+        return Record(path=path.parent, model=_get(cell_path, cell, "model", str), method=method,
+                      variant=_get(cell_path, cell, "variant", str, required=False) or method, tasks=tasks,
+                      seed=_get(cell_path, cell, "seed", int, required=False), status="failed")
+    except RecordError:
+        return None
 
 
 def read_record(path: str | Path) -> Record:
