@@ -170,7 +170,7 @@ def test_train_auto_that_cannot_fit_exits_3_before_loading_weights(tmp_path, mon
 
     monkeypatch.setattr(auto, "host_memory_bytes", lambda: 1 * GIB)
     # In-process: no process group for this one rank (nothing collective happens before the plan).
-    monkeypatch.setattr(train.dist, "init_distributed", lambda: DistInfo(rank=0, local_rank=0, world_size=1, is_main=True))
+    monkeypatch.setattr(train.dist, "init_distributed", lambda **_: DistInfo(rank=0, local_rank=0, world_size=1, is_main=True))
     monkeypatch.setattr(train.dist, "barrier", lambda: None)
     monkeypatch.setattr(train, "load_backbone", lambda cfg: pytest.fail("weights were loaded"))
     out = tmp_path / "run"

@@ -44,7 +44,7 @@ def test_killed_then_resumed_run_tracks_every_step_once(tmp_path):
     second = (tmp_path / "second.out").read_text()
     assert "train: 2/4 steps done, 2 to go" in second and "train step 4/4 (100%)" in second
     assert "dev at step 4: " in second and "eval test: " in second
-    assert "mean primary" in second and f"done: {out}/result.json" in second
+    assert "mean headline" in second and f"done: {out}/result.json" in second
 
     rows, rec = read_metrics(out), result(out)
     train = [r for r in rows if r["kind"] == "train"]

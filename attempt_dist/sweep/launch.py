@@ -125,16 +125,45 @@ def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_
         console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
         return 0
     try:
-        if sweep.executor.kind == "slurm":
-            _submit_slurm(p, console)
-            if not wait:
-                console.print(f"submitted; follow with: attempt-dist sweep status {run}")
-                return 0
-        else:
-            _run_scheduled(p, console)
-        return _wait_and_report(p, console)
+        with CtrlC() as ctrl_c:
+            if sweep.executor.kind == "slurm":
+                _submit_slurm(p, console)
+                if not wait:
+                    console.print(f"submitted; follow with: attempt-dist sweep status {run}")
+                    return 0
+            else:
+                _run_scheduled(p, console, ctrl_c)
+            return _wait_and_report(p, console, ctrl_c)
     except KeyboardInterrupt:
         return _interrupted(p, console)
+
+
+class CtrlC:
+    """Ctrl-C as a flag the polling loops check (`check()` raises KeyboardInterrupt there).
+
+    Left to Python's default handler, the KeyboardInterrupt is raised wherever the main thread
+    happens to be, and submitit's job polling can swallow it: the sweep then carried on as if
+    the interrupted cell had simply failed (seen under load). Outside the main thread signals
+    cannot be handled; the default behaviour stays."""
+
+    def __init__(self) -> None:
+        self.hit, self.previous = False, None
+
+    def __enter__(self) -> "CtrlC":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def _on_sigint(self, *_) -> None:
+        self.hit = True
+
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _interrupted(p: Plan, console: Console) -> int:
@@ -156,12 +185,13 @@ def _interrupted(p: Plan, console: Console) -> int:
 
 # --- local / debug: a small scheduler --------------------------------------------------------
 
-def _run_scheduled(p: Plan, console: Console) -> None:
+def _run_scheduled(p: Plan, console: Console, ctrl_c: CtrlC) -> None:
     queue: list[tuple[str, object]] = [("library", lib) for lib in p.libraries] + [("cell", c) for c in p.cells]
     running: list[tuple[str, object, submitit.Job]] = []
     building = {lib.key for lib in p.libraries}
     limit = p.sweep.executor.array_parallelism or 1
     while queue or running:
+        ctrl_c.check()
         for item in list(running):
             if item[2].done():
                 running.remove(item)
@@ -402,14 +432,17 @@ def _print_progress(p: Plan, console: Console, states: list | None = None) -> No
         console.print(f"[{done}/{len(states)} done] {s.name} {s.status}: {what}", highlight=False, soft_wrap=True)
 
 
-def _wait_and_report(p: Plan, console: Console) -> int:
+def _wait_and_report(p: Plan, console: Console, ctrl_c: CtrlC) -> int:
     while True:
+        ctrl_c.check()
         states = [run_state(cell_run_dir(p.run, c.name), cell_dir(p.run, c.name) / "job.json") for c in p.cells]
         _print_progress(p, console, states)
         # Slurm jobs still queued count as pending with a job id: keep waiting for those too.
         if all(s.status != "running" and not (s.status == "pending" and s.job_id) for s in states):
             break
-        time.sleep(POLL_S * 5)
+        for _ in range(5):
+            time.sleep(POLL_S)
+            ctrl_c.check()
     failed = [s for s in states if s.status in ("failed", "oom", "pending")]
     for s in failed:
         console.print(f"[red]{s.status}[/] {s.name}: {s.detail}", highlight=False)
