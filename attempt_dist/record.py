@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from .errors import UserError
-from .results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+from .results import FAILURE_FILENAME, SCHEMA_VERSION
 
 READABLE_SCHEMAS = (1, SCHEMA_VERSION)
 FAILURE_STATUSES = ("oom", "failed")

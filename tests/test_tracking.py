@@ -1,14 +1,13 @@
 """Live metrics: RUN/metrics.jsonl lines, --report-to validation, TensorBoard and W&B backends
 (W&B through a stand-in module: no network, no wandb package needed)."""
 
-import json
 import sys
 import types
 
 import pytest
 
 from attempt_dist.errors import UserError
-from attempt_dist.tracking import METRICS_FILENAME, MetricsLog, Tracker, parse_report_to, read_metrics
+from attempt_dist.tracking import METRICS_FILENAME, Tracker, parse_report_to, read_metrics
 
 DEV = {"rte": {"accuracy": 50.0}, "cb": {"accuracy": 75.0, "f1_macro": 40.0}}
 

@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from attempt_dist.tracking import read_metrics
 from tests.train_helpers import REPO, TINY, result
 

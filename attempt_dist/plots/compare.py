@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..paper import paper_value
 from .names import task_label
-from .tables import TABLE2, TABLE3, TABLE4, TableData, format_params, group_average
+from .tables import TABLE2, TABLE3, TableData, format_params, group_average
 
 PARAMS = "params_per_task"
 # The paper's column groups, each with its "Avg." column (Table 4 has none).
