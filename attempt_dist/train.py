@@ -35,7 +35,7 @@ from . import checkpoint as ckpt
 from . import distributed as dist
 from . import resume_config, tracking
 from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
-from .errors import UserError
+from .errors import AgreedError, UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
@@ -160,7 +160,7 @@ def hold_output_lock(out: Path, info) -> FolderLock | None:
             error = str(err)
     error = dist.broadcast_object(error)
     if error:
-        raise UserError(error)
+        raise AgreedError(error)
     return lock
 
 
@@ -276,7 +276,7 @@ class Recipe:
                              f"{self.info.world_size}; resume with {saved_world} ranks")
         found, error = dist.broadcast_object((found, error))
         if error:
-            raise UserError(error)
+            raise AgreedError(error)
         if found is None:
             log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
         return found
@@ -591,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         code = 2
+        if isinstance(err, AgreedError):
+            dist.shutdown()  # every rank is here: all have printed before any exits
     if code == 0:
         dist.shutdown()  # after a failure a rank may be gone: the process exits without it
     return code
