@@ -553,7 +553,7 @@ def cell_row(cell: Cell, plan: Plan, run: Path, tokenized: bool = False) -> dict
 
     name = sweep_cell_name(cell, plan)
     job = _read_json_or_empty(cell_dir(run, name) / "job.json")
-    row = collect_row(cell, sweep_run_dir(run.parent, cell, plan), _exit_code(job))
+    row = collect_row(cell, sweep_run_dir(run.parent, cell, plan))
     reason = row.get("reason") or ""
     if row["status"] == "failed" and reason.startswith("not started:"):
         row["status"] = "skipped"
@@ -580,19 +580,6 @@ def _read_json_or_empty(path: Path) -> dict:
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _exit_code(job: dict) -> int | None:
-    """The trainer's exit code from the sweep job's result (None: not run, or no result kept)."""
-    if not job.get("folder") or not job.get("job_id"):
-        return None
-    try:
-        from submitit.core.utils import JobPaths, pickle_load
-
-        outcome, value = pickle_load(JobPaths(job["folder"], job_id=str(job["job_id"])).result_pickle)[:2]
-        return int(value["code"]) if outcome == "success" and isinstance(value, dict) else None
-    except Exception:  # noqa: BLE001 - no result pickle (killed, cancelled) is simply no code
-        return None
 
 
 def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
