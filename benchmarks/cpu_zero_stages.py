@@ -3,8 +3,8 @@
     python benchmarks/cpu_zero_stages.py --out benchmarks/results          # ~8 minutes on 2 cores
     python benchmarks/cpu_zero_stages.py --models t5-tiny --dry-run
 
-The same cells as memory_scaling.py (one launch/train.py subprocess each; 2 ranks through
-`python -m deepspeed.launcher.runner --num_gpus 2` with DS_ACCELERATOR=cpu), but the question is
+The same cells as memory_scaling.py (run through the sweep machinery, one local job each; 2 ranks
+as the job's two submitit tasks, with DS_ACCELERATOR=cpu), but the question is
 the cost of each ZeRO stage, not fit: zero0, zero2_offload and zero3_offload for t5-tiny and
 t5-small, no memory cap. Writes <out>/cpu-zero-stages.json and .md. On a 2-core machine two ranks
 share the two cores, so 2-rank numbers show communication overhead, not scaling.

@@ -1,8 +1,19 @@
-"""Peak memory and throughput of real training runs, one subprocess of launch/train.py per cell.
+"""Peak memory and throughput of real training runs, one sweep cell (one training job) per benchmark cell.
 
     python benchmarks/memory_scaling.py --out benchmarks/results            # the paper's 24 GB question (GPU)
-    python benchmarks/memory_scaling.py --dry-run                          # print the planned commands
+    python benchmarks/memory_scaling.py --dry-run                          # print each cell's trainer command
     python benchmarks/memory_scaling.py --models t5-tiny --cap none --steps 3 --out /tmp/bench   # CPU smoke run
+
+The cells run through the sweep machinery (attempt_dist/sweep), as any sweep does: the benchmark
+writes them as a sweep file, <work>/sweep.yaml (one grid block per cell, its options as `train:`
+keys, a local executor running one cell at a time with the cell's ranks as tasks, `time` from
+--timeout, no requeue), and launches it into <work>/runs with --deadline as the sweep's deadline
+(cells not started by then are "skipped", the running one is cut: "timeout"). The same sweep
+runs again with `attempt-dist sweep <work>/sweep.yaml --output-dir <work>/runs`; like any sweep
+relaunch, a second run in the same --work-dir runs only the cells not done yet (with other
+options for a cell it refuses: use a new --work-dir). --dry-run prints the trainer command of
+each cell as the sweep passes it (a multi-rank cell as the DeepSpeed launcher's by-hand
+equivalent; the sweep gives it that many submitit tasks instead).
 
 Default cells: can ATTEMPT and prompt tuning train t5-large (batch 16) and t5-3b (batch 2) under
 a 24 GiB cap with ZeRO-3 offload, and fine-tuning / adapters t5-large with ZeRO-2 offload? Each
@@ -28,9 +39,9 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -43,6 +54,8 @@ from attempt_dist.results import FAILURE_FILENAME, RESULT_FILENAME  # noqa: E402
 
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
+SEED = 42  # the trainer's default; a sweep cell always passes its seed
+SWEEP_NAME = "memory-scaling"
 
 
 @dataclass(frozen=True)
@@ -89,9 +102,9 @@ class Plan:
     max_target_length: int = 8  # boolq targets are one word; keeps the final evaluation cheap
     max_eval_examples: int = 2
     prompt_length: int = 100
-    timeout_s: int = 3600
-    deadline_s: int | None = None  # for the whole run: later cells are skipped, a running one cut
-    master_port: int = 29611
+    timeout_s: int = 3600  # per cell: the sweep executor's `time` (rounded up to minutes)
+    deadline_s: int | None = None  # for the whole run (the sweep's deadline): later cells are skipped, a running one cut
+    master_port: int = 29611  # only in --dry-run's by-hand command of a multi-rank cell
 
 
 # --- planning -----------------------------------------------------------------------------------
@@ -118,33 +131,91 @@ def library_dir(work: Path, model: str, prompt_length: int) -> Path:
     return work / "libraries" / f"{model}-m{prompt_length}"
 
 
+def cell_options(cell: Cell, plan: Plan, library: Path | None, tokenizer: str | None = None,
+                 absolute: bool = False) -> dict:
+    """The trainer options of one cell, as sweep `train:` keys (flag names with underscores).
+
+    absolute: data_dir and a ds_configs/ file as absolute paths (the sweep file's form);
+    otherwise as given, relative to the repository (the printed commands)."""
+    ds = cell.ds_config if cell.ds_config == "auto" else f"ds_configs/{cell.ds_config}.json"
+    options = {
+        "data_dir": str(_repo_path(plan.data_dir)) if absolute else plan.data_dir, "init": "random",
+        "ds_config": str(_repo_path(ds)) if absolute and ds != "auto" else ds,
+        "batch_size": cell.batch_size, "max_steps": plan.steps, "warmup_steps": 0,
+        "max_length": plan.max_length, "max_target_length": plan.max_target_length,
+        "max_eval_examples": plan.max_eval_examples,
+        # Evaluation only at the end; no checkpoints (a fine-tuned t5-3b one is 34 GB).
+        "eval_every": 1000000, "no_checkpoints": True,
+        "prompt_length": plan.prompt_length,
+        "gpu_mem_cap": plan.cap, "activation_checkpointing": cell.checkpointing or None,
+        "source_prompts": str(library) if library is not None else None, "tokenizer": tokenizer,
+        # --no-save-attention stores False in save_attention: a sweep key set to false adds no flag.
+        "extra_args": ["--no-save-attention"],
+    }
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def train_command(cell: Cell, plan: Plan, run_dir: Path, library: Path | None,
-                  python: str = sys.executable) -> list[str]:
+                  python: str = sys.executable, tokenizer: str | None = None) -> list[str]:
+    """The trainer command of one cell, with the argv its sweep job passes to the trainer.
+
+    For --dry-run: the sweep runs the trainer in its own job (a multi-rank cell as that many
+    submitit tasks); a multi-rank cell is shown with the DeepSpeed launcher, its by-hand equivalent."""
+    from attempt_dist.sweep.spec import options_to_argv
+
     if cell.ranks == 1:
         launcher = [python, "launch/train.py"]
     else:
-        # The DeepSpeed launcher runs the ranks (also on a CPU, with DS_ACCELERATOR=cpu).
         launcher = [python, "-m", "deepspeed.launcher.runner", "--num_gpus", str(cell.ranks),
                     "--master_port", str(plan.master_port), "launch/train.py"]
-    args = [
-        "--model", cell.model, "--method", cell.method, "--tasks", plan.task,
-        "--data-dir", plan.data_dir, "--init", "random",
-        "--ds-config", cell.ds_config if cell.ds_config == "auto" else f"ds_configs/{cell.ds_config}.json",
-        "--batch-size", str(cell.batch_size), "--max-steps", str(plan.steps), "--warmup-steps", "0",
-        "--max-length", str(plan.max_length), "--max-target-length", str(plan.max_target_length),
-        "--max-eval-examples", str(plan.max_eval_examples),
-        # Evaluation only at the end; no checkpoints (a fine-tuned t5-3b one is 34 GB).
-        "--eval-every", "1000000", "--no-checkpoints",
-        "--prompt-length", str(plan.prompt_length), "--no-save-attention",
-        "--output-dir", str(run_dir), "--overwrite",
-    ]
-    if plan.cap:
-        args += ["--gpu-mem-cap", plan.cap]
-    if cell.checkpointing:
-        args += ["--activation-checkpointing"]
-    if library is not None:
-        args += ["--source-prompts", str(library)]
-    return launcher + args
+    options = {"model": cell.model, "method": cell.method, "tasks": plan.task, "seed": SEED,
+               **cell_options(cell, plan, library, tokenizer), "output_dir": str(run_dir)}
+    return launcher + options_to_argv(options)
+
+
+def sweep_variant(cell: Cell) -> str:
+    """The cell's method variant in the sweep: its name without the backbone (cells differ in more than the method)."""
+    return cell.name.removeprefix(f"{cell.model}_")
+
+
+def sweep_cell_name(cell: Cell, plan: Plan) -> str:
+    return f"{cell.model}__{sweep_variant(cell)}__{plan.task}__s{SEED}"
+
+
+def sweep_run_dir(work: Path, cell: Cell, plan: Plan) -> Path:
+    """The cell's training run folder in the sweep launched into <work>/runs."""
+    return Path(work) / "runs" / "cells" / sweep_cell_name(cell, plan) / "run"
+
+
+def sweep_file(cells: list[Cell], plan: Plan, libraries: dict[str, Path], tokenizers: dict[str, str | None],
+               cuda: bool) -> dict:
+    """The sweep (schema.py's format) that runs `cells`: one grid block per cell, a local executor
+    running one at a time (array_parallelism 1), each with its ranks as tasks (and as GPUs on a
+    GPU machine), `time` = --timeout in minutes, no requeue (no checkpoints to resume from).
+    libraries: model -> random prompt library; tokenizers: model -> --tokenizer or None."""
+    grid = []
+    for cell in cells:
+        library = libraries.get(cell.model) if cell.method in LIBRARY_METHODS else None
+        grid.append({"models": [cell.model],
+                     "methods": [{"name": sweep_variant(cell), "method": cell.method}],
+                     "tasks": [plan.task], "seeds": [SEED],
+                     "train": cell_options(cell, plan, library, tokenizers.get(cell.model), absolute=True)})
+    ranks = sorted({c.ranks for c in cells} - {1})
+    overrides = [{"when": {"variant": sorted({sweep_variant(c) for c in cells if c.ranks == r})},
+                  "executor": {"tasks_per_node": r, "gpus_per_node": r if cuda else 0}} for r in ranks]
+    return {"name": SWEEP_NAME, "grid": grid, **({"overrides": overrides} if overrides else {}),
+            "executor": {"kind": "local", "array_parallelism": 1, "tasks_per_node": 1, "gpus_per_node": int(cuda),
+                         "time": max(1, math.ceil(plan.timeout_s / 60)), "requeues": 0}}
+
+
+def write_sweep_file(raw: dict, work: Path) -> Path:
+    import yaml
+
+    from attempt_dist.results import write_text_atomic
+
+    head = (f"# benchmarks/memory_scaling.py's cells as a sweep; run again (only the cells not done) with\n"
+            f"#   attempt-dist sweep {work / 'sweep.yaml'} --output-dir {work / 'runs'}\n")
+    return write_text_atomic(work / "sweep.yaml", head + yaml.safe_dump(raw, sort_keys=False))
 
 
 # --- benchmark data -------------------------------------------------------------------------------
@@ -296,6 +367,19 @@ def base_env() -> dict[str, str]:
     return env
 
 
+@contextmanager
+def _environment(env: dict[str, str]):
+    """os.environ = env while the sweep runs (its local jobs inherit it), then as it was."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _cuda_available() -> bool:
     try:
         import torch
@@ -418,43 +502,84 @@ def machine() -> dict:
 
 
 def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict]:
-    import time
+    """Run the cells as one local sweep in <work>/runs (see sweep_file) and collect a row per cell."""
+    from attempt_dist.errors import UserError
+    from attempt_dist.sweep import launch, load_sweep
 
-    env = base_env()
+    work = Path(work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    cuda = _cuda_available()
+    libraries = {m: make_library(library_dir(work, m, plan.prompt_length), m, plan.prompt_length)
+                 for m in dict.fromkeys(c.model for c in cells if c.method in LIBRARY_METHODS)}
+    tokenizers = {m: ("t5-tiny" if tokenizer_args(m) else None) for m in dict.fromkeys(c.model for c in cells)}
+    path = write_sweep_file(sweep_file(cells, plan, libraries, tokenizers, cuda), work)
+    run = work / "runs"
+    try:
+        sweep = load_sweep(path)
+        _refuse_other_options(sweep, run)
+        log(f"{len(cells)} cell(s) as the sweep {path} -> {run}")
+        with _environment(base_env()):
+            launch(sweep, run, deadline_s=plan.deadline_s)
+    except UserError as err:
+        raise SystemExit(f"error: {err}") from None
     rows = []
-    started = time.monotonic()
-    for index, cell in enumerate(cells, 1):
-        timeout = plan.timeout_s
-        if plan.deadline_s is not None:
-            left = plan.deadline_s - (time.monotonic() - started)
-            if left < 20:
-                rows.append({**asdict(cell), "cell": cell.name, "status": "skipped",
-                             "reason": f"--deadline {plan.deadline_s} s reached before it started"})
-                log(f"[{index}/{len(cells)}] {cell.name}: skipped (deadline)")
-                continue
-            timeout = int(min(timeout, left))
-        run_dir = work / "runs" / cell.name
-        library = make_library(library_dir(work, cell.model, plan.prompt_length), cell.model, plan.prompt_length) \
-            if cell.method in LIBRARY_METHODS else None
-        extra = tokenizer_args(cell.model)
-        cmd = train_command(cell, plan, run_dir, library) + extra
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log(f"[{index}/{len(cells)}] {cell.name}: {shlex.join(cmd)}")
-        with open(work / "runs" / f"{cell.name}.log", "w") as out:
-            try:
-                code = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                      timeout=timeout).returncode
-            except subprocess.TimeoutExpired:
-                code = None
-        row = collect_row(cell, run_dir, code)
-        if code is None:
-            row.update(status="timeout", reason=f"killed after {timeout} s")
-        row["tokenizer"] = "t5-tiny test tokenizer" if extra else "real"
-        row["log"] = str(work / "runs" / f"{cell.name}.log")
-        log(f"    -> {row['status']}, peak allocator {row['peak_allocated_gib']} GiB, "
+    for cell in cells:
+        row = cell_row(cell, plan, run, tokenized=bool(tokenizers[cell.model]))
+        log(f"{cell.name} -> {row['status']}, peak allocator {row['peak_allocated_gib']} GiB, "
             f"{_cell_text('examples_per_s', row['examples_per_s'])} examples/s")
         rows.append(row)
     return rows
+
+
+def _refuse_other_options(sweep, run: Path) -> None:
+    """A done cell of an earlier run in this work dir is kept by the sweep: only if its options were these."""
+    from attempt_dist.results import read_json
+
+    if not (run / "sweep.json").exists():
+        return
+    before = {c["name"]: c.get("train") for c in read_json(run / "sweep.json").get("cells", [])}
+    for cell in sweep.cells:
+        if cell.name in before and before[cell.name] != cell.train:
+            changed = sorted(k for k in set(cell.train) | set(before[cell.name] or {})
+                             if cell.train.get(k) != (before[cell.name] or {}).get(k))
+            raise SystemExit(f"error: {run} already holds cell {cell.name} run with other options "
+                             f"({', '.join(changed)}); pass a new --work-dir")
+
+
+def cell_row(cell: Cell, plan: Plan, run: Path, tokenized: bool = False) -> dict:
+    """collect_row of the cell's sweep run folder; a cell the sweep's deadline kept from starting
+    is "skipped", one cut by the deadline or its time limit "timeout"."""
+    from attempt_dist.sweep.state import cell_dir, run_state
+
+    name = sweep_cell_name(cell, plan)
+    job = _read_json_or_empty(cell_dir(run, name) / "job.json")
+    row = collect_row(cell, sweep_run_dir(run.parent, cell, plan))
+    reason = row.get("reason") or ""
+    if row["status"] == "failed" and reason.startswith("not started:"):
+        row["status"] = "skipped"
+    elif row["status"] == "failed" and ("--deadline" in reason or "timed-out" in reason):
+        row["status"] = "timeout"
+        if "timed-out" in reason:
+            row["reason"] = f"cut by its time limit (--timeout {plan.timeout_s} s): {reason}"
+    elif row["status"] == "missing" and job:  # a job that ended without a record: the sweep's verdict
+        state = run_state(cell_dir(run, name) / "run", cell_dir(run, name) / "job.json")
+        if state.status != "pending":
+            row.update(status="failed" if state.status == "running" else state.status, reason=state.detail)
+    row["tokenizer"] = "t5-tiny test tokenizer" if tokenized else "real"
+    row["log"] = job.get("stderr")
+    row["stdout"] = job.get("stdout")
+    row["sweep_cell"] = name
+    return row
+
+
+def _read_json_or_empty(path: Path) -> dict:
+    from attempt_dist.results import read_json
+
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
@@ -477,13 +602,15 @@ def build_parser(prog: str | None = None, description: str | None = None) -> arg
                              "--max-length, written to <work-dir>/data)")
     parser.add_argument("--max-length", type=int, default=d.max_length, help=f"input tokens (default {d.max_length})")
     parser.add_argument("--prompt-length", type=int, default=d.prompt_length, help=f"prompt rows m (default {d.prompt_length})")
-    parser.add_argument("--timeout", type=int, default=d.timeout_s, help=f"seconds before a cell is killed (default {d.timeout_s})")
+    parser.add_argument("--timeout", type=int, default=d.timeout_s,
+                        help=f"seconds before a cell is cut: its sweep job's `time`, rounded up to minutes (default {d.timeout_s})")
     parser.add_argument("--deadline", type=int, default=None,
-                        help="seconds for the whole run: cells that would start later are skipped (lent GPU time)")
+                        help="seconds for the whole run (the sweep's --deadline): cells not started by then are skipped, "
+                             "the running one is cut (lent GPU time)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for <name>-<device>.json/.md (default benchmarks/results)")
     parser.add_argument("--name", default="memory-scaling", help="report name (default memory-scaling)")
     parser.add_argument("--work-dir", default=None, help="folder for run folders, logs and the prompt library (default: a new temp folder)")
-    parser.add_argument("--dry-run", action="store_true", help="print the planned commands and exit")
+    parser.add_argument("--dry-run", action="store_true", help="print each cell's trainer command and exit")
     return parser
 
 
@@ -512,7 +639,7 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
         where = work or Path("WORK")
         for cell in chosen:
             library = library_dir(where, cell.model, plan.prompt_length) if cell.method in LIBRARY_METHODS else None
-            print(shlex.join(train_command(cell, plan, where / "runs" / cell.name, library)))
+            print(shlex.join(train_command(cell, plan, sweep_run_dir(where, cell, plan), library)))
         return 0
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")  # the tokenizer check below must not wait on the network

@@ -1,4 +1,5 @@
-"""benchmarks/memory_scaling.py: the planned commands and the result collection (no runs, no timing)."""
+"""benchmarks/memory_scaling.py: the planned commands, the sweep it runs, the result collection, and one
+real t5-tiny cell through the sweep (seconds; no timing asserted)."""
 
 import json
 import subprocess
@@ -202,11 +203,66 @@ def test_report_files_hold_the_table_and_the_command(tmp_path):
 
 
 def test_deadline_skips_cells_that_would_start_too_late(tmp_path):
+    # The cells run as a sweep: its --deadline (here 0 s) starts none of them.
     cells = [ms.Cell("t5-tiny", "prompt", "zero0", 2), ms.Cell("t5-tiny", "finetune", "zero0", 2)]
-    rows = ms.run_cells(cells, ms.Plan(deadline_s=10), tmp_path, log=lambda *_: None)
+    rows = ms.run_cells(cells, ms.Plan(deadline_s=0), tmp_path, log=lambda *_: None)
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
-    assert "--deadline 10 s" in rows[0]["reason"]
-    assert not (tmp_path / "runs").exists()  # nothing was launched
+    assert "--deadline of 0 s" in rows[0]["reason"]
+    assert not list((tmp_path / "runs").glob("cells/*/job.json"))  # nothing was launched
+    assert not list((tmp_path / "runs").glob("cells/*/run/result.json"))
+
+
+def test_sweep_file_passes_every_option_of_the_cell(tmp_path):
+    # What the sweep passes to the trainer is what --dry-run prints (paths made absolute), and the
+    # executor runs one cell at a time with the cell's ranks, --timeout as `time`, no requeue.
+    from attempt_dist.sweep import load_sweep, train_argv
+
+    cells = ms.select_cells(ms.DEFAULT_CELLS, None, None) + [ms.Cell("t5-large", "prompt", "zero2_offload", 4, ranks=2)]
+    plan = ms.Plan(data_dir=str(tmp_path / "data"), timeout_s=130, deadline_s=50)
+    libraries = {m: tmp_path / "libraries" / m for m in ("t5-3b", "t5-large")}
+    raw = ms.sweep_file(cells, plan, libraries, {"t5-3b": "t5-tiny", "t5-large": None}, cuda=False)
+    sweep = load_sweep(ms.write_sweep_file(raw, tmp_path))
+    assert [c.name for c in sweep.cells] == [ms.sweep_cell_name(c, plan) for c in cells]
+
+    def options(argv):
+        out, key = {}, None
+        for arg in argv:
+            if arg.startswith("--"):
+                key = arg
+                out[key] = True
+            else:
+                out[key] = arg
+        return out
+
+    for cell, swept in zip(cells, sweep.cells):
+        run_dir = ms.sweep_run_dir(tmp_path, cell, plan)
+        library = libraries[cell.model] if cell.method in ms.LIBRARY_METHODS else None
+        tokenizer = "t5-tiny" if cell.model == "t5-3b" else None
+        printed = options(ms.train_command(cell, plan, run_dir, library, tokenizer=tokenizer)[2 if cell.ranks == 1 else 8:])
+        if printed["--ds-config"] != "auto":
+            printed["--ds-config"] = str((REPO / printed["--ds-config"]).resolve())  # ds_configs/ is a link
+        assert options(train_argv(swept, run_dir)) == printed
+        assert printed["--tasks"] == "boolq" and "--no-save-attention" in printed and "--no-checkpoints" in printed
+        assert (printed.get("--tokenizer"), "--gpu-mem-cap" in printed) == (tokenizer, True)
+        ex = swept.executor
+        assert (ex.kind, ex.ntasks_per_node, ex.gpus_per_node, ex.time, ex.requeues) == ("local", cell.ranks, 0, 3, 0)
+    assert sweep.executor.array_parallelism == 1
+
+
+def test_one_real_cell_runs_through_the_sweep(tmp_path, capsys):
+    # One t5-tiny cell, one step, short inputs: the whole path (data, sweep file, local job, rows).
+    work, out = tmp_path / "work", tmp_path / "out"
+    code = ms.main(["--models", "t5-tiny", "--cap", "none", "--steps", "1", "--cells", "t5-tiny_prompt_auto_bs32_r1",
+                    "--max-length", "32", "--prompt-length", "4", "--work-dir", str(work), "--out", str(out)])
+    assert code == 0, capsys.readouterr().out
+    (row,) = json.loads((out / "memory-scaling-cpu.json").read_text())["rows"]
+    assert (row["status"], row["steps"], row["cell"]) == ("completed", 1, "t5-tiny_prompt_auto_bs32_r1")
+    assert row["log"].startswith(str(work / "runs" / "logs"))
+    result = json.loads((work / "runs/cells/t5-tiny__prompt_auto_bs32_r1__boolq__s42/run/result.json").read_text())
+    config = result["config"]
+    assert (config["init"], config["max_length"], config["no_checkpoints"], config["save_attention"],
+            config["warmup_steps"], config["data_dir"]) == ("random", 32, True, False, 0, str(work / "data"))
+    assert (work / "sweep.yaml").is_file() and (work / "runs" / "sweep.json").is_file()
 
 
 def test_deadline_option_reaches_the_plan():

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from attempt_dist.results import write_json_atomic
@@ -47,6 +48,8 @@ def train(argv):
         raise RuntimeError("deliberately broken cell")
     if args.method == "interrupted":  # Ctrl-C arriving while this cell trains
         raise KeyboardInterrupt
+    if args.method == "sleepy":  # a cell still running when the sweep's --deadline passes
+        time.sleep(120)
     if args.method == "refused":  # a trainer that says why on stderr and exits 2, as on a UserError
         print("loading data...\nerror: the refused method takes no options here", file=sys.stderr, flush=True)
         return 2

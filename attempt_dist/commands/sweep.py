@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
+    parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                        help="local/debug executors: seconds for the whole run; cells not started by then are not "
+                             "started and running ones are cancelled (both run again on the next launch)")
     parser.set_defaults(func=run)
 
 
@@ -46,4 +49,5 @@ def run(args) -> int:
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
     sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
-    return sweep_lib.launch(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom)
+    return sweep_lib.launch(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
+                            deadline_s=args.deadline)

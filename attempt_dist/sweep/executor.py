@@ -106,6 +106,8 @@ class ExecutorSpec(Strict):
     nodes: Positive = 1
     time: Annotated[int, BeforeValidator(_minutes)] = 60
     """minutes, or 'HH:MM:SS' / 'D-HH:MM:SS'"""
+    requeues: Count = 3
+    """how many times a job cut by its time limit is requeued, resuming from its checkpoints (0: never)"""
     mem: str | None = None
     """host memory per node, e.g. 64G"""
     cpus_per_task: Count | None = None

@@ -8,6 +8,11 @@ keeps at most `array_parallelism` jobs alive. A cell whose result.json exists is
 are one that ran out of memory (unless retry_oom) and one whose job is still running or queued;
 everything else is (re)submitted, and a cell with checkpoints resumes from them (jobs.py).
 Ctrl-C ends the launch with one line; every submitted job is already in its job.json.
+
+A local or debug launch may have a deadline for the whole run (`deadline_s`, `sweep --deadline`):
+once it passes, the scheduler starts nothing more (each cell or library left gets failure.json
+saying it was not started) and cancels its running local jobs (failure.json: cut at the
+deadline). Neither counts as done, so the same command run again runs them.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ from rich.table import Table
 
 from ..errors import UserError
 from .. import source_library
-from ..results import FAILURE_FILENAME, SCHEMA_VERSION, write_json_atomic
+from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, write_json_atomic
 from ..runlock import FolderLock
-from .jobs import CellJob, LibraryJob, set_aside_failure
+from .jobs import LIBRARY_DONE, CellJob, LibraryJob, set_aside_failure
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
                    spot_input, train_argv)
 from .state import cell_dir, cell_run_dir, library_dir, library_state, run_state
@@ -98,20 +103,48 @@ def print_plan(p: Plan, console: Console) -> None:
     console.print(f"{len(p.cells)} job(s) to submit, {len(p.skipped)} skipped, {len(p.libraries)} library stage(s)")
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The whole run's deadline (local and debug executors): `seconds` after the launch began."""
+    seconds: float
+    at: float  # time.monotonic() when it passes
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def not_started(self) -> str:
+        return (f"not started: the sweep's --deadline of {self.seconds:g} s was reached; "
+                "run the same command again to run it")
+
+    def cut(self) -> str:
+        return f"cut at the sweep's --deadline of {self.seconds:g} s"
+
+
 def launch(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | None = None,
-           retry_oom: bool = False, console: Console | None = None) -> int:
+           retry_oom: bool = False, console: Console | None = None, deadline_s: float | None = None) -> int:
     """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on).
+
+    deadline_s: seconds for the whole launch (local and debug executors only): cells and
+    libraries not started by then are not started, running local jobs are cancelled; both get
+    failure.json and run again on the next launch.
 
     One launch at a time owns the sweep run folder (a second exits 2 naming the first); a dry
     run only reads, so it needs no lock."""
+    deadline = None
+    if deadline_s is not None:
+        if sweep.executor.kind == "slurm":
+            raise UserError("--deadline is for the local and debug executors; on SLURM each job has its executor `time`")
+        if deadline_s < 0:
+            raise UserError(f"--deadline must be >= 0 seconds, got {deadline_s:g}")
+        deadline = Deadline(float(deadline_s), time.monotonic() + deadline_s)
     if dry_run:
-        return _launch(sweep, run, dry_run=True, wait=wait, retry_oom=retry_oom, console=console)
+        return _launch(sweep, run, dry_run=True, wait=wait, retry_oom=retry_oom, console=console, deadline=deadline)
     with FolderLock(Path(run).resolve(), "sweep launch"):
-        return _launch(sweep, run, dry_run=False, wait=wait, retry_oom=retry_oom, console=console)
+        return _launch(sweep, run, dry_run=False, wait=wait, retry_oom=retry_oom, console=console, deadline=deadline)
 
 
 def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_oom: bool,
-            console: Console | None) -> int:
+            console: Console | None, deadline: Deadline | None = None) -> int:
     console = console or Console()
     run = Path(run).resolve()
     p = plan(sweep, run, retry_oom=retry_oom)
@@ -132,7 +165,7 @@ def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_
                     console.print(f"submitted; follow with: attempt-dist sweep status {run}")
                     return 0
             else:
-                _run_scheduled(p, console, ctrl_c)
+                _run_scheduled(p, console, ctrl_c, deadline)
             return _wait_and_report(p, console, ctrl_c)
     except KeyboardInterrupt:
         return _interrupted(p, console)
@@ -185,7 +218,7 @@ def _interrupted(p: Plan, console: Console) -> int:
 
 # --- local / debug: a small scheduler --------------------------------------------------------
 
-def _run_scheduled(p: Plan, console: Console, ctrl_c: CtrlC) -> None:
+def _run_scheduled(p: Plan, console: Console, ctrl_c: CtrlC, deadline: Deadline | None = None) -> None:
     queue: list[tuple[str, object]] = [("library", lib) for lib in p.libraries] + [("cell", c) for c in p.cells]
     running: list[tuple[str, object, submitit.Job]] = []
     building = {lib.key for lib in p.libraries}
@@ -199,6 +232,9 @@ def _run_scheduled(p: Plan, console: Console, ctrl_c: CtrlC) -> None:
                     building.discard(item[1].key)
                 else:
                     _print_progress(p, console)
+        if deadline is not None and deadline.passed():
+            _stop_at_deadline(p, console, queue, running, deadline)
+            return
         for entry in list(queue):
             if len(running) >= limit:
                 break
@@ -224,6 +260,43 @@ def _fail_without_running(run: Path, cell: Cell, reason: str) -> None:
     write_json_atomic(cell_run_dir(run, cell.name) / FAILURE_FILENAME, {
         "schema": SCHEMA_VERSION, "status": "failed", "reason": reason, "config": cell.to_json(),
     })
+
+
+def _stop_at_deadline(p: Plan, console: Console, queue: list, running: list, deadline: Deadline) -> None:
+    """The run's deadline passed: nothing queued starts, running local jobs are cancelled.
+
+    Each gets failure.json (a cell in its run folder, a library in its own), so `sweep status`
+    and the next launch see them as failed, not done: the same command runs them again."""
+    for kind, obj in queue:
+        name = getattr(obj, "key", None) or obj.name
+        if kind == "cell":
+            _fail_without_running(p.run, obj, deadline.not_started())
+        else:
+            write_json_atomic(library_dir(p.run, obj.key) / "run" / FAILURE_FILENAME, {
+                "schema": SCHEMA_VERSION, "status": "failed", "reason": deadline.not_started(),
+                "config": {"library": obj.key}})
+        console.print(f"not started: {kind} {name} (the sweep's --deadline of {deadline.seconds:g} s was reached)",
+                      highlight=False, soft_wrap=True)
+    queue.clear()
+    for _, _, job in running:
+        job.cancel(check=False)  # local jobs: SIGINT; the trainer stops, its checkpoints stay
+    waited = time.time() + 60
+    while any(not job.done() for _, _, job in running) and time.time() < waited:
+        time.sleep(0.2)
+    for kind, obj, job in running:
+        name = getattr(obj, "key", None) or obj.name
+        run_dir = library_dir(p.run, obj.key) / "run" if kind == "library" else cell_run_dir(p.run, name)
+        finished = (library_dir(p.run, obj.key) / LIBRARY_DONE).exists() if kind == "library" \
+            else (run_dir / RESULT_FILENAME).exists()
+        if finished:  # it ended on its own just before the cut
+            continue
+        set_aside_failure(run_dir)  # the job's own "interrupted" record stays beside it
+        write_json_atomic(run_dir / FAILURE_FILENAME, {
+            "schema": SCHEMA_VERSION, "status": "failed", "reason": deadline.cut(),
+            "config": obj.to_json() if kind == "cell" else {"library": obj.key}})
+        console.print(f"cut: {kind} {name} (job {job.job_id}) at the sweep's --deadline of {deadline.seconds:g} s",
+                      highlight=False, soft_wrap=True)
+    running.clear()
 
 
 # --- slurm -----------------------------------------------------------------------------------
@@ -290,7 +363,9 @@ def _controller_output(kind: str, logs: Path):
 
 
 def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str | None = None) -> submitit.Executor:
-    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=spec.kind)
+    # requeues: how often submitit requeues a job cut by its time limit (max_num_timeout; 0: never).
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=spec.kind, slurm_max_num_timeout=spec.requeues,
+                                     local_max_num_timeout=spec.requeues)
     params = {"timeout_min": spec.time, "name": name}
     if spec.kind != "debug":
         params.update(nodes=spec.nodes, tasks_per_node=spec.ntasks_per_node, gpus_per_node=spec.gpus_per_node)

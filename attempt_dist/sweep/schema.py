@@ -17,8 +17,8 @@
         executor: {time: 600}
     libraries:                             # built by the pipeline before the cells that read them
       paper: {sources: [mnli, sst2, qqp, qnli, squad, record], epochs: 5, train: {...}}
-    executor: {kind: slurm, partition: gpu, gpus_per_node: 1, nodes: 1, time: 240, mem: 64G,
-               cpus_per_task: 8, array_parallelism: 16, account: null, qos: null}
+    executor: {kind: slurm, partition: gpu, gpus_per_node: 1, nodes: 1, time: 240, requeues: 3,
+               mem: 64G, cpus_per_task: 8, array_parallelism: 16, account: null, qos: null}
 
 Training option names are the trainer's flags with underscores (batch_size -> --batch-size);
 true adds a bare flag (no_prior: true -> --no-prior), false/null leaves it out, lists are
