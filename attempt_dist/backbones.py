@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from transformers import T5Config, T5ForConditionalGeneration
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # imported where used: transformers takes seconds, and a run refused at its
+    # arguments (and the light commands: tasks, params) should not pay for it
+    from transformers import T5Config, T5ForConditionalGeneration
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class BackboneSpec:
     tie_word_embeddings: bool = True
 
     def config(self) -> T5Config:
+        from transformers import T5Config
+
         return T5Config(
             vocab_size=self.vocab_size,
             d_model=self.d_model,
@@ -109,6 +115,8 @@ def build_backbone(
     "pretrained" loads `path` if given (a local folder), else the spec's hub id; offline with
     no local copy it raises a UserError that names what it needs.
     """
+    from transformers import T5ForConditionalGeneration
+
     spec = get_spec(name)
     if mode == "meta":
         with torch.device("meta"):
