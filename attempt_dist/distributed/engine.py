@@ -54,6 +54,10 @@ def backbone_init_context(ds_config: dict) -> Iterator[None]:
         yield
         return
     import deepspeed
+    # T5's modeling (and the torch modules it pulls in) is imported here, before zero.Init
+    # patches torch.Tensor.__new__: imported under the patch, torch refuses a tensor subclass
+    # ("Signature mismatch ... tensor_pynew"). backbones.py imports it lazily, at build time.
+    from transformers import T5ForConditionalGeneration  # noqa: F401
     from transformers.integrations import HfDeepSpeedConfig
 
     from .env import init_distributed
