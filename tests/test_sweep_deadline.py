@@ -1,8 +1,6 @@
 """A sweep's deadline for the whole run (`launch(..., deadline_s=)`, `sweep --deadline`) and the
 executor's `requeues` reaching submitit. Fake trainers (test_sweep_fakes) on t5-tiny cells."""
 
-import os
-from pathlib import Path
 
 import pytest
 import yaml
@@ -14,20 +12,9 @@ from attempt_dist.sweep import collect_states, launch, parse_sweep
 from attempt_dist.sweep.executor import ExecutorSpec
 from attempt_dist.sweep.launch import make_executor
 from attempt_dist.sweep.schema import validate
-from test_sweep_fakes import read_log
+from test_sweep_fakes import FAKES, read_log, fake_env  # noqa: F401 (fake_env: a fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
-FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}
 NOT_STARTED = "not started: the sweep's --deadline of 0 s was reached; run the same command again to run it"
-
-
-@pytest.fixture
-def fake_env(tmp_path, monkeypatch):
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_SWEEP_LOG", str(log))
-    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    return log
 
 
 def _raw(kind="debug", methods=("prompt", "attempt"), **executor):

@@ -2,7 +2,8 @@
 through the sweep file's `trainer:` / `pipeline:` keys. They follow the real contracts: write
 OUTPUT_DIR/result.json (or failure.json with status oom) and return an exit code. No tests here.
 
-Every call appends one line to $FAKE_SWEEP_LOG so tests can count what actually ran.
+Every call appends one line to $FAKE_SWEEP_LOG so tests can count what actually ran; the
+`fake_env` fixture sets it (and FAKES is the sweep-file keys that name these stand-ins).
 """
 
 import argparse
@@ -12,7 +13,22 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from attempt_dist.results import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}
+
+
+@pytest.fixture
+def fake_env(tmp_path, monkeypatch):
+    log = tmp_path / "calls.jsonl"
+    monkeypatch.setenv("FAKE_SWEEP_LOG", str(log))
+    # LocalExecutor jobs are new processes: they import the package and the fakes from here.
+    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    return log
 
 
 def _parse(argv):

@@ -3,9 +3,7 @@ subprocesses) with fake trainers injected through the sweep file: jobs finish, r
 back, a second launch skips them, a broken cell is reported while the others keep theirs."""
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 import submitit
@@ -14,20 +12,7 @@ from attempt_dist import cli
 from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
 from attempt_dist.sweep.jobs import CellJob
-from test_sweep_fakes import expected_score, read_log
-
-ROOT = Path(__file__).resolve().parents[1]
-FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}
-
-
-@pytest.fixture
-def fake_env(tmp_path, monkeypatch):
-    log = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("FAKE_SWEEP_LOG", str(log))
-    # LocalExecutor jobs are new processes: they import the package and the fakes from here.
-    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
-    return log
+from test_sweep_fakes import FAKES, expected_score, read_log, fake_env  # noqa: F401 (fake_env: a fixture)
 
 
 def _sweep(kind, **extra):
