@@ -4,6 +4,10 @@ The CLI prints its message as one line and exits non-zero; anything else is a bu
 its traceback.
 """
 
+import functools
+import sys
+from typing import Callable
+
 
 class UserError(Exception):
     """Bad input: the message says what is wrong and what to do."""
@@ -13,3 +17,17 @@ class AgreedError(UserError):
     """A UserError every rank raises at the same point (the verdict was broadcast), so the
     ranks can wait for one another before exiting: the deepspeed launcher kills the other
     ranks as soon as one exits non-zero, which could cut a rank off before its message."""
+
+
+def one_line_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """A command's entry point: a UserError becomes its one `error: ...` line on stderr and exit 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+            return 2
+
+    return wrapper

@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UserError, one_line_errors
 
 PEFT_METHODS = ("prompt", "spot")
 NOT_IN_PEFT = {
@@ -169,20 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if Path(args.out).resolve() == Path(args.run).resolve():
-            raise UserError("OUT must be a new folder, not the run's own")
-        if args.format == "peft":
-            for folder in export_peft(args.run, args.out, overwrite=args.overwrite):
-                print(f"PEFT adapter -> {folder}", flush=True)
-        else:
-            print(f"artefact -> {export_safetensors(args.run, args.out, overwrite=args.overwrite)}", flush=True)
-        return 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+    if Path(args.out).resolve() == Path(args.run).resolve():
+        raise UserError("OUT must be a new folder, not the run's own")
+    if args.format == "peft":
+        for folder in export_peft(args.run, args.out, overwrite=args.overwrite):
+            print(f"PEFT adapter -> {folder}", flush=True)
+    else:
+        print(f"artefact -> {export_safetensors(args.run, args.out, overwrite=args.overwrite)}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

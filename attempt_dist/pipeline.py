@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 import torch
@@ -39,7 +38,7 @@ from . import distributed as dist
 from . import source_library as lib
 from .artifacts import read_trainable
 from .cli_args import split_csv
-from .errors import UserError
+from .errors import UserError, one_line_errors
 from .methods.options import given_options
 from .methods.prompts import add_to_library, library_names, load_library
 from .methods.spot import similarities
@@ -219,41 +218,38 @@ def run_targets(base: TrainConfig, out: Path, targets: list[str], single_task: b
     return 0
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        stages = split_csv(args.stages)
-        unknown = [s for s in stages if s not in STAGES]
-        if unknown or not stages:
-            raise UserError(f"unknown stage {', '.join(unknown) or '(none)'}; stages: {', '.join(STAGES)}")
-        for stage in ("probes", "targets"):
-            if stage in stages and not args.targets:
-                raise UserError(f"the {stage} stage needs --targets (e.g. --targets boolq,cb)")
-        for flag in ("source_epochs", "probe_epochs"):
-            value = getattr(args, flag)
-            if value is not None and not value > 0:
-                raise UserError(f"--{flag.replace('_', '-')} must be positive, got {value}")
-        names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
-        base = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
-        base.method = "prompt"
-        validate(base)  # model, source tasks, numbers: fail before any training starts
-        for task in args.targets:
-            validate(dataclasses.replace(base, tasks=[task]))
-        priors = prior_names(base, args.priors) if "prior" in stages else []
-        out = Path(base.output_dir)
-        steps = {"sources": lambda: run_sources(base, out, args.source_epochs),
-                 "prior": lambda: run_priors(base, out, priors, args.source_epochs),
-                 "spot_g": lambda: run_spot_g(base, out, args.source_epochs),
-                 "probes": lambda: run_probes(base, out, args.targets, args.probe_epochs),
-                 "targets": lambda: run_targets(base, out, args.targets, args.single_task)}
-        for stage in STAGES:
-            if stage in stages:
-                code = steps[stage]()
-                if code:
-                    return code
-        if _main_rank():
-            print(f"pipeline done: {out} (stages {','.join(stages)})", flush=True)
-        return 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+    stages = split_csv(args.stages)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise UserError(f"unknown stage {', '.join(unknown) or '(none)'}; stages: {', '.join(STAGES)}")
+    for stage in ("probes", "targets"):
+        if stage in stages and not args.targets:
+            raise UserError(f"the {stage} stage needs --targets (e.g. --targets boolq,cb)")
+    for flag in ("source_epochs", "probe_epochs"):
+        value = getattr(args, flag)
+        if value is not None and not value > 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be positive, got {value}")
+    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
+    base = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
+    base.method = "prompt"
+    validate(base)  # model, source tasks, numbers: fail before any training starts
+    for task in args.targets:
+        validate(dataclasses.replace(base, tasks=[task]))
+    priors = prior_names(base, args.priors) if "prior" in stages else []
+    out = Path(base.output_dir)
+    steps = {"sources": lambda: run_sources(base, out, args.source_epochs),
+             "prior": lambda: run_priors(base, out, priors, args.source_epochs),
+             "spot_g": lambda: run_spot_g(base, out, args.source_epochs),
+             "probes": lambda: run_probes(base, out, args.targets, args.probe_epochs),
+             "targets": lambda: run_targets(base, out, args.targets, args.single_task)}
+    for stage in STAGES:
+        if stage in stages:
+            code = steps[stage]()
+            if code:
+                return code
+    if _main_rank():
+        print(f"pipeline done: {out} (stages {','.join(stages)})", flush=True)
+    return 0

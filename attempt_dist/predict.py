@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .artifacts import Artifact, method_buffers, read_artifact
-from .errors import UserError
+from .errors import UserError, one_line_errors
 
 
 @dataclasses.dataclass
@@ -278,33 +278,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.batch_size is not None and args.batch_size < 1:
-            raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-        run = load_run(args.run, device=args.device, dtype=torch.bfloat16 if args.bf16 else None,
-                       model_path=args.model_path, batch_size=args.batch_size)
-        if args.text is not None:
-            rows = [{"input": args.text, **({"task": args.task} if args.task else {})}]
-            where = lambda i: "--text"  # noqa: E731
-        else:
-            rows = _read_rows(Path(args.input))
-            where = lambda i: f"{args.input} row {i + 1}"  # noqa: E731
-        out = [{"index": i, **row} for i, row in
-               enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
-        if args.output:
-            from .results import write_jsonl_atomic
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    run = load_run(args.run, device=args.device, dtype=torch.bfloat16 if args.bf16 else None,
+                   model_path=args.model_path, batch_size=args.batch_size)
+    if args.text is not None:
+        rows = [{"input": args.text, **({"task": args.task} if args.task else {})}]
+        where = lambda i: "--text"  # noqa: E731
+    else:
+        rows = _read_rows(Path(args.input))
+        where = lambda i: f"{args.input} row {i + 1}"  # noqa: E731
+    out = [{"index": i, **row} for i, row in
+           enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
+    if args.output:
+        from .results import write_jsonl_atomic
 
-            write_jsonl_atomic(args.output, out)
-            print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)
-        else:
-            for row in out:
-                print(json.dumps(row), flush=True)
-        return 0
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
-        return 2
+        write_jsonl_atomic(args.output, out)
+        print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)
+    else:
+        for row in out:
+            print(json.dumps(row), flush=True)
+    return 0
 
 
 if __name__ == "__main__":
