@@ -8,7 +8,7 @@ both ranks hold identical trainable weights; and 2 ranks x batch b equal 1 rank 
 import pytest
 import torch
 
-from tests.train_helpers import TINY, launch, make_library, result, trainable
+from tests.train_helpers import TINY, assert_same_training, launch, make_library, result, trainable
 
 pytestmark = pytest.mark.slow
 # Four training examples per task, so every step sees the same data and the loss must fall.
@@ -58,11 +58,7 @@ def test_activation_checkpointing_two_ranks_zero3_has_the_same_losses(tmp_path):
            env={"ATTEMPT_DIST_DUMP_STATE": "1"})
     rec = check_two_ranks(ckpt, "attempt")
     assert rec["deepspeed"]["stage"] == 3 and rec["config"]["activation_checkpointing"] is True
-    assert rec["train_loss"] == result(plain)["train_loss"]
-    a, b = trainable(plain), trainable(ckpt)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_same_training(ckpt, plain)
 
 
 def test_two_ranks_equal_one_rank_with_accumulation(tmp_path):

@@ -7,7 +7,7 @@ import torch
 
 from attempt_dist.methods.prompts import read_prompt
 from attempt_dist.record import read_record
-from tests.train_helpers import TINY, launch, make_library, result, trainable
+from tests.train_helpers import TINY, assert_same_training, launch, make_library, result, trainable
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,7 @@ def test_activation_checkpointing_run_has_the_same_losses(tmp_path):
     launch([*common, "--output-dir", str(plain)])
     launch([*common, "--activation-checkpointing", "--output-dir", str(ckpt)])
     assert json.loads((ckpt / "config.json").read_text())["train"]["activation_checkpointing"] is True
-    assert result(ckpt)["train_loss"] == result(plain)["train_loss"]
-    assert torch.equal(trainable(ckpt)["prompt.weight"], trainable(plain)["prompt.weight"])
+    assert_same_training(ckpt, plain)
 
 
 def test_finished_run_is_refused_unless_overwrite(tmp_path):
