@@ -504,7 +504,7 @@ def machine() -> dict:
 def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict]:
     """Run the cells as one local sweep in <work>/runs (see sweep_file) and collect a row per cell."""
     from attempt_dist.errors import UserError
-    from attempt_dist.sweep import launch, load_sweep
+    from attempt_dist.sweep import load_sweep, run_sweep
 
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -519,7 +519,7 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
         _refuse_other_options(sweep, run)
         log(f"{len(cells)} cell(s) as the sweep {path} -> {run}")
         with _environment(base_env()):
-            launch(sweep, run, deadline_s=plan.deadline_s)
+            run_sweep(sweep, run, deadline_s=plan.deadline_s)
     except UserError as err:
         raise SystemExit(f"error: {err}") from None
     rows = []

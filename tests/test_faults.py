@@ -100,14 +100,14 @@ def test_a_run_on_a_held_folder_exits_2_naming_the_owner_and_writes_nothing(tmp_
 
 
 def test_a_sweep_launch_on_a_held_sweep_folder_is_refused(tmp_path):
-    from attempt_dist.sweep import launch as sweep_launch, parse_sweep
+    from attempt_dist.sweep import parse_sweep, run_sweep
 
     sweep = parse_sweep({"name": "t", "grid": [{"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["rte"],
                                                 "seeds": [1]}], "executor": {"kind": "debug"}})
     run = tmp_path / "sweep"
     with FolderLock(run, "sweep launch"):
         with pytest.raises(UserError, match=f"in use by another sweep launch: pid {os.getpid()}"):
-            sweep_launch(sweep, run)
+            run_sweep(sweep, run)
     assert [p.name for p in run.iterdir()] == []  # nothing planned, nothing written
 
 

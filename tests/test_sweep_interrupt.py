@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, load_sweep
+from attempt_dist.sweep import collect_states, load_sweep, run_sweep
 from attempt_dist.train import PAUSE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ def test_ctrl_c_then_relaunch_resumes_the_cell_from_its_checkpoint(tmp_path, mon
 
     monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     monkeypatch.delenv(PAUSE_ENV, raising=False)
-    assert launch(load_sweep(source), run) == 0
+    assert run_sweep(load_sweep(source), run) == 0
     (state,) = collect_states(run)
     assert state.status == "done"
     cell = run / "cells" / CELL / "run"

@@ -9,7 +9,7 @@ import pytest
 
 from attempt_dist import cli
 from attempt_dist.sweep import load_sweep
-from attempt_dist.sweep.launch import library_args, library_argv
+from attempt_dist.sweep.submit import library_args, library_argv
 from attempt_dist.sweep.spec import train_argv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from attempt_dist import cli
 from attempt_dist.plots import plot_run
 from attempt_dist.record import read_record
 from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, parse_sweep
+from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys
     raw["train"]["max_steps"] = 2
     sweep = parse_sweep(raw, source=source)
     run = tmp_path / "run"
-    assert launch(sweep, run) == 0, list((run / "logs").glob("*/*.err"))
+    assert run_sweep(sweep, run) == 0, list((run / "logs").glob("*/*.err"))
     (state,) = collect_states(run)
     assert state.status == "done"
     cell = run / "cells" / state.name / "run"
@@ -38,7 +38,7 @@ def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys
     library = Path(record["config"]["source_prompts"])
     assert sorted(read_json(library / "library.json")["prompts"]) == ["mnli", "sst2"]
     assert Path(record["config"]["prior"]).is_file()
-    assert launch(sweep, run) == 0  # second launch: nothing to do, the result stays
+    assert run_sweep(sweep, run) == 0  # second launch: nothing to do, the result stays
     assert read_json(cell / "result.json") == record
 
     plot_run(run)

@@ -8,7 +8,7 @@ import yaml
 from attempt_dist import cli
 from attempt_dist.errors import UserError
 from attempt_dist.sweep import load_sweep, parse_sweep
-from attempt_dist.sweep.launch import check_executor
+from attempt_dist.sweep.submit import check_executor
 from attempt_dist.sweep.spec import options_to_argv, parse_minutes, train_argv
 
 ROOT = Path(__file__).resolve().parents[1]

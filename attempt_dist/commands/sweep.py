@@ -49,5 +49,5 @@ def run(args) -> int:
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
     sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
-    return sweep_lib.launch(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
-                            deadline_s=args.deadline)
+    return sweep_lib.run_sweep(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
+                               deadline_s=args.deadline)
