@@ -109,3 +109,21 @@ def test_no_sweep_module_is_named_like_what_it_defines():
 def test_sweep_modules_stay_small():
     sizes = {p.name: len(p.read_text().splitlines()) for p in SWEEP.glob("*.py")}
     assert max(sizes.values()) < MAX_LINES, {n: s for n, s in sizes.items() if s >= MAX_LINES}
+
+
+def test_every_exported_name_stays_what_it_was_once_all_submodules_are_imported():
+    # What the package exports is never shadowed by one of its submodules (importing
+    # sweep/x.py binds `x` on the package): without a module-class hack to undo it.
+    import importlib
+    import types
+
+    import attempt_dist.sweep as sweep
+
+    before = {name: getattr(sweep, name) for name in sweep.__all__}
+    for path in SWEEP.glob("*.py"):
+        if path.stem != "__init__":
+            importlib.import_module(f"{PACKAGE}.{path.stem}")
+    after = {name: getattr(sweep, name) for name in sweep.__all__}
+    assert after == before
+    assert not [name for name, value in after.items() if isinstance(value, types.ModuleType)]
+    assert type(sweep) is types.ModuleType

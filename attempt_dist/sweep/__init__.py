@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import importlib
 
-from .report import print_status, status_table
+from .report import print_plan, print_status, status_table
 from .state import STATUSES, CellState, collect_states, default_run_dir
 
 # These modules import the trainer's config and the methods, and so torch (over a second):
 # they load on first use, so that `sweep status` and --help start without them.
-_LAZY = {"run_sweep": ".recipe", "plan_sweep": ".plan", "SweepPlan": ".plan", "print_plan": ".report",
-         "load_sweep": ".read", "parse_sweep": ".read", "Cell": ".spec", "ExecutorSpec": ".spec",
-         "Sweep": ".spec", "train_argv": ".spec"}
+_LAZY = {"run_sweep": ".recipe", "plan_sweep": ".plan", "SweepPlan": ".plan", "load_sweep": ".read",
+         "parse_sweep": ".read", "Cell": ".spec", "ExecutorSpec": ".spec", "Sweep": ".spec", "train_argv": ".spec"}
 
 
 def __getattr__(name: str):

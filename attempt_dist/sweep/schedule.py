@@ -95,7 +95,7 @@ def run_scheduled(submitter: Submitter, progress: Progress, console: Console, ct
                                                          f"{library_dir(plan.run, obj.library)}")
                     continue
             queue.remove(entry)
-            job = submitter.library(obj) if kind == "library" else submitter.cells([obj])[0]
+            job = submitter.submit_library(obj) if kind == "library" else submitter.submit_cells([obj])[0]
             console.print(f"started {kind} {_name(kind, obj)} (job {job.job_id})")
             if debug:
                 job.result()  # debug jobs run in this process when asked for their result

@@ -51,7 +51,7 @@ class Submitter:
         self.plan = plan
         self.started: list[submitit.Job] = []
 
-    def cells(self, cells: list[Cell], dependency: str | None = None) -> list[submitit.Job]:
+    def submit_cells(self, cells: list[Cell], dependency: str | None = None) -> list[submitit.Job]:
         run, sweep = self.plan.run, self.plan.sweep
         jobs_to_make = []
         for cell in cells:
@@ -74,7 +74,7 @@ class Submitter:
             self.started.extend(jobs)
         return jobs
 
-    def library(self, lib: Library) -> submitit.Job:
+    def submit_library(self, lib: Library) -> submitit.Job:
         run = self.plan.run
         folder = library_dir(run, lib.key)
         run_dir = folder / "run"
@@ -90,13 +90,13 @@ class Submitter:
 
 def submit_slurm(submitter: Submitter, console: Console) -> None:
     """Every library and cell at once; SLURM holds a cell until its library job succeeded."""
-    lib_jobs = {lib.key: submitter.library(lib) for lib in submitter.plan.libraries}
+    lib_jobs = {lib.key: submitter.submit_library(lib) for lib in submitter.plan.libraries}
     groups: dict[tuple, list[Cell]] = {}
     for cell in submitter.plan.cells:
         dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else None
         groups.setdefault((cell.executor, dep), []).append(cell)
     for (spec, dep), cells in groups.items():
-        jobs = submitter.cells(cells, dependency=dep)
+        jobs = submitter.submit_cells(cells, dependency=dep)
         console.print(f"submitted {len(jobs)} job(s) ({spec.summary()}{', after ' + dep if dep else ''})")
 
 
