@@ -1,6 +1,8 @@
 """A sweep's deadline for the whole run (`run_sweep(..., deadline_s=)`, `sweep --deadline`) and the
 executor's `requeues` reaching submitit. Fake trainers (test_sweep_fakes) on t5-tiny cells."""
 
+import os
+import shutil
 
 import pytest
 import yaml
@@ -79,8 +81,14 @@ def test_deadline_is_refused_for_slurm(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["local", "slurm"])
-def test_requeues_reach_submitit_max_num_timeout(kind, tmp_path):
+def test_requeues_reach_submitit_max_num_timeout(kind, tmp_path, monkeypatch):
     # submitit requeues a job cut by its time limit while max_num_timeout is not used up; 0: never.
+    if kind == "slurm" and shutil.which("srun") is None:
+        # submitit builds a SLURM executor only where srun is on PATH; nothing is submitted here.
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / "bin" / "srun").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     assert ExecutorSpec().requeues == 3
     for requeues, expected in ((None, 3), (0, 0), (5, 5)):
         raw = {"kind": kind} if requeues is None else {"kind": kind, "requeues": requeues}
