@@ -49,8 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
 from attempt_dist.methods import LIBRARY_METHODS  # noqa: E402  (needs the path above)
-from attempt_dist.record import RecordError, read_record  # noqa: E402
-from attempt_dist.results import FAILURE_FILENAME, RESULT_FILENAME  # noqa: E402
+from attempt_dist.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, read_record  # noqa: E402
 
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
@@ -211,7 +210,7 @@ def sweep_file(cells: list[Cell], plan: Plan, libraries: dict[str, Path], tokeni
 def write_sweep_file(raw: dict, work: Path) -> Path:
     import yaml
 
-    from attempt_dist.results import write_text_atomic
+    from attempt_dist.atomic_files import write_text_atomic
 
     head = (f"# benchmarks/memory_scaling.py's cells as a sweep; run again (only the cells not done) with\n"
             f"#   attempt-dist sweep {work / 'sweep.yaml'} --output-dir {work / 'runs'}\n")
@@ -247,7 +246,7 @@ def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -
     reads): the rows of `source` (the example data) with the task's longest text field
     lengthened past max_length words. Returns dest, the --data-dir of the cells."""
     from attempt_dist.data.loading import load_rows
-    from attempt_dist.results import write_jsonl_atomic
+    from attempt_dist.atomic_files import write_jsonl_atomic
     from attempt_dist.tasks import get_task
 
     spec = get_task(task)
@@ -533,7 +532,7 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
 
 def _refuse_other_options(sweep, run: Path) -> None:
     """A done cell of an earlier run in this work dir is kept by the sweep: only if its options were these."""
-    from attempt_dist.results import read_json
+    from attempt_dist.atomic_files import read_json
 
     if not (run / "sweep.json").exists():
         return
@@ -573,7 +572,7 @@ def cell_row(cell: Cell, plan: Plan, run: Path, tokenized: bool = False) -> dict
 
 
 def _read_json_or_empty(path: Path) -> dict:
-    from attempt_dist.results import read_json
+    from attempt_dist.atomic_files import read_json
 
     try:
         data = read_json(path)
@@ -583,7 +582,7 @@ def _read_json_or_empty(path: Path) -> dict:
 
 
 def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
-    from attempt_dist.results import write_json_atomic, write_text_atomic
+    from attempt_dist.atomic_files import write_json_atomic, write_text_atomic
 
     return write_json_atomic(out / f"{stem}.json", report), write_text_atomic(out / f"{stem}.md", markdown(report))
 
@@ -649,7 +648,7 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
         plan = replace(plan, data_dir=str(work / "data"))
     plan, data = prepare_data(plan, list(dict.fromkeys(c.model for c in chosen)))
     print(data_note(data, plan))
-    from attempt_dist.results import package_versions
+    from attempt_dist.provenance import package_versions
 
     started = _dt.datetime.now(_dt.timezone.utc)
     rows = run_cells(chosen, plan, work)

@@ -8,7 +8,7 @@ import pytest
 from attempt_dist import cli
 from attempt_dist.errors import UserError
 from attempt_dist.plots import collect, plot_run
-from attempt_dist.results import write_json_atomic
+from attempt_dist.atomic_files import write_json_atomic
 
 
 def make_cell(run, model, variant, tasks, seed, scores=None, status="completed", method=None, train=None,

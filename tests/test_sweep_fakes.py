@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from attempt_dist.results import write_json_atomic
+from attempt_dist.atomic_files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}

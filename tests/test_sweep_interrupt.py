@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from attempt_dist.results import read_json
+from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, launch, load_sweep
 from attempt_dist.train import PAUSE_ENV
 

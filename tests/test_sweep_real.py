@@ -12,8 +12,8 @@ import yaml
 
 from attempt_dist import cli
 from attempt_dist.plots import plot_run
+from attempt_dist.atomic_files import read_json
 from attempt_dist.record import read_record
-from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
 
 ROOT = Path(__file__).resolve().parents[1]

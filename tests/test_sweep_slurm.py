@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from attempt_dist import cli
-from attempt_dist.results import read_json
+from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
 from attempt_dist.train import PAUSE_ENV
 

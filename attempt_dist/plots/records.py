@@ -21,8 +21,7 @@ from typing import Any, Mapping
 
 from .. import record as run_record
 from ..errors import UserError
-from ..record import RecordError, RunResult, describe_type, json_kind, json_short
-from ..results import FAILURE_FILENAME, RESULT_FILENAME
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunResult, describe_type, json_kind, json_short
 
 CELL_FILENAME = "cell.json"
 

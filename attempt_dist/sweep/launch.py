@@ -33,7 +33,8 @@ from rich.table import Table
 
 from ..errors import UserError
 from .. import source_library
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, write_json_atomic
+from ..atomic_files import write_json_atomic
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
 from ..runlock import FolderLock
 from .jobs import LIBRARY_DONE, CellJob, LibraryJob, set_aside_failure
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
@@ -467,7 +468,7 @@ def _fresh_start(run_dir: Path) -> list[str]:
 def _record_job(path: Path, job: submitit.Job, spec: ExecutorSpec, argv: list[str], dependency: str | None) -> None:
     history = []
     if path.exists():
-        from ..results import read_json
+        from ..atomic_files import read_json
 
         old = read_json(path)
         history = old.get("history", []) + [{"job_id": old.get("job_id"), "submitted_at": old.get("submitted_at")}]

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from ..record import RecordError, RunFailure, read_record
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
+from ..atomic_files import read_json
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunFailure, read_record
 from .jobs import LIBRARY_DONE
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
