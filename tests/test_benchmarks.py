@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import DATA, REPO
+
 sys.path.insert(0, str(REPO / "benchmarks"))
 import memory_scaling as ms  # noqa: E402
 
@@ -85,7 +86,7 @@ def test_lengthened_data_fills_max_length_and_keeps_targets(tmp_path):
     # The shipped boolq inputs are 25 t5-tiny tokens; the benchmark copy must be exactly max_length.
     shipped = ms.data_lengths("boolq", "examples/data", "t5-tiny", 216, 8)
     assert shipped["input_max"] < 216
-    out = ms.write_benchmark_data(REPO / "examples" / "data", tmp_path / "data", "boolq", 216)
+    out = ms.write_benchmark_data(DATA, tmp_path / "data", "boolq", 216)
     assert sorted(p.name for p in (out / "boolq").iterdir()) == ["train.jsonl", "validation.jsonl"]
     source = [json.loads(line) for line in (REPO / "examples/data/boolq/train.jsonl").read_text().splitlines()]
     written = [json.loads(line) for line in (out / "boolq/train.jsonl").read_text().splitlines()]
