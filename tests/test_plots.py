@@ -85,7 +85,7 @@ def test_fig4_series(results):
 
 def test_fig4a_uses_count_trainable(tmp_path):
     # Real meta-device counts: prompt tuning trains m x d = 100 x 512 for t5-small; fine-tuning
-    # trains the whole backbone (60,506,624, DESIGN.md).
+    # trains the whole backbone (60,506,624, as tests/test_backbones.py checks).
     run = tmp_path / "run"
     make_cell(run, "t5-small", "prompt", ["boolq"], 1, [50.0])
     make_cell(run, "t5-small", "finetune", ["boolq"], 1, [50.0])

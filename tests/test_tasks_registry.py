@@ -14,7 +14,7 @@ from attempt_dist.tasks.formats import FORMATTERS
 from helpers_data import read_jsonl
 from tests.paths import DATA
 
-# From shared/HUB_SCHEMAS.md, written out independently of the registry.
+# From docs/hub_schemas.md, written out independently of the registry.
 HUB = {
     "mnli": ("nyu-mll/glue", "mnli"), "sst2": ("nyu-mll/glue", "sst2"), "qqp": ("nyu-mll/glue", "qqp"),
     "qnli": ("nyu-mll/glue", "qnli"), "squad": ("rajpurkar/squad", "plain_text"),
