@@ -23,7 +23,7 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
-from .results import atomic_path, read_json, write_json_atomic, write_text_atomic
+from .atomic_files import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 WEIGHTS_FILE = "trainable.safetensors"
 META_FILE = "trainable.json"

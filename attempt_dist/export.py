@@ -78,7 +78,7 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
     from safetensors.torch import save_file
 
     from .artifacts import read_artifact
-    from .results import write_json_atomic, write_text_atomic
+    from .atomic_files import write_json_atomic, write_text_atomic
     from .train_config import TrainConfig
 
     artifact = read_artifact(run)

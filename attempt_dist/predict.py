@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [{"index": i, **row} for i, row in
            enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
     if args.output:
-        from .results import write_jsonl_atomic
+        from .atomic_files import write_jsonl_atomic
 
         write_jsonl_atomic(args.output, out)
         print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)

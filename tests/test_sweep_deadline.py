@@ -9,7 +9,7 @@ import yaml
 
 from attempt_dist import cli
 from attempt_dist.errors import UserError
-from attempt_dist.results import read_json
+from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.sweep.executor import ExecutorSpec
 from attempt_dist.sweep.submit import make_executor

@@ -11,8 +11,8 @@ from attempt_dist import cli
 from attempt_dist.sweep import load_sweep
 from attempt_dist.sweep.submit import library_args, library_argv
 from attempt_dist.sweep.spec import train_argv
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 SIX = ("mnli", "sst2", "qqp", "qnli", "squad", "record")  # section 4.1
 RUN = Path("/runs/x")
 
@@ -44,7 +44,7 @@ def _flag(argv, flag):
 @pytest.mark.parametrize("path,table", [("launch/sweeps/glue_superglue.yaml", TABLE2),
                                         ("launch/sweeps/mrqa_others.yaml", TABLE3)])
 def test_tables_2_3_every_row_from_one_six_prompt_library(path, table):
-    sweep = load_sweep(ROOT / path)
+    sweep = load_sweep(REPO / path)
     assert _rows(sweep) == table
     assert len(sweep.libraries) == 1
     (lib,) = sweep.libraries.values()
@@ -72,7 +72,7 @@ def test_tables_2_3_every_row_from_one_six_prompt_library(path, table):
 
 
 def test_attempt_cells_take_the_b1_prior_of_their_targets():
-    sweep = load_sweep(ROOT / "launch/sweeps/mrqa_others.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/mrqa_others.yaml")
     (lib,) = sweep.libraries.values()
     assert lib.priors == ("glue", "qa")
     assert _flag(library_argv(lib, RUN), "--stages") == "sources,prior,probes"
@@ -82,14 +82,14 @@ def test_attempt_cells_take_the_b1_prior_of_their_targets():
         assert prior[task].endswith("/run/prior/qa.pt"), task       # SQuAD + ReCoRD
     for task in ("winogrande", "yelp", "scitail", "paws", "others"):
         assert prior[task].endswith("/run/prior/prior.pt"), task    # MNLI, SST-2, QQP, QNLI
-    glue = load_sweep(ROOT / "launch/sweeps/glue_superglue.yaml")
+    glue = load_sweep(REPO / "launch/sweeps/glue_superglue.yaml")
     (glue_lib,) = glue.libraries.values()
     assert glue_lib.priors == ("glue",) and glue_lib.spot_g
     assert _flag(library_argv(glue_lib, RUN), "--stages") == "sources,prior,spot_g,probes"
 
 
 def test_table4_newsqa_10k_with_the_qa_prior_and_scaling_multirc_20_epochs():
-    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
     (lib,) = sweep.libraries.values()
     assert lib.sources == SIX
     for cell in sweep.cells:
@@ -100,14 +100,14 @@ def test_table4_newsqa_10k_with_the_qa_prior_and_scaling_multirc_20_epochs():
         else:
             assert "max_train_examples" not in cell.train
             assert cell.variant == "attempt-no_prior" or _flag(argv, "--prior").endswith("prior/prior.pt")
-    scaling = load_sweep(ROOT / "launch/sweeps/scaling.yaml")
+    scaling = load_sweep(REPO / "launch/sweeps/scaling.yaml")
     assert {c.train["epochs"] for c in scaling.cells if c.tasks == ("multirc",)} == {20}
     assert all(lib.sources == SIX for lib in scaling.libraries.values())
 
 
 def test_dry_run_lists_every_row_and_the_library_stages(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # rich folds long cell names in a narrow terminal
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
                      "--output-dir", "/tmp/never-written"]) == 0
     out = capsys.readouterr().out
     assert "71 job(s) to submit" in out and "1 library stage(s)" in out

@@ -12,17 +12,16 @@ import yaml
 
 from attempt_dist import cli
 from attempt_dist.plots import plot_run
+from attempt_dist.atomic_files import read_json
 from attempt_dist.record import read_record
-from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 
 @pytest.mark.slow
 def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    source = ROOT / "examples/sweeps/tiny.yaml"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    source = REPO / "examples/sweeps/tiny.yaml"
     raw = yaml.safe_load(source.read_text())
     raw["grid"].update(models=["t5-tiny"], methods=["attempt"], tasks=["boolq"])
     raw["libraries"]["tiny"]["max_steps"] = 2

@@ -9,7 +9,7 @@ import pytest
 import submitit
 
 from attempt_dist import cli
-from attempt_dist.results import read_json
+from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.sweep.jobs import CellJob
 from test_sweep_fakes import FAKES, expected_score, read_log, fake_env  # noqa: F401 (fake_env: a fixture)

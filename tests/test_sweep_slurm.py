@@ -21,15 +21,14 @@ import pytest
 import torch
 
 from attempt_dist import cli
-from attempt_dist.results import read_json
+from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.train import PAUSE_ENV
 
+from tests.paths import REPO
+from tests.train_helpers import TINY_SWEEP_TRAIN, result, trainable
 from tests.train_helpers import launch as launch_trainer
-from tests.train_helpers import result, trainable
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "examples" / "data"
 PAUSE = 4
 START_HINT = "start the local one (as root): scripts/local-slurm.sh up && eval $(scripts/local-slurm.sh env)"
 
@@ -65,7 +64,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
 @pytest.fixture(autouse=True)
 def job_env(monkeypatch):
     # Jobs inherit the submitting environment: this checkout, no pause unless a test asks.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv(PAUSE_ENV, raising=False)
     return monkeypatch
@@ -75,9 +74,7 @@ def tiny_sweep(name="slurm", *, methods=("prompt",), tasks=("boolq",), max_steps
                executor=None, **train):
     raw = {
         "name": name,
-        "train": {"data_dir": str(DATA), "ds_config": "zero0", "batch_size": 4, "max_steps": max_steps,
-                  "save_every": 2, "max_length": 64, "prompt_length": 4, "max_eval_examples": 4,
-                  "max_target_length": 8, "eval_every": 1000, **train},
+        "train": {**TINY_SWEEP_TRAIN, "max_steps": max_steps, **train},
         "grid": [{"models": ["t5-tiny"], "methods": list(methods), "tasks": list(tasks), "seeds": [1]}, *grid_extra],
         "executor": {"kind": "slurm", "time": 10, **(executor or {})},
     }

@@ -100,11 +100,11 @@ def print_table(report) -> None:
 
 
 def run(args) -> int:
-    from ..planning import plan
+    from ..planning import plan_memory
 
     if args.world_size < 1:
         raise UserError(f"--world-size must be at least 1, got {args.world_size}")
-    report = plan(request_from_args(args), all_micro_batches=args.all)
+    report = plan_memory(request_from_args(args), all_micro_batches=args.all)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")

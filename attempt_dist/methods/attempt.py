@@ -62,14 +62,15 @@ class Config(MethodConfig):
 
 
 class AttentionGate(nn.Module):
-    """G: X^ [B, d] -> H [B, d]: down (d x r, no bias) -> SiLU -> up (r x d) -> LayerNorm.
+    """G: X^ [B, d] -> H [B, d]: down (d x r, no bias) -> SiLU -> up (r x d) -> LayerNorm, with
+    r the bottleneck.
 
     2rd + 2d parameters; the LayerNorm affine trains (the reference code froze it)."""
 
-    def __init__(self, d_model: int, rank: int, device=None) -> None:
+    def __init__(self, d_model: int, bottleneck: int, device=None) -> None:
         super().__init__()
-        self.down = nn.Linear(d_model, rank, bias=False, device=device)
-        self.up = nn.Linear(rank, d_model, bias=False, device=device)
+        self.down = nn.Linear(d_model, bottleneck, bias=False, device=device)
+        self.up = nn.Linear(bottleneck, d_model, bias=False, device=device)
         self.norm = nn.LayerNorm(d_model, device=device)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:

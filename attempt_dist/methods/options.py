@@ -8,8 +8,8 @@
 Everything else derives from those fields, so adding an option is a change to one file: the
 train CLI's flags (`add_method_args`: one flag per option; methods whose options share a flag
 share it, e.g. --prompt-length), TrainConfig.options (the values given), sweep keys (the
-flags' names with underscores), `params`/`plan` and model setup (`resolve`). As in PEFT's
-tuner configs, the help text sits on the field (`metadata["help"]`).
+flags' names with underscores), `params`/`plan` and model setup (`config_from_options`). As in
+PEFT's tuner configs, the help text sits on the field (`metadata["help"]`).
 """
 
 from __future__ import annotations
@@ -116,12 +116,33 @@ def add_method_args(parser) -> None:
         parser.add_argument(opt.flag, *opt.aliases, **kwargs)
 
 
+@functools.cache
+def renamed_options() -> dict[str, str]:
+    """An option's older name -> its current dest (rank -> bottleneck), from the aliases its
+    field declares: a saved config.json or --config file written before the rename still reads."""
+    return {alias[2:].replace("-", "_"): dest for dest, opt in cli_options().items() for alias in opt.aliases}
+
+
+def with_current_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` (dest -> value) with each older option name replaced by its current one."""
+    renamed = renamed_options()
+    current: dict[str, Any] = {}
+    for key, value in values.items():
+        new = renamed.get(key, key)
+        if new != key and new in values and values[new] != value:
+            from ..errors import UserError
+
+            raise UserError(f"{key} (the old name of {new}) is {value!r} but {new} is {values[new]!r}; give only {new}")
+        current.setdefault(new, value)
+    return current
+
+
 def given_options(namespace: argparse.Namespace) -> dict[str, Any]:
     """The method options a parsed command line sets explicitly (dest -> value)."""
     return {dest: getattr(namespace, dest) for dest in cli_options() if getattr(namespace, dest, None) is not None}
 
 
-def resolve(method: str, options: Mapping[str, Any] | None = None):
+def config_from_options(method: str, options: Mapping[str, Any] | None = None):
     """Method `method`'s validated Config from flag-named options.
 
     Options the method does not have are ignored: one sweep or command line can set

@@ -1,6 +1,6 @@
 """Which DeepSpeed layout, checkpointing and micro-batch fit a run under a GPU memory cap.
 
-    report = plan(PlanRequest(model="t5-3b", method="attempt", batch_size=32, gpu_mem_cap=24 * 2**30))
+    report = plan_memory(PlanRequest(model="t5-3b", method="attempt", batch_size=32, gpu_mem_cap=24 * 2**30))
     report.recommended        # the fastest candidate predicted to fit, or None
 
 Each candidate is a ZeRO layout (stage 0/2/3, optimizer and parameter offload), activation
@@ -105,9 +105,9 @@ class PlanRequest:
 
     @property
     def method_config(self):
-        from ..methods.options import resolve
+        from ..methods.options import config_from_options
 
-        return resolve(self.method, self.options)
+        return config_from_options(self.method, self.options)
 
     @property
     def weight_bytes(self) -> int:
@@ -320,7 +320,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
                      micro, accum, components, peak, states.host, why_not is None, why_not, seconds, eval_batch)
 
 
-def plan(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
+def plan_memory(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
     """Every layout x checkpointing with its largest fitting micro-batch (all micro-batches with
     all_micro_batches), the fastest fitting one recommended."""
     params = _params(req)

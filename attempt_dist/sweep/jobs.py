@@ -25,7 +25,8 @@ from pathlib import Path
 import submitit
 
 from ..distributed.env import free_port
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, read_json, write_json_atomic
+from ..atomic_files import read_json, write_json_atomic
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
 from .state import LIBRARY_DONE, last_error_line
 
 DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
