@@ -24,7 +24,7 @@ from rich.console import Console
 
 from .. import source_library
 from ..errors import UserError
-from ..results import read_json, write_json_atomic
+from ..atomic_files import read_json, write_json_atomic
 from .executor import executor_json, mem_gb
 from .jobs import CellJob, LibraryJob, set_aside_failure
 from .plan import SweepPlan
