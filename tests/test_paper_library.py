@@ -6,9 +6,9 @@ import torch
 
 from attempt_dist import source_library as lib
 from attempt_dist.errors import UserError
+from attempt_dist.methods.attempt import target_init
 from attempt_dist.methods.prompts import add_to_library, read_prompt, vocab_init
-from attempt_dist.methods.spot import targeted_init
-from attempt_dist.model_setup import load_probes, target_init
+from attempt_dist.methods.spot import load_probes, targeted_init
 from attempt_dist.params import count_trainable
 from attempt_dist.train_config import TrainConfig
 from tests.model_helpers import batch, tiny_backbone, wrap

@@ -27,12 +27,13 @@ COLUMNS = [("weights", ("frozen_weights", "trainable_weights", "gathered_layers"
 
 
 def register(subparsers) -> None:
+    from ..methods import METHODS
     from ..methods.options import add_method_args  # imports the methods, and so torch (see cli.py)
 
     parser = subparsers.add_parser("plan", help=HELP,
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="backbone, e.g. t5-3b")
-    parser.add_argument("--method", required=True, help="finetune, bitfit, adapter, prompt, spot or attempt")
+    parser.add_argument("--method", required=True, help=", ".join(METHODS))
     parser.add_argument("--batch-size", type=int, default=32, help="examples per rank per optimizer step (default 32)")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated tasks: their number (multi-task prompts) and longest max length")

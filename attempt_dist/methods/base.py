@@ -23,7 +23,7 @@ from .options import option
 class MethodConfig:
     """Options every method has."""
 
-    lr: float = option(3e-4, "learning rate of the method's main parameter group")
+    lr: float = option(3e-4, "learning rate of the method's main parameter group", for_libraries=False)
     weight_decay: float = option(1e-5, "AdamW weight decay (the paper's for every method)")
 
     def __post_init__(self) -> None:

@@ -30,6 +30,7 @@ import torch
 
 from ..backbones import get_spec
 from ..errors import UserError
+from ..methods import profile
 from .model_states import LAYOUTS, ModelStates, ZeroLayout, model_states
 from .trace import StepTrace, trace_step
 
@@ -183,7 +184,7 @@ def _forward_flops(req: PlanRequest, micro: int) -> tuple[float, float]:
 def step_seconds(req: PlanRequest, layout: ZeroLayout, checkpointing: bool, micro: int, accum: int,
                  trainable: int, frozen: int) -> float:
     forward, stacks = _forward_flops(req, micro)
-    backward = 2.0 if req.method == "finetune" else 1.0  # frozen weights: input gradients only
+    backward = profile(req.method).backward_factor  # frozen weights: input gradients only
     flops = forward * (1 + backward) + (stacks if checkpointing else 0.0)
     tokens = micro * (req.source_length + req.max_target_length)
     compute = flops / (GPU_BF16_FLOPS * tokens / (tokens + HALF_EFFICIENCY_TOKENS))

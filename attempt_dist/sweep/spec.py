@@ -23,7 +23,8 @@ from typing import Any
 
 from ..errors import UserError
 # Membership, not needs(): a sweep with its own trainer may name methods of its own.
-from ..methods import LIBRARY_METHODS, PRIOR_METHODS
+from ..methods import LIBRARY_METHODS, PRIOR_METHODS, method_hook
+from ..methods.options import cli_options
 from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
@@ -43,7 +44,6 @@ def _train_options() -> set[str]:
     # sweep keys never drift from the trainer's flags.
     import dataclasses
 
-    from ..methods.options import cli_options
     from ..train_config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
@@ -197,10 +197,11 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
 
 # A library inherits the sweep's global training options (data, lengths, prompt length, gate
 # rank, DeepSpeed config: its prompts and prior must fit the cells that read them) except
-# those that describe one target cell or the library's own schedule.
-NOT_FOR_LIBRARIES = {"source_prompts", "prior", "ablation", "no_prior", "single_source", "lr", "gate_lr",
-                     "extra_args", "max_steps", "epochs", "target_init", "spot_mode", "spot_source",
-                     "spot_top_k", "spot_probe", "shared_prompt"}
+# those that describe one target cell or the library's own schedule. A method option says so
+# on its own field (option(..., for_libraries=False)).
+NOT_FOR_LIBRARIES = ({"source_prompts", "prior", "no_prior", "extra_args", "max_steps", "epochs", "target_init",
+                      "spot_probe"}
+                     | {dest for dest, opt in cli_options().items() if not opt.for_libraries})
 
 
 def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
@@ -211,13 +212,10 @@ def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
 
 
 def spot_input(cell: Cell) -> str | None:
-    """What a SPoT cell starts from: "spot_g" (the mixture prompt), "probes" (SPoT-t), or None
-    (not SPoT, or SPoT-g copying a named library prompt)."""
-    if cell.method != "spot":
-        return None
-    if cell.train.get("spot_mode") == "targeted":
-        return "probes"
-    return None if cell.train.get("spot_source") else "spot_g"
+    """What a cell's library job builds for it besides the source prompts, as its method says
+    (library_stage): "spot_g" (SPoT-g's mixture prompt), "probes" (SPoT-t), or None."""
+    stage = method_hook(cell.method, "library_stage")
+    return stage(cell.train) if stage else None
 
 
 def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: dict) -> dict[str, Library]:
