@@ -3,26 +3,17 @@
 A resumed run continues the optimizer, scheduler, data position and RNG of the checkpoint, so
 an option that defines the run (method and its options, tasks, data, learning rates, batch,
 seed, backbone, DeepSpeed layout...) cannot take a new value there: the run would record one
-value and train with another. The comparison is over every TrainConfig field, so a field added
-later is run-defining unless it is listed here.
-
-May change on resume (and takes effect from the resumed step on):
-  max_steps, epochs   a longer run; the linear schedule is re-stretched to the new length
-                      (never behind the checkpoint's step)
-  eval_every, save_every, save_attention, eval_batch_size
-  output_dir, resume, overwrite, dist_timeout
-  data_dir, cache_dir, no_data_cache, model_path   where the same files live on this machine
-  gpu_mem_cap, nvme_path, activation_checkpointing  memory settings (same arithmetic)
+value and train with another. The comparison is over every option of the run record, so an
+option added later is run-defining unless its declaration says `may_change_on_resume=True`
+(train_config.TrainConfig: a longer run, when to evaluate and save, where the same files live
+on this machine, memory settings). Method options all define the run.
 """
 
 from __future__ import annotations
 
-MAY_CHANGE_ON_RESUME = frozenset({
-    "max_steps", "epochs", "eval_every", "save_every", "save_attention", "eval_batch_size",
-    "output_dir", "resume", "overwrite", "dist_timeout",
-    "data_dir", "cache_dir", "no_data_cache", "model_path",
-    "gpu_mem_cap", "nvme_path", "activation_checkpointing",
-})
+from .train_config import DECLARED_OPTIONS
+
+MAY_CHANGE_ON_RESUME = frozenset(name for name, option in DECLARED_OPTIONS.items() if option.may_change_on_resume)
 
 _MISSING = object()
 

@@ -27,6 +27,7 @@ from ..errors import UserError
 # Membership, not needs(): a sweep with its own trainer may name methods of its own.
 from ..methods import LIBRARY_METHODS, PRIOR_METHODS
 from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
+from ..train_config import options_not_for_libraries, path_options
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
                      usable_name, validate)
@@ -55,7 +56,7 @@ def _train_options() -> set[str]:
 
 
 TRAIN_OPTIONS = _train_options()
-PATH_OPTIONS = {"data_dir", "source_prompts", "prior"}
+PATH_OPTIONS = path_options()
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,8 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
 # A library inherits the sweep's global training options (data, lengths, prompt length, gate
 # rank, DeepSpeed config: its prompts and prior must fit the cells that read them) except
 # those that describe one target cell or the library's own schedule.
-NOT_FOR_LIBRARIES = {"source_prompts", "prior", "ablation", "no_prior", "single_source", "lr", "gate_lr",
-                     "extra_args", "max_steps", "epochs", "target_init", "spot_mode", "spot_source",
-                     "spot_top_k", "spot_probe", "shared_prompt"}
+NOT_FOR_LIBRARIES = options_not_for_libraries() | {"ablation", "single_source", "lr", "gate_lr", "extra_args",
+                                                  "spot_mode", "spot_source", "spot_top_k", "shared_prompt"}
 
 
 def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
