@@ -238,3 +238,14 @@ def load(engine, output_dir: str | Path, tag: str, *, rank: int, optimizer: bool
         raise UserError(f"checkpoint {root / tag} could not be loaded ({_one_line(err)}); move it aside and rerun with --resume "
                         "to continue from an earlier one, or --overwrite to start again") from None
     return client_state, per_rank
+
+
+def load_best(engine, output_dir: str | Path, *, rank: int) -> str | None:
+    """Restore tag "best" with its optimizer state (under ZeRO-3 the weights live in the
+    optimizer's fp32 partitions, and a module-only load leaves the last step's weights in
+    place); when that tag is damaged, load nothing and return what is wrong with it."""
+    damage = check_tag(checkpoint_dir(output_dir), "best").problem
+    if damage:
+        return damage
+    load(engine, output_dir, "best", rank=rank, optimizer=True)
+    return None

@@ -1,4 +1,5 @@
-"""What --resume may change: everything else must equal the checkpoint's configuration.
+"""Which checkpoint --resume continues, and what --resume may change: everything else must equal
+the checkpoint's configuration.
 
 A resumed run continues the optimizer, scheduler, data position and RNG of the checkpoint, so
 an option that defines the run (method and its options, tasks, data, learning rates, batch,
@@ -11,6 +12,11 @@ on this machine, memory settings). Method options all define the run.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .errors import AgreedError
 from .train_config import DECLARED_OPTIONS
 
 MAY_CHANGE_ON_RESUME = frozenset(name for name, option in DECLARED_OPTIONS.items() if option.may_change_on_resume)
@@ -45,3 +51,30 @@ def check(saved: dict, now: dict, *, checkpoint: str) -> str | None:
     return (f"--resume continues {checkpoint}, which was trained with other values: {'; '.join(changed)}. "
             "Rerun with the checkpoint's values (see its config.json), or use a new --output-dir "
             "(or --overwrite) to start a different run")
+
+
+def checkpoint_to_resume(out: Path, requested: dict, info) -> ckpt.TagCheck | None:
+    """The newest complete checkpoint in `out`, checked to continue this same run (`requested`:
+    its config as given); None when there is none yet.
+
+    Rank 0 decides (damaged tags named, the fallback said once) and every rank gets its
+    verdict, so all ranks load the same tag or all exit 2.
+    """
+    found, error = None, None
+    if info.is_main:
+        found, notes = ckpt.find_resumable(out)
+        if found is None and notes:
+            error = (f"--resume: no complete checkpoint in {ckpt.checkpoint_dir(out)} ({'; '.join(notes)}); "
+                     "pass --overwrite to start again")
+        elif found is not None:
+            for note in notes:
+                print(f"warning: {note}; resuming from {found.tag} (step {found.marker['step']}) instead", flush=True)
+            error = check(found.marker.get("config", {}), requested, checkpoint=str(ckpt.checkpoint_dir(out) / found.tag))
+            saved_world = found.marker.get("world_size")
+            if error is None and saved_world not in (None, info.world_size):
+                error = (f"--resume: {found.tag} was written by {saved_world} ranks, this run has "
+                         f"{info.world_size}; resume with {saved_world} ranks")
+    found, error = dist.broadcast_object((found, error))
+    if error:
+        raise AgreedError(error)
+    return found

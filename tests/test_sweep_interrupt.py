@@ -15,7 +15,7 @@ import yaml
 
 from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, load_sweep
-from attempt_dist.train import PAUSE_ENV
+from attempt_dist.faults import PAUSE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 PAUSE, STEPS = 4, 6

@@ -23,7 +23,7 @@ import torch
 from attempt_dist import cli
 from attempt_dist.results import read_json
 from attempt_dist.sweep import collect_states, launch, parse_sweep
-from attempt_dist.train import PAUSE_ENV
+from attempt_dist.faults import PAUSE_ENV
 
 from tests.train_helpers import launch as launch_trainer
 from tests.train_helpers import result, trainable

@@ -63,8 +63,8 @@ def main() -> int:
 
     offload.pre_sub_module_forward_function = counting
 
-    feats = recipe.train_features[0][:2]
-    batch = recipe.collator(feats)
+    feats = recipe.data.train_features[0][:2]
+    batch = recipe.data.collator(feats)
     batch.pop("indices")
 
     def loss_now() -> float:
