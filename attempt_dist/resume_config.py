@@ -69,7 +69,8 @@ def checkpoint_to_resume(out: Path, requested: dict, info) -> ckpt.TagCheck | No
         elif found is not None:
             for note in notes:
                 print(f"warning: {note}; resuming from {found.tag} (step {found.marker['step']}) instead", flush=True)
-            error = check(found.marker.get("config", {}), requested, checkpoint=str(ckpt.checkpoint_dir(out) / found.tag))
+            error = check(found.marker.get("config", {}), requested,
+                          checkpoint=str(ckpt.checkpoint_dir(out) / found.tag))
             saved_world = found.marker.get("world_size")
             if error is None and saved_world not in (None, info.world_size):
                 error = (f"--resume: {found.tag} was written by {saved_world} ranks, this run has "

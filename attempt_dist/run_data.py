@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
+from .data import (MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits,
+                   load_tokenizer)
 from .evaluate import TaskEvalData
 from .model_setup import tokenizer_source
 from .tasks import get_task
@@ -31,7 +32,8 @@ def load_run_data(cfg, rank: int, world_size: int) -> RunData:
     for task_id, task in enumerate(cfg.tasks):
         splits = load_task_splits(task, cfg.data_dir, seed=cfg.data_seed, max_train=cfg.max_train_examples)
         max_len = cfg.max_length or get_task(task).max_length
-        feats = lambda exs: cached_tokenize(exs, tokenizer, task_id, max_len, cfg.max_target_length, cache)  # noqa: E731
+        feats = lambda exs: cached_tokenize(exs, tokenizer, task_id, max_len,  # noqa: E731
+                                            cfg.max_target_length, cache)
         train_features.append(feats(splits["train"]))
         for split in ("dev", "test"):
             examples = splits[split][: cfg.max_eval_examples] if cfg.max_eval_examples else splits[split]

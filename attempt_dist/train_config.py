@@ -68,27 +68,29 @@ class TrainConfig:
     no_data_cache: bool = train_option(False, "tokenise from scratch, write no cache", group="data",
                                        may_change_on_resume=True)
     max_length: int | None = train_option(None, "max input tokens (default: each task's own: 256/348/512)",
-                                          group="data")
-    max_target_length: int = train_option(128, "max target/generated tokens (default %(default)s)", group="data")
-    max_train_examples: int | None = train_option(None, "cap each task's training set", group="data")
-    max_eval_examples: int | None = train_option(None, "cap each task's dev and test sets", group="data")
+                                          group="data", at_least=1)
+    max_target_length: int = train_option(128, "max target/generated tokens (default %(default)s)", group="data",
+                                           at_least=1)
+    max_train_examples: int | None = train_option(None, "cap each task's training set", group="data", at_least=1)
+    max_eval_examples: int | None = train_option(None, "cap each task's dev and test sets", group="data", at_least=1)
     temperature_sampling: float = train_option(1.0, "multi-task mixing temperature (1 = proportional to size)",
                                                group="data")
     data_seed: int = train_option(42, "seed of the dev/test splits (default %(default)s)", group="data")
     # --- optimisation
-    batch_size: int = train_option(32, "per-rank micro-batch (default %(default)s)", group="optimisation")
+    batch_size: int = train_option(32, "per-rank micro-batch (default %(default)s)", group="optimisation", at_least=1)
     eval_batch_size: int | None = train_option(
         None, "per-rank evaluation batch (default: 2x the train micro-batch; with --ds-config auto, the largest "
               "up to that which the planner fits beside the weights)", group="optimisation",
-        may_change_on_resume=True)
-    grad_accum: int = train_option(1, "gradient accumulation steps (default %(default)s)", group="optimisation")
+        may_change_on_resume=True, at_least=1)
+    grad_accum: int = train_option(1, "gradient accumulation steps (default %(default)s)", group="optimisation",
+                                   at_least=1)
     epochs: float = train_option(20.0, "training epochs (default %(default)g)", group="optimisation",
                                  may_change_on_resume=True, for_libraries=False)
     max_steps: int | None = train_option(None, "optimizer steps; overrides --epochs", group="optimisation",
-                                         may_change_on_resume=True, for_libraries=False)
+                                         may_change_on_resume=True, for_libraries=False, at_least=1)
     warmup_steps: int = train_option(
         500, "linear warm-up steps (default %(default)s, B.5); only a --max-steps run is capped at a "
-             "tenth of its steps (a smoke run; result.json says warmup_capped)", group="optimisation")
+             "tenth of its steps (a smoke run; result.json says warmup_capped)", group="optimisation", at_least=0)
     seed: int = train_option(42, "training seed (default %(default)s)", group="optimisation")
     dropout: float | None = train_option(None, "backbone dropout rate (default: the backbone's own, 0.1 for T5)",
                                          group="optimisation")
@@ -128,12 +130,12 @@ class TrainConfig:
                                    group="output", path=True, may_change_on_resume=True)
     eval_every: int | None = train_option(
         None, "evaluate on dev every N optimizer steps (default: every epoch)", group="output",
-        may_change_on_resume=True)
+        may_change_on_resume=True, at_least=1)
     save_every: int = train_option(200, "checkpoint every N optimizer steps (default %(default)s)", group="output",
-                                   may_change_on_resume=True)
+                                   may_change_on_resume=True, at_least=1)
     log_every: int = train_option(
         10, "a line of RUN/metrics.jsonl (loss, learning rates, examples/s, memory) every N optimizer steps "
-            "(default %(default)s)", group="output")
+            "(default %(default)s)", group="output", at_least=1)
     report_to: str = train_option(
         "none", "also log metrics to: none (default), tensorboard (RUN/tensorboard), wandb, or a comma-separated "
                 "list", group="output")
@@ -210,13 +212,10 @@ def validate(cfg: TrainConfig) -> None:
         get_task(task)
     if len(set(cfg.tasks)) != len(cfg.tasks):
         raise UserError(f"--tasks lists a task twice: {','.join(cfg.tasks)}")
-    for name in ("batch_size", "grad_accum", "save_every", "log_every", "max_target_length"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("max_steps", "eval_every", "max_length", "max_train_examples", "max_eval_examples", "eval_batch_size"):
-        value = getattr(cfg, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for option in DECLARED_OPTIONS.values():
+        value = getattr(cfg, option.name)
+        if option.at_least is not None and value is not None and value < option.at_least:
+            raise UserError(f"{option.flag} must be at least {option.at_least}, got {value}")
     if cfg.max_steps is None and not cfg.epochs > 0:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
@@ -226,8 +225,6 @@ def validate(cfg: TrainConfig) -> None:
                         f"got {cfg.temperature_sampling}")
     if not cfg.dist_timeout > 0:
         raise UserError(f"--dist-timeout must be positive seconds, got {cfg.dist_timeout}")
-    if cfg.warmup_steps < 0:
-        raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
     if cfg.resume and cfg.no_checkpoints:
         raise UserError("--resume needs checkpoints; drop --no-checkpoints")
     if cfg.resume and cfg.overwrite:

@@ -13,8 +13,9 @@ import pytest
 from attempt_dist.methods.options import CliOption
 from attempt_dist.resume_config import MAY_CHANGE_ON_RESUME
 from attempt_dist.sweep import parse_sweep
+from attempt_dist.errors import UserError
 from attempt_dist.train_config import (DECLARED_OPTIONS, GROUPS, METHOD_OPTIONS_GROUP, TrainConfig, build_parser,
-                                       config_from_args)
+                                       config_from_args, validate)
 from attempt_dist.train_options import FlagClash, check_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +86,22 @@ def test_a_record_of_an_older_version_without_later_options_still_reads():
     assert (cfg.batch_size, cfg.max_steps, cfg.save_attention) == (4, 2, False)
     assert cfg.dist_timeout == TrainConfig().dist_timeout and cfg.log_every == 10
     assert cfg.method_config().prompt_length == 7 and cfg.options == {"prompt_length": 7, "lr": 0.3}
+
+
+@pytest.mark.parametrize("name", sorted(n for n, o in DECLARED_OPTIONS.items() if o.at_least is not None))
+def test_each_declared_lower_bound_is_enforced_with_the_flag(name):
+    option = DECLARED_OPTIONS[name]
+    base = {"model": "t5-tiny", "method": "prompt", "tasks": ["rte"], "max_steps": 5}
+    validate(TrainConfig(**{**base, name: option.at_least}))  # the bound itself passes
+    with pytest.raises(UserError, match=f"^{option.flag} must be at least {option.at_least}, got {option.at_least - 1}$"):
+        validate(TrainConfig(**{**base, name: option.at_least - 1}))
+
+
+def test_the_bounded_options_are_the_counts():
+    bounded = {n: o.at_least for n, o in DECLARED_OPTIONS.items() if o.at_least is not None}
+    assert bounded == {**dict.fromkeys(("max_target_length", "max_length", "max_train_examples", "max_eval_examples",
+                                        "batch_size", "eval_batch_size", "grad_accum", "max_steps", "eval_every",
+                                        "save_every", "log_every"), 1), "warmup_steps": 0}
 
 
 def test_mutable_defaults_are_not_shared():
