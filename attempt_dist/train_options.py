@@ -100,7 +100,7 @@ def declared_options(config_cls: type) -> dict[str, TrainOption]:
 
 
 def add_grouped(parser: argparse.ArgumentParser, options: Iterable[TrainOption],
-                groups: Mapping[str, str | None], extra: Mapping[str, Any] = {}) -> None:
+                groups: Mapping[str, str | None], extra: Mapping[str, Any] | None = None) -> None:
     """One argument group per title of `groups` (title -> description), in that order, holding
     the options declared in it; `extra[title](group)` fills a group the options do not."""
     options = list(options)
@@ -109,7 +109,7 @@ def add_grouped(parser: argparse.ArgumentParser, options: Iterable[TrainOption],
         raise TypeError(f"train option group(s) {', '.join(unknown)} are not among {', '.join(groups)}")
     for title, description in groups.items():
         group = parser.add_argument_group(title, description)
-        if title in extra:
+        if extra and title in extra:
             extra[title](group)
         for option in options:
             if option.group == title:
