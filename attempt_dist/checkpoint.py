@@ -248,3 +248,14 @@ def dump_full_state(module, path: Path) -> None:
         state.update({n: b.detach().float().cpu().clone() for n, b in module.named_buffers()})
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, path)
+
+
+def load_best(engine, output_dir: str | Path, *, rank: int) -> str | None:
+    """Restore tag "best" with its optimizer state (under ZeRO-3 the weights live in the
+    optimizer's fp32 partitions, and a module-only load leaves the last step's weights in
+    place); when that tag is damaged, load nothing and return what is wrong with it."""
+    damage = check_tag(checkpoint_dir(output_dir), "best").problem
+    if damage:
+        return damage
+    load(engine, output_dir, "best", rank=rank, optimizer=True)
+    return None

@@ -39,13 +39,12 @@ from . import source_library as lib
 from .artifacts import read_trainable
 from .cli_args import split_csv
 from .errors import UserError, one_line_errors
-from .methods.options import given_options
 from .methods.prompts import add_to_library, library_names, load_library
 from .methods.spot import similarities
 from .atomic_files import atomic_path, read_json
 from .record import RESULT_FILENAME
 from .train import run
-from .train_config import TrainConfig, add_train_args, validate
+from .train_config import TrainConfig, add_train_args, config_from_args, validate
 
 STAGES = ("sources", "prior", "spot_g", "probes", "targets")
 DEFAULT_STAGES = ("sources", "prior", "targets")
@@ -233,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, flag)
         if value is not None and not value > 0:
             raise UserError(f"--{flag.replace('_', '-')} must be positive, got {value}")
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
-    base = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
+    base = config_from_args(args, check=False)
     base.method = "prompt"
     validate(base)  # model, source tasks, numbers: fail before any training starts
     for task in args.targets:

@@ -1,28 +1,25 @@
-"""What --resume may change: everything else must equal the checkpoint's configuration.
+"""Which checkpoint --resume continues, and what --resume may change: everything else must equal
+the checkpoint's configuration.
 
 A resumed run continues the optimizer, scheduler, data position and RNG of the checkpoint, so
 an option that defines the run (method and its options, tasks, data, learning rates, batch,
 seed, backbone, DeepSpeed layout...) cannot take a new value there: the run would record one
-value and train with another. The comparison is over every TrainConfig field, so a field added
-later is run-defining unless it is listed here.
-
-May change on resume (and takes effect from the resumed step on):
-  max_steps, epochs   a longer run; the linear schedule is re-stretched to the new length
-                      (never behind the checkpoint's step)
-  eval_every, save_every, save_attention, eval_batch_size
-  output_dir, resume, overwrite, dist_timeout
-  data_dir, cache_dir, no_data_cache, model_path   where the same files live on this machine
-  gpu_mem_cap, nvme_path, activation_checkpointing  memory settings (same arithmetic)
+value and train with another. The comparison is over every option of the run record, so an
+option added later is run-defining unless its declaration says `may_change_on_resume=True`
+(train_config.TrainConfig: a longer run, when to evaluate and save, where the same files live
+on this machine, memory settings). Method options all define the run.
 """
 
 from __future__ import annotations
 
-MAY_CHANGE_ON_RESUME = frozenset({
-    "max_steps", "epochs", "eval_every", "save_every", "save_attention", "eval_batch_size",
-    "output_dir", "resume", "overwrite", "dist_timeout",
-    "data_dir", "cache_dir", "no_data_cache", "model_path",
-    "gpu_mem_cap", "nvme_path", "activation_checkpointing",
-})
+from pathlib import Path
+
+from . import checkpoint as ckpt
+from . import distributed as dist
+from .errors import AgreedError
+from .train_config import DECLARED_OPTIONS
+
+MAY_CHANGE_ON_RESUME = frozenset(name for name, option in DECLARED_OPTIONS.items() if option.may_change_on_resume)
 
 _MISSING = object()
 
@@ -54,3 +51,31 @@ def check(saved: dict, now: dict, *, checkpoint: str) -> str | None:
     return (f"--resume continues {checkpoint}, which was trained with other values: {'; '.join(changed)}. "
             "Rerun with the checkpoint's values (see its config.json), or use a new --output-dir "
             "(or --overwrite) to start a different run")
+
+
+def checkpoint_to_resume(out: Path, requested: dict, info) -> ckpt.TagCheck | None:
+    """The newest complete checkpoint in `out`, checked to continue this same run (`requested`:
+    its config as given); None when there is none yet.
+
+    Rank 0 decides (damaged tags named, the fallback said once) and every rank gets its
+    verdict, so all ranks load the same tag or all exit 2.
+    """
+    found, error = None, None
+    if info.is_main:
+        found, notes = ckpt.find_resumable(out)
+        if found is None and notes:
+            error = (f"--resume: no complete checkpoint in {ckpt.checkpoint_dir(out)} ({'; '.join(notes)}); "
+                     "pass --overwrite to start again")
+        elif found is not None:
+            for note in notes:
+                print(f"warning: {note}; resuming from {found.tag} (step {found.marker['step']}) instead", flush=True)
+            error = check(found.marker.get("config", {}), requested,
+                          checkpoint=str(ckpt.checkpoint_dir(out) / found.tag))
+            saved_world = found.marker.get("world_size")
+            if error is None and saved_world not in (None, info.world_size):
+                error = (f"--resume: {found.tag} was written by {saved_world} ranks, this run has "
+                         f"{info.world_size}; resume with {saved_world} ranks")
+    found, error = dist.broadcast_object((found, error))
+    if error:
+        raise AgreedError(error)
+    return found

@@ -1,4 +1,6 @@
-"""The training run's options: one dataclass, one argparse parser, the same for every launcher.
+"""The training run's options: each one TrainConfig field, declared once (train_options.py) with
+its help, flag, help section and what --resume, sweeps and library builds make of it; the argparse
+parser, the same for every launcher, derives from those declarations.
 
     deepspeed --num_gpus 2 launch/train.py --model t5-base --method attempt --tasks boolq,cb ...
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
@@ -14,59 +16,139 @@ from pathlib import Path
 from typing import Any
 
 from .backbones import BACKBONES
-from .cli_args import csv_arg
 from .distributed.env import DEFAULT_DIST_TIMEOUT_S
 from .errors import UserError
 from .methods import METHODS, needs
 from .methods.options import (add_method_args, cli_options, config_from_options, given_options, options_of,
                               with_current_names)
+from .train_options import TrainOption, add_grouped, check_flags, declared_options, train_option
+
+# The `train --help` sections, in order; each option names its own. Method options (one flag
+# per option of any method's Config, methods/options.py) fill their section themselves.
+METHOD_OPTIONS_GROUP = "method options"
+GROUPS = {
+    "what to train": None,
+    "data": None,
+    "optimisation": None,
+    METHOD_OPTIONS_GROUP: "each method's own (methods/<method>.py); a flag a method lacks is ignored for it",
+    "method inputs": None,
+    "scale and memory": None,
+    "output": None,
+}
 
 
 @dataclass
 class TrainConfig:
-    model: str = "t5-base"
-    method: str = "attempt"
-    tasks: list[str] = field(default_factory=lambda: ["rte"])
-    data_dir: str | None = None
-    cache_dir: str | None = None
-    no_data_cache: bool = False
-    output_dir: str = "runs/default"
-    init: str = "auto"
-    model_path: str | None = None
-    tokenizer: str | None = None
-    ds_config: str = "zero0"
-    nvme_path: str | None = None
-    gpu_mem_cap: str | None = None
-    activation_checkpointing: bool = False
-    batch_size: int = 32
-    eval_batch_size: int | None = None
-    grad_accum: int = 1
-    epochs: float = 20.0
-    max_steps: int | None = None
-    warmup_steps: int = 500
-    max_length: int | None = None
-    max_target_length: int = 128
-    max_train_examples: int | None = None
-    max_eval_examples: int | None = None
-    temperature_sampling: float = 1.0
-    seed: int = 42
-    data_seed: int = 42
-    eval_every: int | None = None
-    save_every: int = 200
-    log_every: int = 10
-    report_to: str = "none"
-    no_checkpoints: bool = False
-    resume: bool = False
-    overwrite: bool = False
-    source_prompts: str | None = None
-    sources: list[str] | None = None
-    prior: str | None = None
-    no_prior: bool = False
-    target_init: str = "auto"
-    spot_probe: str | None = None
-    save_attention: bool = True
-    dropout: float | None = None
-    dist_timeout: float = DEFAULT_DIST_TIMEOUT_S
+    """The run's options. may_change_on_resume marks the options --resume accepts a new value
+    for: a longer run (max_steps, epochs: the linear schedule is re-stretched to the new length,
+    never behind the checkpoint's step), when to evaluate and save, where the same files live on
+    this machine, and memory settings (same arithmetic). Every other option defines the run."""
+
+    # --- what to train
+    model: str = train_option("t5-base", f"backbone ({', '.join(BACKBONES)}); default %(default)s",
+                              group="what to train")
+    method: str = train_option("attempt", f"method ({', '.join(METHODS)}); default %(default)s",
+                               group="what to train")
+    tasks: list[str] = train_option(["rte"], "comma-separated tasks; several = multi-task (default rte)",
+                                    group="what to train")
+    init: str = train_option(
+        "auto", "backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
+                "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise",
+        group="what to train", choices=("auto", "pretrained", "random"))
+    model_path: str | None = train_option(None, "local folder with the pretrained backbone", group="what to train",
+                                          path=True, may_change_on_resume=True)
+    tokenizer: str | None = train_option(
+        None, "tokenizer name or folder (default: the backbone's; e.g. t5-tiny for offline memory runs "
+              "of a random-init t5-3b: its ids fit every T5 vocabulary)", group="what to train")
+    # --- data
+    data_dir: str | None = train_option(None, "local data folder (e.g. examples/data); default: the hub",
+                                        group="data", path=True, may_change_on_resume=True)
+    cache_dir: str | None = train_option(
+        None, "tokenised-data cache (default $ATTEMPT_DIST_CACHE or ~/.cache/attempt-dist)", group="data",
+        path=True, may_change_on_resume=True)
+    no_data_cache: bool = train_option(False, "tokenise from scratch, write no cache", group="data",
+                                       may_change_on_resume=True)
+    max_length: int | None = train_option(None, "max input tokens (default: each task's own: 256/348/512)",
+                                          group="data", at_least=1)
+    max_target_length: int = train_option(128, "max target/generated tokens (default %(default)s)", group="data",
+                                           at_least=1)
+    max_train_examples: int | None = train_option(None, "cap each task's training set", group="data", at_least=1)
+    max_eval_examples: int | None = train_option(None, "cap each task's dev and test sets", group="data", at_least=1)
+    temperature_sampling: float = train_option(1.0, "multi-task mixing temperature (1 = proportional to size)",
+                                               group="data")
+    data_seed: int = train_option(42, "seed of the dev/test splits (default %(default)s)", group="data")
+    # --- optimisation
+    batch_size: int = train_option(32, "per-rank micro-batch (default %(default)s)", group="optimisation", at_least=1)
+    eval_batch_size: int | None = train_option(
+        None, "per-rank evaluation batch (default: 2x the train micro-batch; with --ds-config auto, the largest "
+              "up to that which the planner fits beside the weights)", group="optimisation",
+        may_change_on_resume=True, at_least=1)
+    grad_accum: int = train_option(1, "gradient accumulation steps (default %(default)s)", group="optimisation",
+                                   at_least=1)
+    epochs: float = train_option(20.0, "training epochs (default %(default)g)", group="optimisation",
+                                 may_change_on_resume=True, for_libraries=False)
+    max_steps: int | None = train_option(None, "optimizer steps; overrides --epochs", group="optimisation",
+                                         may_change_on_resume=True, for_libraries=False, at_least=1)
+    warmup_steps: int = train_option(
+        500, "linear warm-up steps (default %(default)s, B.5); only a --max-steps run is capped at a "
+             "tenth of its steps (a smoke run; result.json says warmup_capped)", group="optimisation", at_least=0)
+    seed: int = train_option(42, "training seed (default %(default)s)", group="optimisation")
+    dropout: float | None = train_option(None, "backbone dropout rate (default: the backbone's own, 0.1 for T5)",
+                                         group="optimisation")
+    # --- method inputs: what one target cell starts from, never a source library's build
+    source_prompts: str | None = train_option(None, "prompt library folder (ATTEMPT, SPoT)", group="method inputs",
+                                              path=True, for_libraries=False)
+    sources: list[str] | None = train_option(None, "library prompts to use (default: all)", group="method inputs")
+    prior: str | None = train_option(None, "ATTEMPT: attention prior (prior.pt from the pipeline)",
+                                     group="method inputs", path=True, for_libraries=False)
+    no_prior: bool = train_option(False, "ATTEMPT: train the gate from scratch (ablation d)", group="method inputs",
+                                  for_libraries=False)
+    target_init: str = train_option(
+        "auto", "ATTEMPT target prompt init: auto (MNLI prompt for classification, SQuAD for QA, if in the "
+                "library), vocab, or a library prompt name", group="method inputs", for_libraries=False)
+    spot_probe: str | None = train_option(None, "SPoT-t: a prompt of the target task (.pt) to rank sources by",
+                                          group="method inputs", path=True, for_libraries=False)
+    # --- scale and memory
+    ds_config: str = train_option(
+        "zero0", "DeepSpeed config: zero0, zero2_offload, zero3_offload, zero3_nvme, a .json path, or auto "
+                 "(the memory planner picks ZeRO stage, offload, activation checkpointing and micro-batch x "
+                 "accumulation for --batch-size x --grad-accum under --gpu-mem-cap; see `attempt-dist plan`)",
+        group="scale and memory")
+    nvme_path: str | None = train_option(None, "folder for zero3_nvme offload", group="scale and memory",
+                                         path=True, may_change_on_resume=True)
+    gpu_mem_cap: str | None = train_option(
+        None, "per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)", group="scale and memory",
+        may_change_on_resume=True)
+    dist_timeout: float = train_option(
+        DEFAULT_DIST_TIMEOUT_S, "seconds a collective waits for the other ranks before the run stops with exit "
+                                "code 5 (a stopped or dead rank); default %(default)g",
+        group="scale and memory", may_change_on_resume=True)
+    activation_checkpointing: bool = train_option(
+        False, "recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more "
+               "compute)", group="scale and memory", may_change_on_resume=True)
+    # --- output
+    output_dir: str = train_option("runs/default", "run folder (config, logs, checkpoints, result.json)",
+                                   group="output", path=True, may_change_on_resume=True)
+    eval_every: int | None = train_option(
+        None, "evaluate on dev every N optimizer steps (default: every epoch)", group="output",
+        may_change_on_resume=True, at_least=1)
+    save_every: int = train_option(200, "checkpoint every N optimizer steps (default %(default)s)", group="output",
+                                   may_change_on_resume=True, at_least=1)
+    log_every: int = train_option(
+        10, "a line of RUN/metrics.jsonl (loss, learning rates, examples/s, memory) every N optimizer steps "
+            "(default %(default)s)", group="output", at_least=1)
+    report_to: str = train_option(
+        "none", "also log metrics to: none (default), tensorboard (RUN/tensorboard), wandb, or a comma-separated "
+                "list", group="output")
+    no_checkpoints: bool = train_option(
+        False, "write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
+               "the run cannot be resumed and the last weights, not the best dev ones, are scored", group="output")
+    resume: bool = train_option(False, "continue from the latest checkpoint in --output-dir", group="output",
+                                may_change_on_resume=True)
+    overwrite: bool = train_option(False, "replace a finished run in --output-dir", group="output",
+                                   may_change_on_resume=True)
+    save_attention: bool = train_option(True, "do not write ATTEMPT attention files", group="output",
+                                        flag="--no-save-attention", may_change_on_resume=True)
     options: dict[str, Any] = field(default_factory=dict)
     """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
@@ -84,92 +166,40 @@ class TrainConfig:
     def from_dict(cls, saved: dict) -> "TrainConfig":
         """The inverse of to_dict (a run's config.json "train" back into a config)."""
         saved = with_current_names(saved)
-        names = {f.name for f in dataclasses.fields(cls)} - {"options"}
-        unknown = sorted(set(saved) - names - set(cli_options()))
+        unknown = sorted(set(saved) - set(DECLARED_OPTIONS) - set(cli_options()))
         if unknown:
             raise UserError(f"unknown training option(s) {', '.join(unknown)}")
-        return cls(**{k: v for k, v in saved.items() if k in names},
+        return cls(**{k: v for k, v in saved.items() if k in DECLARED_OPTIONS},
                    options={k: v for k, v in saved.items() if k in cli_options() and v is not None})
 
 
+DECLARED_OPTIONS: dict[str, TrainOption] = declared_options(TrainConfig)
+"""name -> its declaration, for every train option (TrainConfig's fields but `options`)."""
+# A method option may not take a train option's flag: refused here, at import, naming both.
+check_flags(DECLARED_OPTIONS, cli_options(), owner="train_config.TrainConfig")
+
+
+def path_options() -> set[str]:
+    """The options whose value is a file or folder (a sweep file gives them relative to itself)."""
+    return {name for name, option in DECLARED_OPTIONS.items() if option.path}
+
+
+def options_not_for_libraries() -> set[str]:
+    """The train options a sweep's source-library build does not inherit from the sweep."""
+    return {name for name, option in DECLARED_OPTIONS.items() if not option.for_libraries}
+
+
 def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    d = TrainConfig()
-    a = parser.add_argument
-    g = parser.add_argument_group("what to train")
-    g.add_argument("--model", default=d.model, help=f"backbone ({', '.join(BACKBONES)}); default {d.model}")
-    g.add_argument("--method", default=d.method, help=f"method ({', '.join(METHODS)}); default {d.method}")
-    g.add_argument("--tasks", type=csv_arg, default=d.tasks, help="comma-separated tasks; several = multi-task (default rte)")
-    g.add_argument("--init", default=d.init, choices=["auto", "pretrained", "random"],
-                   help="backbone weights: pretrained (hub/--model-path), random (memory runs, tests); "
-                        "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise")
-    g.add_argument("--model-path", default=None, help="local folder with the pretrained backbone")
-    g.add_argument("--tokenizer", default=None,
-                   help="tokenizer name or folder (default: the backbone's; e.g. t5-tiny for offline memory runs "
-                        "of a random-init t5-3b: its ids fit every T5 vocabulary)")
-    g = parser.add_argument_group("data")
-    g.add_argument("--data-dir", default=None, help="local data folder (e.g. examples/data); default: the hub")
-    g.add_argument("--cache-dir", default=None, help="tokenised-data cache (default $ATTEMPT_DIST_CACHE or ~/.cache/attempt-dist)")
-    g.add_argument("--no-data-cache", action="store_true", help="tokenise from scratch, write no cache")
-    g.add_argument("--max-length", type=int, default=None, help="max input tokens (default: each task's own: 256/348/512)")
-    g.add_argument("--max-target-length", type=int, default=d.max_target_length, help="max target/generated tokens (default 128)")
-    g.add_argument("--max-train-examples", type=int, default=None, help="cap each task's training set")
-    g.add_argument("--max-eval-examples", type=int, default=None, help="cap each task's dev and test sets")
-    g.add_argument("--temperature-sampling", type=float, default=d.temperature_sampling,
-                   help="multi-task mixing temperature (1 = proportional to size)")
-    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the dev/test splits (default 42)")
-    g = parser.add_argument_group("optimisation")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank micro-batch (default 32)")
-    g.add_argument("--eval-batch-size", type=int, default=None, help="per-rank evaluation batch (default: 2x the train micro-batch; with --ds-config auto, the largest "
-                        "up to that which the planner fits beside the weights)")
-    g.add_argument("--grad-accum", type=int, default=d.grad_accum, help="gradient accumulation steps (default 1)")
-    g.add_argument("--epochs", type=float, default=d.epochs, help="training epochs (default 20)")
-    g.add_argument("--max-steps", type=int, default=None, help="optimizer steps; overrides --epochs")
-    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps, help="linear warm-up steps (default 500, B.5); only a --max-steps run is capped at a "
-                        "tenth of its steps (a smoke run; result.json says warmup_capped)")
-    g.add_argument("--seed", type=int, default=d.seed, help="training seed (default 42)")
-    g.add_argument("--dropout", type=float, default=None, help="backbone dropout rate (default: the backbone's own, 0.1 for T5)")
-    add_method_args(parser.add_argument_group(
-        "method options", "each method's own (methods/<method>.py); a flag a method lacks is ignored for it"))
-    g = parser.add_argument_group("method inputs")
-    g.add_argument("--source-prompts", default=None, help="prompt library folder (ATTEMPT, SPoT)")
-    g.add_argument("--sources", type=csv_arg, default=None, help="library prompts to use (default: all)")
-    g.add_argument("--prior", default=None, help="ATTEMPT: attention prior (prior.pt from the pipeline)")
-    g.add_argument("--no-prior", action="store_true", help="ATTEMPT: train the gate from scratch (ablation d)")
-    g.add_argument("--target-init", default=d.target_init,
-                   help="ATTEMPT target prompt init: auto (MNLI prompt for classification, SQuAD for QA, if in the library), vocab, or a library prompt name")
-    g.add_argument("--spot-probe", default=None, help="SPoT-t: a prompt of the target task (.pt) to rank sources by")
-    g = parser.add_argument_group("scale and memory")
-    g.add_argument("--ds-config", default=d.ds_config, help="DeepSpeed config: zero0, zero2_offload, zero3_offload, zero3_nvme, a .json path, or auto "
-                        "(the memory planner picks ZeRO stage, offload, activation checkpointing and micro-batch x "
-                        "accumulation for --batch-size x --grad-accum under --gpu-mem-cap; see `attempt-dist plan`)")
-    g.add_argument("--nvme-path", default=None, help="folder for zero3_nvme offload")
-    g.add_argument("--gpu-mem-cap", default=None, help="per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)")
-    g.add_argument("--dist-timeout", type=float, default=d.dist_timeout,
-                   help="seconds a collective waits for the other ranks before the run stops with exit code 5 "
-                        f"(a stopped or dead rank); default {d.dist_timeout:g}")
-    g.add_argument("--activation-checkpointing", action="store_true",
-                   help="recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more compute)")
-    g = parser.add_argument_group("output")
-    g.add_argument("--output-dir", default=d.output_dir, help="run folder (config, logs, checkpoints, result.json)")
-    g.add_argument("--eval-every", type=int, default=None, help="evaluate on dev every N optimizer steps (default: every epoch)")
-    g.add_argument("--save-every", type=int, default=d.save_every, help="checkpoint every N optimizer steps (default 200)")
-    g.add_argument("--log-every", type=int, default=d.log_every,
-                   help="a line of RUN/metrics.jsonl (loss, learning rates, examples/s, memory) every N optimizer steps (default 10)")
-    g.add_argument("--report-to", default=d.report_to,
-                   help="also log metrics to: none (default), tensorboard (RUN/tensorboard), wandb, or a comma-separated list")
-    g.add_argument("--no-checkpoints", action="store_true",
-                   help="write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
-                        "the run cannot be resumed and the last weights, not the best dev ones, are scored")
-    g.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
-    g.add_argument("--overwrite", action="store_true", help="replace a finished run in --output-dir")
-    g.add_argument("--no-save-attention", dest="save_attention", action="store_false", help="do not write ATTEMPT attention files")
+    add_grouped(parser, DECLARED_OPTIONS.values(), GROUPS, extra={METHOD_OPTIONS_GROUP: add_method_args})
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, options=given_options(args))
-    validate(cfg)
+def config_from_args(args: argparse.Namespace, *, check: bool = True) -> TrainConfig:
+    """The parsed train flags as a TrainConfig, validated unless `check` is False (the pipeline
+    changes the method before it validates)."""
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in DECLARED_OPTIONS}, options=given_options(args))
+    if check:
+        validate(cfg)
     return cfg
 
 
@@ -184,13 +214,10 @@ def validate(cfg: TrainConfig) -> None:
         get_task(task)
     if len(set(cfg.tasks)) != len(cfg.tasks):
         raise UserError(f"--tasks lists a task twice: {','.join(cfg.tasks)}")
-    for name in ("batch_size", "grad_accum", "save_every", "log_every", "max_target_length"):
-        if getattr(cfg, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-    for name in ("max_steps", "eval_every", "max_length", "max_train_examples", "max_eval_examples", "eval_batch_size"):
-        value = getattr(cfg, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    for option in DECLARED_OPTIONS.values():
+        value = getattr(cfg, option.name)
+        if option.at_least is not None and value is not None and value < option.at_least:
+            raise UserError(f"{option.flag} must be at least {option.at_least}, got {value}")
     if cfg.max_steps is None and not cfg.epochs > 0:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
@@ -200,8 +227,6 @@ def validate(cfg: TrainConfig) -> None:
                         f"got {cfg.temperature_sampling}")
     if not cfg.dist_timeout > 0:
         raise UserError(f"--dist-timeout must be positive seconds, got {cfg.dist_timeout}")
-    if cfg.warmup_steps < 0:
-        raise UserError(f"--warmup-steps must be >= 0, got {cfg.warmup_steps}")
     if cfg.resume and cfg.no_checkpoints:
         raise UserError("--resume needs checkpoints; drop --no-checkpoints")
     if cfg.resume and cfg.overwrite:
@@ -254,7 +279,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
     values = with_current_names({str(k).replace("-", "_"): v for k, v in data.items()})
-    known = ({f.name for f in dataclasses.fields(TrainConfig)} - {"options"}) | set(cli_options())
+    known = set(DECLARED_OPTIONS) | set(cli_options())
     unknown = sorted(set(values) - known)
     if unknown:
         raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "

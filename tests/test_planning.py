@@ -167,6 +167,7 @@ def test_train_auto_that_cannot_fit_exits_3_before_loading_weights(tmp_path, mon
     from attempt_dist import train
     from attempt_dist.distributed import DistInfo
     from attempt_dist.planning import auto
+    from attempt_dist.run_failure import EXIT_OOM
 
     monkeypatch.setattr(auto, "host_memory_bytes", lambda: 1 * GIB)
     # In-process: no process group for this one rank (nothing collective happens before the plan).
@@ -177,7 +178,7 @@ def test_train_auto_that_cannot_fit_exits_3_before_loading_weights(tmp_path, mon
     code = train.main([*TINY, "--model", "t5-small", "--tokenizer", "t5-tiny", "--init", "random",
                        "--method", "finetune", "--tasks", "rte", "--ds-config", "auto", "--gpu-mem-cap", "1GiB",
                        "--max-steps", "1", "--output-dir", str(out)])
-    assert code == train.EXIT_OOM
+    assert code == EXIT_OOM
     failure = json.loads((out / "failure.json").read_text())
     assert failure["status"] == "oom" and "host memory" in failure["reason"]
     err = capsys.readouterr().err

@@ -152,6 +152,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch, capsys):
     """A CUDA OOM anywhere in the run becomes failure.json (status oom) and exit code 3."""
     from attempt_dist import train
+    from attempt_dist.run_failure import EXIT_OOM
     from attempt_dist.train_config import TrainConfig
 
     def no_memory(self):
@@ -159,7 +160,7 @@ def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch,
 
     monkeypatch.setattr(train.Recipe, "setup", no_memory)
     cfg = TrainConfig(model="t5-3b", method="finetune", tasks=["boolq"], output_dir=str(tmp_path / "run"), batch_size=1)
-    assert train.run(cfg) == train.EXIT_OOM
+    assert train.run(cfg) == EXIT_OOM
     failure = json.loads((tmp_path / "run" / "failure.json").read_text())
     assert failure["status"] == "oom" and "zero3_offload" in failure["reason"]
     assert read_record(tmp_path / "run" / "failure.json").config["model"] == "t5-3b"

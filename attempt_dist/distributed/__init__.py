@@ -21,6 +21,7 @@ from .engine import (
     gathered_for_generation,
     initialize_engine,
     needs_synced_gpus,
+    numel,
     release_hf_deepspeed_config,
 )
 from .env import (
@@ -59,6 +60,7 @@ __all__ = [
     "load_ds_config",
     "memory_report",
     "needs_synced_gpus",
+    "numel",
     "parse_size",
     "release_hf_deepspeed_config",
     "sample_device_memory",

@@ -179,9 +179,14 @@ def _parameter_offload(engine: Any) -> Any:
     return offload
 
 
+def numel(param: Any) -> int:
+    """Elements of a parameter held whole: a ZeRO-3 shard reports 0 elements, its ds_numel the whole count."""
+    return int(getattr(param, "ds_numel", param.numel()))
+
+
 def whole_parameter_bytes(module: Any) -> int:
     """Bytes of every parameter of `module` held whole (ZeRO-3 shards count at full size)."""
-    return sum(int(getattr(p, "ds_numel", p.numel())) * p.element_size() for p in module.parameters())
+    return sum(numel(p) * p.element_size() for p in module.parameters())
 
 
 def generation_gather_fits(module: Any, cap_bytes: int | None) -> bool:

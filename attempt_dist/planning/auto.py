@@ -8,6 +8,7 @@ that cannot fit stops at once (exit 3) and names the smallest cap that would do.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any
 
@@ -15,6 +16,7 @@ from ..errors import UserError
 from .planner import Candidate, PlanReport, PlanRequest, plan_memory
 
 AUTO = "auto"
+log = logging.getLogger(__name__)
 
 
 class DoesNotFit(UserError):
@@ -77,3 +79,25 @@ def resolve(cfg, world_size: int, *, cap_bytes: int | None, device: str):
     summary = {"request": dataclasses.asdict(report.request), "chosen": chosen.to_dict(),
                "params": report.params}
     return resolved, ds_config_for(chosen), summary
+
+
+def resolve_for_run(cfg, world_size: int, memory_cap: dict, *, announce: bool):
+    """resolve() for a run on this machine: under --gpu-mem-cap, else the device's whole memory.
+    The choice goes to the run's log, and (announce: rank 0) to the terminal."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    cap = memory_cap.get("cap_bytes") or memory_cap.get("device_total_bytes")
+    if cap is None and cuda:
+        cap = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    resolved, ds_config, summary = resolve(cfg, world_size, cap_bytes=cap, device="cuda" if cuda else "cpu")
+    chosen = summary["chosen"]
+    log.info("--ds-config auto: %s, activation checkpointing %s, micro-batch %d x %d, predicted peak %.2f GiB",
+             chosen["layout"], chosen["activation_checkpointing"], chosen["micro_batch"],
+             chosen["grad_accum"], chosen["peak_bytes"] / 2**30)
+    if announce:
+        print(f"--ds-config auto: {chosen['layout']}, activation checkpointing "
+              f"{'on' if chosen['activation_checkpointing'] else 'off'}, micro-batch {chosen['micro_batch']} "
+              f"x accumulation {chosen['grad_accum']}, predicted peak {chosen['peak_bytes'] / 2**30:.2f} GiB",
+              flush=True)
+    return resolved, ds_config, summary

@@ -22,9 +22,9 @@
 
 Training option names are the trainer's flags with underscores (batch_size -> --batch-size);
 true adds a bare flag (no_prior: true -> --no-prior), false/null leaves it out, lists are
-comma-joined. `extra_args: [...]` passes raw arguments through. Relative paths in data_dir,
-ds_config (when it names a file), source_prompts and prior are resolved against the sweep
-file's folder. Only the keys are checked here: the values are checked by the trainer's own
+comma-joined. `extra_args: [...]` passes raw arguments through. Relative paths in the path
+options (data_dir, source_prompts, prior, ...: declared path=True in train_config) and in
+ds_config (when it names a file) are resolved against the sweep file's folder. Only the keys are checked here: the values are checked by the trainer's own
 parser, cell by cell (check.py).
 """
 

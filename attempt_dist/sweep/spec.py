@@ -26,6 +26,7 @@ from ..errors import UserError
 from ..methods import LIBRARY_METHODS, PRIOR_METHODS, method_hook
 from ..methods.options import cli_options
 from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
+from ..train_config import options_not_for_libraries, path_options
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
                      usable_name, validate)
@@ -51,7 +52,7 @@ def _train_options() -> set[str]:
 
 
 TRAIN_OPTIONS = _train_options()
-PATH_OPTIONS = {"data_dir", "source_prompts", "prior"}
+PATH_OPTIONS = path_options()
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,7 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
 # rank, DeepSpeed config: its prompts and prior must fit the cells that read them) except
 # those that describe one target cell or the library's own schedule. A method option says so
 # on its own field (option(..., for_libraries=False)).
-NOT_FOR_LIBRARIES = ({"source_prompts", "prior", "no_prior", "extra_args", "max_steps", "epochs", "target_init",
-                      "spot_probe"}
+NOT_FOR_LIBRARIES = (options_not_for_libraries() | {"extra_args"}
                      | {dest for dest, opt in cli_options().items() if not opt.for_libraries})
 
 

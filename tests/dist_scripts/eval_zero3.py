@@ -63,8 +63,8 @@ def main() -> int:
 
     offload.pre_sub_module_forward_function = counting
 
-    feats = recipe.train_features[0][:2]
-    batch = recipe.collator(feats)
+    feats = recipe.data.train_features[0][:2]
+    batch = recipe.data.collator(feats)
     batch.pop("indices")
 
     def loss_now() -> float:
@@ -85,8 +85,8 @@ def main() -> int:
     os.environ[dist.EVAL_GATHER_ENV] = "never"
     per_step, per_step_fetches, per_step_s = timed(lambda: recipe._evaluate("dev", with_attention=True))
     del os.environ[dist.EVAL_GATHER_ENV]
-    unsorted = evaluate(engine, recipe.eval_data["dev"], split="dev", tokenizer=recipe.tokenizer,
-                        collator=recipe.collator, batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
+    unsorted = evaluate(engine, recipe.data.eval_data["dev"], split="dev", tokenizer=recipe.data.tokenizer,
+                        collator=recipe.data.collator, batch_size=cfg.eval_batch_size or 2 * cfg.batch_size,
                         info=recipe.info, max_target_length=cfg.max_target_length,
                         synced_gpus=recipe.synced_gpus, with_attention=True, sort_by_length=False)
 
