@@ -83,6 +83,8 @@ def method_inputs(cfg: TrainConfig, d_model: int, embedding: torch.nn.Embedding 
         inputs.target_init = target_init(cfg, names, prompts, embedding)
         if cfg.prior:
             inputs.prior = load_prior(cfg.prior, cfg)
+        if cfg.spot_probe:  # the single_prompt ablation keeps the source SPoT-t selects
+            inputs.probes = load_probes(cfg, d_model, method_cfg.prompt_length)
     return inputs
 
 

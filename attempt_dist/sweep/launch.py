@@ -35,6 +35,7 @@ from ..errors import UserError
 from .. import source_library
 from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, write_json_atomic
 from ..runlock import FolderLock
+from .shared_library import link_shared_libraries
 from .jobs import LIBRARY_DONE, CellJob, LibraryJob, set_aside_failure
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
                    spot_input, train_argv)
@@ -147,6 +148,8 @@ def _launch(sweep: Sweep, run: Path, *, dry_run: bool, wait: bool | None, retry_
             console: Console | None, deadline: Deadline | None = None) -> int:
     console = console or Console()
     run = Path(run).resolve()
+    if not dry_run:
+        link_shared_libraries(sweep, run)
     p = plan(sweep, run, retry_oom=retry_oom)
     if dry_run:
         print_plan(p, console)
