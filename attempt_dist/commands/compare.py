@@ -25,7 +25,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from ..errors import UserError
-    from ..plots.compare import column_label, compare_tables, format_value
+    from ..plots.compare import SLIP_MARK, column_label, compare_tables, format_value
     from ..plots.records import collect
     from ..plots.tables import build_tables
 
@@ -54,7 +54,10 @@ def run(args) -> int:
             table.add_column(name, justify=justify)
         for c in mine:
             table.add_row(c.row, "MT" if c.section == "multi" else "", column_label(c.column),
-                          format_value(c.column, c.ours), format_value(c.column, c.paper),
+                          format_value(c.column, c.ours), format_value(c.column, c.paper) + (SLIP_MARK if c.slip else ""),
                           format_value(c.column, c.delta, delta=True))
         console.print(table)
+        for c in mine:
+            if c.slip:
+                console.print(f"{SLIP_MARK} {c.row} {column_label(c.column)}: {c.slip}", highlight=False)
     return 0

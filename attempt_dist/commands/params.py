@@ -50,7 +50,10 @@ def collect(models, methods, options: dict, num_tasks) -> list[dict]:
     for model in models:
         for method in methods:
             for n in num_tasks:
-                count = count_trainable(model, method, num_tasks=n, **options)
+                given = dict(options)
+                if method == "spot" and n > 1:  # SPoT MT is one prompt for the group (Tables 2-3: 77k / 4 = 19k)
+                    given.setdefault("shared_prompt", True)
+                count = count_trainable(model, method, num_tasks=n, **given)
                 rows.append({"model": model, "method": method, "num_tasks": n,
                              "trainable": count.trainable, "per_task": count.per_task,
                              "backbone_total": count.total,

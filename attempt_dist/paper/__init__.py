@@ -11,8 +11,15 @@ for an "Avg." column, as in the tables attempt-dist plot writes) and value (perc
 parameters), as printed. Figure 4 gives no numbers in the paper, only plots (its T5-base
 parameter counts are Tables 2-3's params / task column), so none are shipped for it.
 
-Known inconsistency of the paper itself: Table 2's ATTEMPT-ST "Avg." is 74.06 while its nine
-cells average 72.78 (tests/test_paper_numbers.py checks every other average).
+Known inconsistencies of the paper itself (SLIPS; `compare` marks these cells):
+- Table 2's ATTEMPT-ST "Avg." is 74.06 while its nine cells average 72.78
+  (tests/test_paper_numbers.py checks every other average).
+- ATTEMPT-MT's "134k" params / task (Tables 2 and 3). Section 6.2's formula d(m + 2(r+1)/N)
+  with the paper's own d = 768, m = 100, r = 100 and B.6's N = 4 tasks per group gives 115,584
+  (what `attempt-dist params --methods attempt --num-tasks 4` counts from the modules); no whole
+  N gives 134k (N = 3: 128,512; N = 2: 154,368; 134k needs N = 2.7), and neither do the other
+  readings we tried (sources' prompts shared over the 17 targets, MultiRC's separate run in
+  the mean), so the paper's count cannot be derived and ours is not adjusted to it.
 """
 
 from __future__ import annotations
@@ -50,3 +57,17 @@ def _index() -> dict[tuple[str, str, str, str, str], float]:
 def paper_value(table: str, row: str, column: str, *, multitask: bool, backbone: str = "t5-base") -> float | None:
     """The paper's value for one cell, or None where the paper has none."""
     return _index().get((table, "multi" if multitask else "single", row, backbone, column))
+
+
+SLIPS = {
+    ("table2", "single", "ATTEMPT-ST", "avg_wnli"): "the paper's nine ATTEMPT-ST cells average 72.78, not its 74.06",
+    ("table2", "multi", "ATTEMPT-MT", "params_per_task"):
+        "134k is not d(m + 2(r+1)/N) = 115,584 at N = 4 (section 6.2), nor that formula at any whole N",
+    ("table3", "multi", "ATTEMPT-MT", "params_per_task"):
+        "134k is not d(m + 2(r+1)/N) = 115,584 at N = 4 (section 6.2), nor that formula at any whole N",
+}
+"""(table, section, row, column) -> why the paper's own value does not follow from the paper."""
+
+
+def paper_slip(table: str, row: str, column: str, *, multitask: bool) -> str | None:
+    return SLIPS.get((table, "multi" if multitask else "single", row, column))

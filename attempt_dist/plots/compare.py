@@ -6,7 +6,9 @@ that cell (same table, block, row label, backbone and column) and the delta (our
     attempt-dist plot RUN               # also writes table2_t5-base_vs_paper.{md,csv}, ...
 
 A group's average is compared only when we have the whole group (the paper averages all of
-its columns); params / task is compared too (delta in parameters).
+its columns; a multi-task row's MultiRC is its single-task run's, as in the paper); params /
+task is compared too (delta in parameters). A cell whose paper value is one of the paper's own
+slips (attempt_dist.paper.SLIPS) carries the reason and is marked with a dagger.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..paper import paper_value
+from ..paper import paper_slip, paper_value
 from .names import task_label
 from .tables import TABLE2, TABLE3, TableData, format_params, group_average
 
@@ -34,6 +36,8 @@ class Comparison:
     ours: float
     paper: float | None
     delta: float | None
+    slip: str | None = None
+    """Why the paper's own value does not follow from the paper (paper.SLIPS), if it does not."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -57,8 +61,9 @@ def compare_tables(tables: list[TableData]) -> list[Comparison]:
                     continue
                 paper = paper_value(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
                 delta = None if paper is None else round(ours - paper, 6)
+                slip = paper_slip(table.name, row.label, column, multitask=row.multitask) if paper is not None else None
                 cells.append(Comparison(table.name, table.model, "multi" if row.multitask else "single", row.label,
-                                        column, ours, paper, delta))
+                                        column, ours, paper, delta, slip))
     return cells
 
 
@@ -98,7 +103,11 @@ def _cell_text(cell: Comparison | None) -> str:
     ours = format_value(cell.column, cell.ours)
     if cell.paper is None:
         return ours
-    return f"{ours} ({format_value(cell.column, cell.paper)}, {format_value(cell.column, cell.delta, delta=True)})"
+    mark = SLIP_MARK if cell.slip else ""
+    return f"{ours} ({format_value(cell.column, cell.paper)}{mark}, {format_value(cell.column, cell.delta, delta=True)})"
+
+
+SLIP_MARK = "†"
 
 
 def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
