@@ -17,7 +17,7 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..paper import paper_slip, paper_value
+from ..paper import paper_metric, paper_slip, paper_value
 from .names import task_label
 from .tables import TABLE2, TABLE3, TableData, format_params, group_average
 
@@ -60,6 +60,9 @@ def compare_tables(tables: list[TableData]) -> list[Comparison]:
                 if ours is None:
                     continue
                 paper = paper_value(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
+                metric = paper_metric(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
+                if metric and metric in row.by_metric.get(column, {}):
+                    ours = row.by_metric[column][metric]  # the metric the paper's cell is consistent with
                 delta = None if paper is None else round(ours - paper, 6)
                 slip = paper_slip(table.name, row.label, column, multitask=row.multitask) if paper is not None else None
                 cells.append(Comparison(table.name, table.model, "multi" if row.multitask else "single", row.label,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
@@ -39,6 +39,9 @@ class Row:
     params: float | None
     values: dict          # task -> float
     multitask: bool = False
+    by_metric: dict = field(default_factory=dict)
+    """task -> {metric: mean over seeds}: every metric the runs recorded (compare picks the one
+    each paper cell is consistent with)."""
 
 
 @dataclass
@@ -74,6 +77,20 @@ def _scores(records: list[Record], task: str, split: str) -> float | None:
     return mean(values) if values else None
 
 
+def _metric_means(records: list[Record], tasks, split: str) -> dict:
+    out: dict = {}
+    for task in tasks:
+        found: dict = defaultdict(list)
+        for r in records:
+            if r.status == "completed" and task in r.tasks:
+                by_split = r.metrics.get(split) or r.metrics.get("dev") or {}
+                for name, value in (by_split.get(task) or {}).items():
+                    found[name].append(value)
+        if found:
+            out[task] = {name: mean(values) for name, values in found.items()}
+    return out
+
+
 def _params(records: list[Record]) -> float | None:
     values = [r.trainable_per_task for r in records if r.trainable_per_task]
     return mean(values) if values else None
@@ -101,7 +118,8 @@ def method_table(name: str, records: list[Record], model: str, groups: list[list
             values = _with_single_task_runs(values, {t: _scores(by_row.get((False, variant), []), t, split)
                                                      for t in SINGLE_TASK_IN_MT})
         rows.append(Row("Multi-task training" if multitask else "Single-task training",
-                        row_label(variant, multitask), _params(runs), values, multitask))
+                        row_label(variant, multitask), _params(runs), values, multitask,
+                        _metric_means(runs if multitask else runs, wanted, split)))
     return TableData(name, model, groups, rows, caption) if rows else None
 
 
