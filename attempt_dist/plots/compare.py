@@ -5,10 +5,12 @@ that cell (same table, block, row label, backbone and column) and the delta (our
     attempt-dist compare RUN --json     # the same cells as JSON
     attempt-dist plot RUN               # also writes table2_t5-base_vs_paper.{md,csv}, ...
 
-A group's average is compared only when we have the whole group (the paper averages all of
-its columns; a multi-task row's MultiRC is its single-task run's, as in the paper); params /
+Each task cell is ours in the metric the paper's cell is consistent with (numbers.csv's metric
+column: accuracy, or for 7 MRPC cells the mean of accuracy and F1). A group's average is
+compared only when we have the whole group, as the mean of those cells (the paper averages its
+printed columns; a multi-task row's MultiRC is its single-task run's, as in the paper); params /
 task is compared too (delta in parameters). A cell whose paper value is one of the paper's own
-slips (attempt_dist.paper.SLIPS) carries the reason and is marked with a dagger.
+slips (attempt_dist.paper.SLIPS) or fits no metric carries the reason, marked with a dagger.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from statistics import mean
+
 from ..paper import paper_metric, paper_slip, paper_value
+from ..paper.consistency import NO_METRIC, why_no_metric
 from .names import task_label
-from .tables import TABLE2, TABLE3, TableData, format_params, group_average
+from .tables import TABLE2, TABLE3, TableData, format_params
 
 PARAMS = "params_per_task"
 # The paper's column groups, each with its "Avg." column (Table 4 has none).
@@ -43,13 +48,30 @@ class Comparison:
         return asdict(self)
 
 
+def _ours(table: TableData, row, task: str) -> float | None:
+    """Our value for a task cell, in the metric the paper's cell is consistent with (numbers.csv's
+    metric column: MRPC's acc_f1 cells), else the task's headline metric."""
+    metric = paper_metric(table.name, row.label, task, multitask=row.multitask, backbone=table.model)
+    if metric and metric != NO_METRIC and metric in row.by_metric.get(task, {}):
+        return row.by_metric[task][metric]
+    return row.values.get(task)
+
+
 def _columns(table: TableData, row) -> list[tuple[str, float | None]]:
     out = [(PARAMS, row.params)]
     for group in table.groups:
-        out += [(task, row.values.get(task)) for task in group]
-        if group in _FULL_GROUPS[table.name]:
-            out.append((f"avg_{group[0]}", group_average(row, group)))
+        values = {task: _ours(table, row, task) for task in group}
+        out += list(values.items())
+        if group in _FULL_GROUPS[table.name]:  # the paper averages its cells as printed: so do we
+            whole = all(v is not None for v in values.values())
+            out.append((f"avg_{group[0]}", mean(values.values()) if whole else None))
     return out
+
+
+def _slip(table: TableData, row, column: str) -> str | None:
+    if paper_metric(table.name, row.label, column, multitask=row.multitask, backbone=table.model) == NO_METRIC:
+        return why_no_metric(column)
+    return paper_slip(table.name, row.label, column, multitask=row.multitask)
 
 
 def compare_tables(tables: list[TableData]) -> list[Comparison]:
@@ -60,11 +82,8 @@ def compare_tables(tables: list[TableData]) -> list[Comparison]:
                 if ours is None:
                     continue
                 paper = paper_value(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
-                metric = paper_metric(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
-                if metric and metric in row.by_metric.get(column, {}):
-                    ours = row.by_metric[column][metric]  # the metric the paper's cell is consistent with
                 delta = None if paper is None else round(ours - paper, 6)
-                slip = paper_slip(table.name, row.label, column, multitask=row.multitask) if paper is not None else None
+                slip = _slip(table, row, column) if paper is not None else None
                 cells.append(Comparison(table.name, table.model, "multi" if row.multitask else "single", row.label,
                                         column, ours, paper, delta, slip))
     return cells
