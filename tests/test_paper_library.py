@@ -135,3 +135,19 @@ def test_pipeline_refuses_bad_library_input_before_training(tmp_path, capsys, ar
     assert pipeline.main(["--model", "t5-tiny", "--output-dir", str(tmp_path / "out"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_train_config_single_prompt_reads_the_targets_probe(tmp_path):
+    """`train --method attempt --ablation single_prompt --spot-probe PIPELINE/probes`: the run
+    keeps the library prompt SPoT-t would select for its task (as the ablation sweep passes it)."""
+    from attempt_dist.model_setup import build_model
+
+    sources = _library(tmp_path / "prompts", ["mnli", "squad", "qqp"], seed=1)
+    probe = read_prompt(sources / "squad.safetensors")[0].flip(0)  # squad's rows reversed: its task embedding
+    add_to_library(tmp_path / "probes", probe, task="cb", backbone="t5-tiny")
+    cfg = TrainConfig(model="t5-tiny", method="attempt", tasks=["cb"], source_prompts=str(sources),
+                      spot_probe=str(tmp_path / "probes"),
+                      options={"prompt_length": 4, "bottleneck": 2, "ablation": "single_prompt"})
+    model, _ = build_model(cfg, tiny_backbone(0))
+    assert model.prompt.source_names == ["squad"]
+    torch.testing.assert_close(model.prompt.sources[0], read_prompt(sources / "squad.safetensors")[0])

@@ -258,3 +258,24 @@ def test_dry_run_json_resolves_every_cells_options(tmp_path, capsys):
     assert out["libraries"]["paper__t5-base"]["folder"] == "../paper-library"
     assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--json"]) == 2
     assert "--json prints the dry run; add --dry-run" in capsys.readouterr().err
+
+
+def test_dry_run_json_names_the_source_spot_t_selects_once_probes_exist(tmp_path, capsys):
+    import json
+
+    from attempt_dist.sweep.resolved import resolved_sweep
+
+    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    run = tmp_path / "ablations"
+    pending = resolved_sweep(sweep, run)["cells"]
+    single = {c["name"]: c.get("selected_sources") for c in pending if c["variant"] == "attempt-single_prompt"}
+    assert len(single) == 3 and all("once the library's probes are built" in v for v in single.values())
+    probes = tmp_path / "paper-library" / "paper__t5-base" / "run" / "probes"  # the shared folder
+    probes.mkdir(parents=True)
+    (probes / "library.json").write_text(json.dumps({"prompts": {
+        "boolq": {"similarity": {"mnli": 0.2, "qnli": 0.5, "squad": 0.1}},
+        "newsqa": {"similarity": {"mnli": 0.1, "qnli": 0.2, "squad": 0.9}},
+        "winogrande": {"similarity": {"mnli": 0.6, "qnli": 0.5, "squad": 0.1}}}}))
+    cells = {c["task_label"]: c["selected_sources"] for c in resolved_sweep(sweep, run)["cells"]
+             if c["variant"] == "attempt-single_prompt"}
+    assert cells == {"boolq": ["qnli"], "newsqa": ["squad"], "winogrande": ["mnli"]}
