@@ -279,3 +279,27 @@ def test_dry_run_json_names_the_source_spot_t_selects_once_probes_exist(tmp_path
     cells = {c["task_label"]: c["selected_sources"] for c in resolved_sweep(sweep, run)["cells"]
              if c["variant"] == "attempt-single_prompt"}
     assert cells == {"boolq": ["qnli"], "newsqa": ["squad"], "winogrande": ["mnli"]}
+
+
+def test_slurm_cells_wait_for_a_library_another_launch_is_building(tmp_path, monkeypatch):
+    """A shared library the Table 2 sweep is still building: the Table 3 sweep's cells are
+    submitted after that job, not started without their library."""
+    from rich.console import Console
+
+    import importlib
+
+    from attempt_dist.sweep.state import CellState
+
+    launch_module = importlib.import_module("attempt_dist.sweep.launch")  # the package's `launch` is the function
+
+    sweep = parse_sweep({"grid": {"models": ["t5-tiny"], "methods": ["attempt", "prompt"], "tasks": ["rte"],
+                                  "library": "p"},
+                         "libraries": {"p": {"sources": ["mnli"], "folder": "../shared"}},
+                         "executor": {"kind": "local"}})
+    p = launch_module.Plan(tmp_path / "run", sweep, cells=list(sweep.cells))
+    monkeypatch.setattr(launch_module, "library_state", lambda run, key: CellState(key, "running", job_id="4711"))
+    submitted = []
+    monkeypatch.setattr(launch_module, "_submit_cells",
+                        lambda plan, cells, dependency=None: submitted.append(([c.method for c in cells], dependency)) or [])
+    launch_module._submit_slurm(p, Console(file=open(tmp_path / "out.txt", "w")))
+    assert sorted(submitted) == [(["attempt"], "4711"), (["prompt"], None)]

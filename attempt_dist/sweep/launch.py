@@ -243,8 +243,8 @@ def _run_scheduled(p: Plan, console: Console, ctrl_c: CtrlC, deadline: Deadline 
                 break
             kind, obj = entry
             if kind == "cell" and obj.library:
-                if obj.library in building:
-                    continue  # wait for its library
+                if obj.library in building or library_state(p.run, obj.library).status == "running":
+                    continue  # wait for its library (ours, or one another launch builds: a shared one)
                 if library_state(p.run, obj.library).status != "done":
                     queue.remove(entry)
                     _fail_without_running(p.run, obj, f"library stage {obj.library} failed; see {library_dir(p.run, obj.library)}")
@@ -306,9 +306,13 @@ def _stop_at_deadline(p: Plan, console: Console, queue: list, running: list, dea
 
 def _submit_slurm(p: Plan, console: Console) -> None:
     lib_jobs = {lib.key: _submit_library(p, lib) for lib in p.libraries}
+    # A library another launch is building (a shared one, or this sweep's earlier launch): after its job.
+    elsewhere = {key: library_state(p.run, key) for key in {c.library for c in p.cells if c.library} - set(lib_jobs)}
     groups: dict[tuple, list[Cell]] = {}
     for cell in p.cells:
-        dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else None
+        building = elsewhere.get(cell.library)
+        dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else \
+            building.job_id if building is not None and building.status == "running" else None
         groups.setdefault((cell.executor, dep), []).append(cell)
     for (spec, dep), cells in groups.items():
         jobs = _submit_cells(p, cells, dependency=dep)
