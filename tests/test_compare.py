@@ -161,7 +161,14 @@ def test_the_papers_own_values_compare_at_zero_but_for_the_papers_slips(tmp_path
     if table == "table2":
         assert mt_multirc == {"FT-MT": 72.77, "Adapter-MT": 75.87, "SPoT-g MT": 73.97, "ATTEMPT-MT": 74.39}
     assert cli.main(["compare", str(run)]) == 0
-    assert "† ATTEMPT-MT params / task: 134k is not d(m + 2(r+1)/N)" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps to the terminal's width
+    assert "† ATTEMPT-MT params / task: 134k is not d(m + 2(r+1)/N)" in out
+    assert "mean |ours - paper| 0.00" in out  # averages within the paper's rounding, slips left out
+    plot_run(run, figures=("tables",))
+    md = (run / f"figures/{table}_t5-base_vs_paper.md").read_text()
+    assert "† ATTEMPT-MT (MT), params / task: 134k is not" in md and "(134k†, " in md
+    if table == "table2":
+        assert "74.06†" in md and "† ATTEMPT-ST (ST), Avg. (WNLI...): the paper's nine ATTEMPT-ST cells average 72.78" in md
 
 
 def test_an_ablation_folder_is_compared_to_table_4_only(tmp_path, capsys):

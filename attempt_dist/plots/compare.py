@@ -143,6 +143,10 @@ def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
         # Table 4 names ATTEMPT-MT's ablation like ATTEMPT-ST's ("no prior transfer")
         label = f"{row.label} (MT)" if table.name == "table4" and row.multitask and row.label != "ATTEMPT-MT" else row.label
         lines.append(f"| {label} | " + " | ".join(_cell_text(mine.get((section, row.label, c))) for c in columns) + " |")
+    notes = [f"{SLIP_MARK} {c.row} ({'MT' if c.section == 'multi' else 'ST'}), {column_label(c.column)}: {c.slip}"
+             for c in mine.values() if c.slip]
+    if notes:
+        lines += [""] + [f"{note}  " for note in notes]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -150,8 +154,9 @@ def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
 def _write_csv(mine: dict, path: Path) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["section", "method", "column", "ours", "paper", "delta"])
+        writer.writerow(["section", "method", "column", "ours", "paper", "delta", "paper_slip"])
         for cell in mine.values():
             writer.writerow([cell.section, cell.row, cell.column, cell.ours,
-                             "" if cell.paper is None else cell.paper, "" if cell.delta is None else cell.delta])
+                             "" if cell.paper is None else cell.paper, "" if cell.delta is None else cell.delta,
+                             cell.slip or ""])
     return path
