@@ -167,3 +167,18 @@ def test_library_epochs_must_be_a_positive_number(epochs, message):
            "libraries": {"p": {"sources": ["mnli"], "epochs": epochs}}, "executor": {"kind": "local"}}
     with pytest.raises(UserError, match=f"libraries.p.epochs: input should be {message}"):
         parse_sweep(raw)
+
+
+def test_ablation_dry_run_shows_each_rows_prior_and_source(capsys, monkeypatch):
+    from attempt_dist.sweep.resolved import library_inputs
+
+    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    (lib,) = sweep.libraries.values()
+    said = {c.name: library_inputs(c, lib) for c in sweep.cells}
+    assert said["t5-base__attempt-single_prompt__newsqa__s42"] == "prior=qa source=SPoT-t top-1 by probe"
+    assert said["t5-base__attempt__others__s42"] == "prior=glue"
+    assert said["t5-base__attempt-no_prior__mrqa__s42"] == "prior=none"
+    monkeypatch.setenv("COLUMNS", "400")
+    assert cli.main(["sweep", str(ROOT / "launch/sweeps/ablations.yaml"), "--dry-run", "--output-dir", "/tmp/never"]) == 0
+    out = capsys.readouterr().out
+    assert "21 job(s) to submit" in out and "source=SPoT-t top-1 by probe" in out and "prior=qa" in out

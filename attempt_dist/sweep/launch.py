@@ -35,6 +35,7 @@ from ..errors import UserError
 from .. import source_library
 from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, write_json_atomic
 from ..runlock import FolderLock
+from .resolved import library_inputs
 from .shared_library import link_shared_libraries
 from .jobs import LIBRARY_DONE, CellJob, LibraryJob, set_aside_failure
 from .spec import (Cell, ExecutorSpec, Library, Sweep, _executor_json, cell_prior, mem_gb, options_to_argv,
@@ -90,7 +91,8 @@ def print_plan(p: Plan, console: Console) -> None:
     todo = {c.name for c in p.cells}
     for cell in p.sweep.cells:
         action = "submit" if cell.name in todo else f"skip: {p.skipped.get(cell.name, '')}"
-        opts = " ".join(f"{k}={v}" for k, v in cell.train.items() if k not in ("data_dir",))
+        opts = " ".join([f"{k}={v}" for k, v in cell.train.items() if k not in ("data_dir",)]
+                        + [library_inputs(cell, p.sweep.libraries.get(cell.library))]).strip()
         table.add_row(cell.name, cell.model, cell.variant, ",".join(cell.tasks), str(cell.seed), action,
                       cell.executor.summary(), cell.library or "-", opts)
     console.print(table)

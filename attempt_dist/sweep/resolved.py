@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .. import source_library
 from .shared_library import shared_library_dir
-from .spec import DEFAULT_TRAINER, Library, Sweep, spot_input, train_argv
+from .spec import DEFAULT_TRAINER, Cell, Library, Sweep, cell_prior, spot_input, train_argv
 from .state import cell_run_dir, library_dir
 
 
@@ -67,3 +67,23 @@ def selected_sources(library_run: Path, tasks, top_k: int) -> list[str] | str:
         return pending
     mean = {name: sum(s[name] for s in sims) / len(sims) for name in sims[0]}
     return sorted(mean, key=mean.get, reverse=True)[:top_k]
+
+
+def library_inputs(cell: Cell, library: Library | None) -> str:
+    """What a cell reads from its library, in words for the dry-run table: its B.1 prior and
+    where its prompt or single source comes from (SPoT-g's mixture, SPoT-t's selection)."""
+    if library is None:
+        return ""
+    words = []
+    if cell.method == "attempt":
+        prior = cell_prior(cell, library.sources)
+        words.append(f"prior={prior}" if prior else "prior=none")
+    spot = spot_input(cell)
+    if spot == "probes":
+        k = cell.train.get("spot_top_k", 1) if cell.method == "spot" else 1
+        words.append(f"source=SPoT-t top-{k} by probe")
+    elif spot == "spot_g":
+        words.append("source=spot_g mixture")
+    elif cell.method == "attempt" and cell.train.get("ablation") == "single_prompt":
+        words.append(f"source={cell.train['single_source']}")
+    return " ".join(words)
