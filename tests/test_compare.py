@@ -207,3 +207,29 @@ def test_each_mrpc_cell_is_compared_in_the_metric_it_is_consistent_with(tmp_path
     assert cli.main(["compare", str(run), "--json"]) == 0
     ours = {c["row"]: c["ours"] for c in json.loads(capsys.readouterr().out)["cells"] if c["column"] == "mrpc"}
     assert ours == {"FT": 80.0, "ATTEMPT-ST": 85.0}
+
+
+def test_table4_from_the_papers_own_values_compares_at_zero(tmp_path, capsys):
+    """Every Table 4 cell, the MT rows from B.6's group runs: 0.00 everywhere, and the two BoolQ
+    cells that are no accuracy on 1,635 examples marked."""
+    from test_plots import make_cell
+
+    run = tmp_path / "ablations"
+    train_of = {"ATTEMPT-ST": None, "ATTEMPT-MT": None, "no target": {"ablation": "no_target"},
+                "no attention": {"ablation": "constant_attention"}, "single prompt": {"ablation": "single_prompt"},
+                "no prior transfer": {"no_prior": True}}
+    groups = {"boolq": ["boolq", "wic", "wsc", "cb"], "newsqa": ["nq", "hotpotqa", "searchqa", "newsqa"],
+              "winogrande": ["winogrande", "yelp", "scitail", "paws"]}
+    for (section, row), values in _paper_cells("table4").items():
+        variant = "attempt" if row.startswith("ATTEMPT") else "attempt-" + row.replace(" ", "_")
+        for task, value in values.items():
+            tasks = groups[task] if section == "multi" else [task]
+            make_cell(run, "t5-base", variant, tasks, 1, [value if t == task else 50.0 for t in tasks], method="attempt",
+                      train=train_of[row])
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    scored = {(c["section"], c["row"], c["column"]): c for c in cells if c["column"] != "params_per_task"}
+    assert set(scored) == {(s, r, t) for (s, r), v in _paper_cells("table4").items() for t in v}  # 7 x 3
+    assert {k: c["delta"] for k, c in scored.items() if c["delta"] != 0} == {}
+    assert {k for k, c in scored.items() if c["slip"]} == {("single", "single prompt", "boolq"),
+                                                         ("single", "no prior transfer", "boolq")}
