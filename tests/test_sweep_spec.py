@@ -256,6 +256,9 @@ def test_dry_run_json_resolves_every_cells_options(tmp_path, capsys):
     mrc = cells["t5-base__attempt__multirc__s42"]
     assert (mrc["gate_lr"], mrc["max_length_by_task"], mrc["prior"].rsplit("/", 1)[1]) == (0.1, {"multirc": 348}, "prior.pt")
     assert out["libraries"]["paper__t5-base"]["folder"] == "../paper-library"
+    by_name = {c["name"]: c for c in out["cells"]}
+    assert by_name["t5-base__attempt__cb__s42"]["sources"] == ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
+    assert "sources" not in by_name["t5-base__finetune__cb__s42"]
     assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--json"]) == 2
     assert "--json prints the dry run; add --dry-run" in capsys.readouterr().err
 

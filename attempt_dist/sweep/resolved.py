@@ -38,6 +38,8 @@ def resolved_sweep(sweep: Sweep, run: Path) -> dict:
             cfg = config_from_args(parser.parse_args(argv))
             entry["train"] = {**cfg.to_dict(), "max_length_by_task": {
                 t: cfg.max_length or get_task(t).max_length for t in cfg.tasks}}
+            if library is not None:  # the source prompts it reads: --sources, else the whole library
+                entry["sources"] = list(cfg.sources or library.sources)
             if spot_input(cell) == "probes" and library is not None:
                 top_k = entry["train"]["spot_top_k"] if cell.method == "spot" else 1
                 entry["selected_sources"] = selected_sources(_library_run(run, library), cell.tasks, top_k)
