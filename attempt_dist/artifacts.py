@@ -23,7 +23,7 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
-from .results import atomic_path, read_json, write_json_atomic, write_text_atomic
+from .atomic_files import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 WEIGHTS_FILE = "trainable.safetensors"
 META_FILE = "trainable.json"
@@ -151,7 +151,7 @@ def write_model_card(out: Path, meta: dict, record: dict) -> None:
 
 
 def model_card(meta: dict, record: dict) -> str:
-    from .export import PEFT_METHODS
+    from .methods import profile
 
     tasks = ", ".join(meta["tasks"])
     backbone = meta["backbone"] + (f" (`{meta['hub_id']}`)" if meta.get("hub_id") else " (random weights)")
@@ -163,8 +163,9 @@ def model_card(meta: dict, record: dict) -> str:
              f"| trainable parameters | {params.get('trainable', 'n/a')} of {params.get('total', 'n/a')} |",
              f"| optimizer steps | {record.get('steps', 'n/a')} |"]
     if meta.get("source_prompts"):
+        # A method that keeps its source prompts (ATTEMPT) carries them as buffers; SPoT only started from them.
         lines.append(f"| source prompts | {', '.join(meta['source_prompts'])} (carried in {WEIGHTS_FILE}) |"
-                     if meta["method"] == "attempt" else
+                     if meta.get("buffers") else
                      f"| source prompts | {', '.join(meta['source_prompts'])} (initialisation) |")
     options = ", ".join(f"{k}={v}" for k, v in sorted(meta.get("options", {}).items()))
     lines += [f"| options | {options} |", "", "## Scores", "", "| split | task | metric | value |",
@@ -179,8 +180,9 @@ def model_card(meta: dict, record: dict) -> str:
               f"attempt-dist predict RUN --text \"{meta['tasks'][0]} ...\" --task {meta['tasks'][0]}",
               "```", "", "```python", "import attempt_dist", "run = attempt_dist.load_run(\"RUN\")",
               f"run.predict([\"{meta['tasks'][0]} ...\"], tasks=\"{meta['tasks'][0]}\")", "```", ""]
-    if meta["method"] in PEFT_METHODS:
-        lines += ["As a PEFT prompt-tuning adapter: `attempt-dist export RUN --format peft OUT`.", ""]
+    peft = profile(meta["method"]).peft
+    if peft is not None:
+        lines += [f"As a PEFT {peft.kind} adapter: `attempt-dist export RUN --format peft OUT`.", ""]
     lines += ["## Files", "",
               f"- `{WEIGHTS_FILE}`, `{META_FILE}`: the trained tensors and what rebuilds the model around them",
               "- `config.json`, `result.json`: the training configuration and the run record",

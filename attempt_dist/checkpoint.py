@@ -29,7 +29,7 @@ import torch
 
 from . import distributed as dist
 from .errors import UserError
-from .results import atomic_path, write_json_atomic, write_text_atomic
+from .atomic_files import atomic_path, write_json_atomic, write_text_atomic
 
 LATEST = "latest"
 MARKER = "complete.json"
@@ -238,3 +238,13 @@ def load(engine, output_dir: str | Path, tag: str, *, rank: int, optimizer: bool
         raise UserError(f"checkpoint {root / tag} could not be loaded ({_one_line(err)}); move it aside and rerun with --resume "
                         "to continue from an earlier one, or --overwrite to start again") from None
     return client_state, per_rank
+
+
+def dump_full_state(module, path: Path) -> None:
+    """Every parameter and buffer, whole, from this rank (for tests; every rank must call)."""
+    params = list(module.parameters())
+    with dist.gathered(params):
+        state = {n: p.detach().float().cpu().clone() for n, p in module.named_parameters()}
+        state.update({n: b.detach().float().cpu().clone() for n, b in module.named_buffers()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)

@@ -1,16 +1,16 @@
 """`attempt-dist export RUN --format peft|safetensors OUT`: a finished run for other tools.
 
-    peft         prompt tuning and SPoT runs -> a PEFT prompt-tuning adapter (adapter_config.json
-                 + adapter_model.safetensors) that `PeftModel.from_pretrained(t5, OUT)` loads and
-                 that gives our logits; a multi-task run -> one adapter per task, OUT/<task>/.
+    peft         a run of a method whose Profile has a PEFT form (prompt tuning and SPoT: a
+                 prompt-tuning adapter) -> adapter_config.json + adapter_model.safetensors that
+                 `PeftModel.from_pretrained(t5, OUT)` loads and that gives our logits; a
+                 multi-task run -> one adapter per task, OUT/<task>/.
     safetensors  the self-contained artefact (trainable.safetensors, trainable.json, README.md)
                  that `attempt-dist predict` and `attempt_dist.load_run` read; a run saved in the
                  older trainable.pt format is converted (ATTEMPT: its source prompts read from
                  its library, which must still exist).
 
-Both put the prompt in front of the encoder input with an all-ones mask and leave the decoder
-alone (PEFT's PROMPT_TUNING for SEQ_2_SEQ_LM with num_transformer_submodules 1), so the
-adapter reproduces the run's logits exactly. The other methods have no PEFT form (NOT_IN_PEFT).
+The method says how its run becomes PEFT adapters (methods/prompt.py's PromptTuningPeft) or
+why it has no PEFT form (its Profile's not_in_peft, which the refusal quotes).
 """
 
 from __future__ import annotations
@@ -24,19 +24,6 @@ from pathlib import Path
 
 from .errors import UserError, one_line_errors
 
-PEFT_METHODS = ("prompt", "spot")
-NOT_IN_PEFT = {
-    "attempt": "ATTEMPT builds each input's prompt as an attention-weighted mixture of frozen source prompts "
-               "and a target prompt, computed from that input by a gate; PEFT has no tuner for an input-dependent "
-               "mixture of prompts (its multitask prompt tuning picks a prompt by task id, not by input)",
-    "adapter": "these are Houlsby adapters on the output of every attention and feed-forward sublayer (compacter's "
-               "placement and activation); PEFT's built-in tuners (LoRA, IA3, ...) change the weights instead and "
-               "have no such bottleneck",
-    "bitfit": "T5's linear layers have no biases: BitFit here adds new zero-initialised biases (and trains the "
-              "LayerNorm scales); PEFT has no tuner that adds biases",
-    "finetune": "a fine-tuned run is a whole new backbone, not an adapter; export --format safetensors, or load "
-                "trainable.safetensors into T5ForConditionalGeneration (names without the 'backbone.' prefix)",
-}
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 
 
@@ -60,52 +47,49 @@ def staged_folder(out: Path, overwrite: bool):
         raise
 
 
-def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
-    """PEFT's PromptTuningConfig as saved by save_pretrained (adapter_config.json)."""
-    from .backbones import get_spec
-
-    spec = get_spec(cfg.model)
-    return {"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": num_virtual_tokens,
-            "token_dim": token_dim, "num_transformer_submodules": 1, "num_attention_heads": spec.num_heads,
-            "num_layers": spec.num_layers, "base_model_name_or_path": cfg.model_path or spec.hub_id or None,
-            "revision": None, "inference_mode": True, "prompt_tuning_init": "RANDOM",
-            "prompt_tuning_init_text": None, "tokenizer_name_or_path": None, "tokenizer_kwargs": None,
-            "modules_to_save": None}
-
-
 def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write the run's prompt(s) as PEFT prompt-tuning adapter(s); returns the adapter folders."""
     from safetensors.torch import save_file
 
     from .artifacts import read_artifact
-    from .results import write_json_atomic, write_text_atomic
+    from .atomic_files import write_json_atomic, write_text_atomic
     from .train_config import TrainConfig
 
     artifact = read_artifact(run)
     cfg = TrainConfig.from_dict(artifact.meta["train"])
-    if cfg.method not in PEFT_METHODS:
-        raise UserError(f"a {cfg.method} run has no PEFT form: {NOT_IN_PEFT[cfg.method]}; "
-                        f"PEFT export works for {', '.join(PEFT_METHODS)} runs (use --format safetensors)")
-    prompts = artifact.state["prompt.weight"]  # [tasks, m, d], in task-id order
-    single = len(cfg.tasks) == 1
+    form = peft_form(cfg.method)
+    adapters = form.adapters(cfg, artifact.state)
+    single = len(adapters) == 1
     folders = []
     with staged_folder(Path(out), overwrite) as tmp:
-        for task_id, task in enumerate(cfg.tasks):
+        for task, tensors, adapter_config in adapters:
             folder = tmp if single else tmp / task
             folder.mkdir(parents=True, exist_ok=True)
-            save_file({"prompt_embeddings": prompts[task_id].float().contiguous()}, str(folder / PEFT_WEIGHTS),
-                      metadata={"format": "pt"})
-            write_json_atomic(folder / PEFT_CONFIG, peft_adapter_config(cfg, *prompts.shape[1:]))
-            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run))
+            save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
+            write_json_atomic(folder / PEFT_CONFIG, adapter_config)
+            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run, form.kind))
             folders.append(Path(out) if single else Path(out) / task)
     return folders
 
 
-def _peft_card(cfg, task: str, run) -> str:
+def peft_form(method: str):
+    """How a run of `method` exports to PEFT (its Profile's peft); a UserError saying why not
+    where it has no PEFT form."""
+    from .methods import METHODS, profile
+
+    chosen = profile(method)
+    if chosen.peft is None:
+        exporting = [m for m in METHODS if profile(m).peft is not None]
+        raise UserError(f"a {method} run has no PEFT form: {chosen.not_in_peft}; "
+                        f"PEFT export works for {', '.join(exporting)} runs (use --format safetensors)")
+    return chosen.peft
+
+
+def _peft_card(cfg, task: str, run, kind: str) -> str:
     from .backbones import get_spec
 
     base = cfg.model_path or get_spec(cfg.model).hub_id or f"{cfg.model} (random weights, seed {cfg.seed})"
-    return (f"# PEFT prompt-tuning adapter: {cfg.method} on {task}\n\n"
+    return (f"# PEFT {kind} adapter: {cfg.method} on {task}\n\n"
             f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {base}).\n\n"
             "```python\nfrom peft import PeftModel\nfrom transformers import T5ForConditionalGeneration\n"
             f"model = PeftModel.from_pretrained(T5ForConditionalGeneration.from_pretrained(\"{base}\"), \"ADAPTER\")\n"
@@ -123,11 +107,11 @@ def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = Fa
         import dataclasses
 
         from .artifacts import method_buffers
-        from .predict import build_model
+        from .predict import trained_model
         from .train_config import TrainConfig
 
         cfg = TrainConfig.from_dict(artifact.meta["train"])
-        model = build_model(dataclasses.replace(cfg, activation_checkpointing=False), artifact, run)
+        model = trained_model(dataclasses.replace(cfg, activation_checkpointing=False), artifact, run)
         artifact = Artifact({**artifact.state, **method_buffers(model)}, _legacy_meta(cfg, model))
     with staged_folder(Path(out), overwrite) as tmp:
         if artifact.legacy is False and (run / WEIGHTS_FILE).exists():
@@ -155,13 +139,16 @@ def _legacy_meta(cfg, model) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    methods = "; ".join(f"{m}: {why}" for m, why in NOT_IN_PEFT.items())
+    from .methods import METHODS, profile
+
+    exporting = " and ".join(m for m in METHODS if profile(m).peft is not None)
+    refused = "; ".join(f"{m}: {profile(m).not_in_peft}" for m in METHODS if profile(m).peft is None)
     parser = argparse.ArgumentParser(
         prog="attempt-dist export",
-        description="Export a finished run: --format peft (prompt and spot runs) writes a PEFT prompt-tuning "
+        description=f"Export a finished run: --format peft ({exporting} runs) writes a PEFT "
                     "adapter that PeftModel.from_pretrained loads; --format safetensors writes the self-contained "
                     "artefact that `attempt-dist predict` reads.",
-        epilog=f"Not expressible in PEFT - {methods}.")
+        epilog=f"Not expressible in PEFT - {refused}.")
     parser.add_argument("run", help="a finished run's folder")
     parser.add_argument("out", help="the folder to create (a multi-task prompt run: one adapter per task in OUT/<task>/)")
     parser.add_argument("--format", required=True, choices=("peft", "safetensors"))

@@ -14,7 +14,7 @@ import torch
 
 from .backbones import build_backbone, get_spec
 from .methods import MethodInputs, apply_method, needs
-from .methods.options import resolve
+from .methods.options import config_from_options
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
 # Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.
@@ -46,7 +46,7 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", num_tasks: i
     measurements; a GPU initialises t5-3b in a second, a CPU in a minute).
     """
     spec = get_spec(model)
-    cfg = resolve(method, options)
+    cfg = config_from_options(method, options)
     if device == "meta":
         backbone = build_backbone(model, "meta")
     else:

@@ -42,7 +42,8 @@ from .errors import UserError, one_line_errors
 from .methods.options import given_options
 from .methods.prompts import add_to_library, library_names, load_library
 from .methods.spot import similarities
-from .results import RESULT_FILENAME, atomic_path, read_json
+from .atomic_files import atomic_path, read_json
+from .record import RESULT_FILENAME
 from .train import run
 from .train_config import TrainConfig, add_train_args, validate
 

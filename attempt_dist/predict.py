@@ -175,7 +175,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "auto", dtype: to
     cfg = dataclasses.replace(cfg, activation_checkpointing=False, model_path=model_path or cfg.model_path)
     device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                           "cpu" if device == "auto" else device)
-    model = build_model(cfg, artifact, Path(path))
+    model = trained_model(cfg, artifact, Path(path))
     if dtype in ("bf16", "bfloat16"):
         dtype = torch.bfloat16
     model = model.to(device=device, dtype=dtype) if dtype is not None else model.to(device)
@@ -185,14 +185,12 @@ def load_run(path: str | Path, *, device: str | torch.device = "auto", dtype: to
                      batch_size or cfg.eval_batch_size or default_eval_batch_size(cfg.batch_size))
 
 
-def build_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
+def trained_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
     """The wrapped model of `cfg` with the artefact's tensors loaded (CPU, float32)."""
-    from .methods import apply_method
-    from .model_setup import load_backbone
+    from .model_setup import build_model, load_backbone
 
     backbone = load_backbone(cfg)
-    model = apply_method(cfg.method, backbone, cfg.method_config(),
-                         _method_inputs(cfg, artifact, backbone.config.d_model, where))
+    model, _ = build_model(cfg, backbone, rebuilt_inputs(cfg, artifact, backbone.config.d_model, where))
     state = dict(artifact.state)
     if artifact.legacy:  # an older run: its source prompts came from the library just read
         state = {**method_buffers(model), **state}
@@ -209,34 +207,17 @@ def build_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
     return model
 
 
-def _method_inputs(cfg, artifact: Artifact, d_model: int, where: Path):
-    """What the method's wrap needs. The trained tensors overwrite every initial value, so only
-    shapes matter, except ATTEMPT's frozen source prompts: they travel in the artefact."""
-    from .methods import MethodInputs, needs
-    from .methods.prompts import LIBRARY_INDEX, load_library
+def rebuilt_inputs(cfg, artifact: Artifact, d_model: int, where: Path):
+    """What the method's wrap needs, from the artefact. The trained tensors overwrite every
+    initial value, so only shapes matter, except what the method rebuilds itself (its
+    rebuilt_inputs: ATTEMPT's frozen source prompts, which travel in the artefact)."""
+    from .methods import MethodInputs, method_hook
 
     inputs = MethodInputs(num_tasks=len(cfg.tasks), seed=cfg.seed)
-    if not needs(cfg.method).library:
-        return inputs
-    method_cfg = cfg.method_config()
-    shape = (method_cfg.prompt_length, d_model)
     names = artifact.meta.get("source_prompts")
-    sources = artifact.state.get("prompt.sources")
-    if sources is None and cfg.method == "attempt":
-        library = cfg.source_prompts
-        if not library or not (Path(library) / LIBRARY_INDEX).exists():
-            raise UserError(f"{where} is an older ATTEMPT run (trainable.pt) that does not carry its source "
-                            f"prompts, and its prompt library {library} is gone; restore that folder, "
-                            "or retrain to get a self-contained run")
-        names, sources = load_library(library, cfg.sources, backbone=cfg.model, d_model=d_model,
-                                      prompt_length=method_cfg.prompt_length)
-    elif sources is None:  # SPoT: the library only chose the starting point
-        names = names or [getattr(method_cfg, "source", None) or "source"]
-        sources = torch.zeros(len(names), *shape)
-        if getattr(method_cfg, "mode", None) == "targeted":
-            inputs.target_init = torch.zeros(shape)
-    inputs.source_names, inputs.source_prompts = list(names), sources
-    return inputs
+    inputs.source_names = list(names) if names else None
+    rebuild = method_hook(cfg.method, "rebuilt_inputs")
+    return rebuild(cfg, inputs, artifact, d_model, where) if rebuild else inputs
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -294,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [{"index": i, **row} for i, row in
            enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
     if args.output:
-        from .results import write_jsonl_atomic
+        from .atomic_files import write_jsonl_atomic
 
         write_jsonl_atomic(args.output, out)
         print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)

@@ -5,8 +5,14 @@ plots, tables, `attempt-dist compare`, sweep status and the benchmarks.
     record = read_record("runs/rte/result.json")   # RunResult (or RunFailure for failure.json)
     record.metrics["test"]["rte"]["accuracy"], record.params.trainable_per_task
 
-The dataclasses below are the schema (version SCHEMA_VERSION in attempt_dist.results). A run
-writes `RunResult(...).to_json()` when it completes and `RunFailure` when it could not fit or
+A finished run leaves exactly one `result.json` (RESULT_FILENAME) in its output folder, written
+only when the run completes and atomically (attempt_dist.atomic_files), so a folder either
+holds a whole record or none. A run that could not fit in memory (or failed otherwise) leaves
+`failure.json` (FAILURE_FILENAME) instead, so sweeps and plots can tell "did not fit" from
+"not run yet".
+
+The dataclasses below are the schema (version SCHEMA_VERSION). A run writes
+`RunResult(...).to_json()` when it completes and `RunFailure` when it could not fit or
 failed. `read_record` checks every field against these annotations and raises a RecordError
 (a UserError: one line naming the file and the field) for anything it cannot read: truncated
 JSON, a JSON list, a field of the wrong type, another schema. Records of schema 1 still read:
@@ -23,8 +29,10 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from .errors import UserError
-from .results import FAILURE_FILENAME, SCHEMA_VERSION
 
+RESULT_FILENAME = "result.json"
+FAILURE_FILENAME = "failure.json"
+SCHEMA_VERSION = 2  # 2 adds score, history, train_loss, ... (schema 1 still reads)
 READABLE_SCHEMAS = (1, SCHEMA_VERSION)
 FAILURE_STATUSES = ("oom", "failed")
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .cli_args import split_csv
 from .errors import UserError
-from .results import read_json, write_json_atomic, write_jsonl_atomic
+from .atomic_files import read_json, write_json_atomic, write_jsonl_atomic
 
 METRICS_FILENAME = "metrics.jsonl"
 REPORTERS = ("tensorboard", "wandb")

@@ -41,10 +41,13 @@ from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
 from .model_setup import build_model, load_backbone, tokenizer_source
 from .progress import RunProgress, print_summary, score_line
-from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, Throughput
-from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
+from .record import (FAILURE_FILENAME, RESULT_FILENAME, Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts,
+                     RunFailure, RunResult, Throughput)
+from .provenance import git_revision, package_versions
+from .atomic_files import write_json_atomic
 from .artifacts import ARTIFACT_FILES, artifact_meta, save_artifact, write_model_card
-from .run_outputs import dump_full_state, save_attention, save_predictions
+from .checkpoint import dump_full_state
+from .eval_outputs import save_attention, save_predictions
 from .runlock import FolderLock
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args

@@ -18,7 +18,8 @@ from .cli_args import csv_arg
 from .distributed.env import DEFAULT_DIST_TIMEOUT_S
 from .errors import UserError
 from .methods import METHODS, needs
-from .methods.options import add_method_args, cli_options, given_options, options_of, resolve
+from .methods.options import (add_method_args, cli_options, config_from_options, given_options, options_of,
+                              with_current_names)
 
 
 @dataclass
@@ -72,7 +73,7 @@ class TrainConfig:
 
     def method_config(self, method: str | None = None):
         """The validated Config of `method` (default: this run's) with these options."""
-        return resolve(method or self.method, self.options)
+        return config_from_options(method or self.method, self.options)
 
     def to_dict(self) -> dict:
         """config.json's "train": the run's fields, its method options resolved and flat."""
@@ -82,6 +83,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, saved: dict) -> "TrainConfig":
         """The inverse of to_dict (a run's config.json "train" back into a config)."""
+        saved = with_current_names(saved)
         names = {f.name for f in dataclasses.fields(cls)} - {"options"}
         unknown = sorted(set(saved) - names - set(cli_options()))
         if unknown:
@@ -251,7 +253,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         data = data["train"]
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
-    values = {str(k).replace("-", "_"): v for k, v in data.items()}
+    values = with_current_names({str(k).replace("-", "_"): v for k, v in data.items()})
     known = ({f.name for f in dataclasses.fields(TrainConfig)} - {"options"}) | set(cli_options())
     unknown = sorted(set(values) - known)
     if unknown:

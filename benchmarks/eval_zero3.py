@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_scaling import machine, make_library  # noqa: E402  (puts the repository on sys.path)
 
-from attempt_dist.results import package_versions  # noqa: E402
+from attempt_dist.provenance import package_versions  # noqa: E402
 
 RUN_ARGS = ["--model", "t5-tiny", "--method", "attempt", "--tasks", "boolq,cb", "--data-dir", "examples/data",
             "--ds-config", "ds_configs/zero3_offload.json", "--max-steps", "20"]

@@ -26,7 +26,7 @@ the first steps' warm-up: compare cells of one file, not across files with other
 Data: the shipped example passages are a sentence each (25 tokens), far below the task's
 --max-length. Unless --data-dir is given, the example data is first copied to <work>/data with
 each passage repeated past max_length (see `lengthen_rows`), so every training input is exactly
---max-length tokens and targets keep their real length; the report's plan names the folder.
+--max-length tokens and targets keep their real length; the report's settings (its "plan") name the folder.
 """
 
 from __future__ import annotations
@@ -49,8 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
 from attempt_dist.methods import LIBRARY_METHODS  # noqa: E402  (needs the path above)
-from attempt_dist.record import RecordError, read_record  # noqa: E402
-from attempt_dist.results import FAILURE_FILENAME, RESULT_FILENAME  # noqa: E402
+from attempt_dist.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, read_record  # noqa: E402
 
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
@@ -90,7 +89,7 @@ DEFAULT_CELLS = [
 
 
 @dataclass
-class Plan:
+class Settings:
     """Everything shared by the cells of one benchmark run."""
     steps: int = 5
     cap: str | None = "24GiB"
@@ -131,7 +130,7 @@ def library_dir(work: Path, model: str, prompt_length: int) -> Path:
     return work / "libraries" / f"{model}-m{prompt_length}"
 
 
-def cell_options(cell: Cell, plan: Plan, library: Path | None, tokenizer: str | None = None,
+def cell_options(cell: Cell, settings: Settings, library: Path | None, tokenizer: str | None = None,
                  absolute: bool = False) -> dict:
     """The trainer options of one cell, as sweep `train:` keys (flag names with underscores).
 
@@ -139,15 +138,15 @@ def cell_options(cell: Cell, plan: Plan, library: Path | None, tokenizer: str | 
     otherwise as given, relative to the repository (the printed commands)."""
     ds = cell.ds_config if cell.ds_config == "auto" else f"ds_configs/{cell.ds_config}.json"
     options = {
-        "data_dir": str(_repo_path(plan.data_dir)) if absolute else plan.data_dir, "init": "random",
+        "data_dir": str(_repo_path(settings.data_dir)) if absolute else settings.data_dir, "init": "random",
         "ds_config": str(_repo_path(ds)) if absolute and ds != "auto" else ds,
-        "batch_size": cell.batch_size, "max_steps": plan.steps, "warmup_steps": 0,
-        "max_length": plan.max_length, "max_target_length": plan.max_target_length,
-        "max_eval_examples": plan.max_eval_examples,
+        "batch_size": cell.batch_size, "max_steps": settings.steps, "warmup_steps": 0,
+        "max_length": settings.max_length, "max_target_length": settings.max_target_length,
+        "max_eval_examples": settings.max_eval_examples,
         # Evaluation only at the end; no checkpoints (a fine-tuned t5-3b one is 34 GB).
         "eval_every": 1000000, "no_checkpoints": True,
-        "prompt_length": plan.prompt_length,
-        "gpu_mem_cap": plan.cap, "activation_checkpointing": cell.checkpointing or None,
+        "prompt_length": settings.prompt_length,
+        "gpu_mem_cap": settings.cap, "activation_checkpointing": cell.checkpointing or None,
         "source_prompts": str(library) if library is not None else None, "tokenizer": tokenizer,
         # --no-save-attention stores False in save_attention: a sweep key set to false adds no flag.
         "extra_args": ["--no-save-attention"],
@@ -155,7 +154,7 @@ def cell_options(cell: Cell, plan: Plan, library: Path | None, tokenizer: str | 
     return {k: v for k, v in options.items() if v is not None}
 
 
-def train_command(cell: Cell, plan: Plan, run_dir: Path, library: Path | None,
+def train_command(cell: Cell, settings: Settings, run_dir: Path, library: Path | None,
                   python: str = sys.executable, tokenizer: str | None = None) -> list[str]:
     """The trainer command of one cell, with the argv its sweep job passes to the trainer.
 
@@ -167,9 +166,9 @@ def train_command(cell: Cell, plan: Plan, run_dir: Path, library: Path | None,
         launcher = [python, "launch/train.py"]
     else:
         launcher = [python, "-m", "deepspeed.launcher.runner", "--num_gpus", str(cell.ranks),
-                    "--master_port", str(plan.master_port), "launch/train.py"]
-    options = {"model": cell.model, "method": cell.method, "tasks": plan.task, "seed": SEED,
-               **cell_options(cell, plan, library, tokenizer), "output_dir": str(run_dir)}
+                    "--master_port", str(settings.master_port), "launch/train.py"]
+    options = {"model": cell.model, "method": cell.method, "tasks": settings.task, "seed": SEED,
+               **cell_options(cell, settings, library, tokenizer), "output_dir": str(run_dir)}
     return launcher + options_to_argv(options)
 
 
@@ -178,16 +177,16 @@ def sweep_variant(cell: Cell) -> str:
     return cell.name.removeprefix(f"{cell.model}_")
 
 
-def sweep_cell_name(cell: Cell, plan: Plan) -> str:
-    return f"{cell.model}__{sweep_variant(cell)}__{plan.task}__s{SEED}"
+def sweep_cell_name(cell: Cell, settings: Settings) -> str:
+    return f"{cell.model}__{sweep_variant(cell)}__{settings.task}__s{SEED}"
 
 
-def sweep_run_dir(work: Path, cell: Cell, plan: Plan) -> Path:
+def sweep_run_dir(work: Path, cell: Cell, settings: Settings) -> Path:
     """The cell's training run folder in the sweep launched into <work>/runs."""
-    return Path(work) / "runs" / "cells" / sweep_cell_name(cell, plan) / "run"
+    return Path(work) / "runs" / "cells" / sweep_cell_name(cell, settings) / "run"
 
 
-def sweep_file(cells: list[Cell], plan: Plan, libraries: dict[str, Path], tokenizers: dict[str, str | None],
+def sweep_file(cells: list[Cell], settings: Settings, libraries: dict[str, Path], tokenizers: dict[str, str | None],
                cuda: bool) -> dict:
     """The sweep (schema.py's format) that runs `cells`: one grid block per cell, a local executor
     running one at a time (array_parallelism 1), each with its ranks as tasks (and as GPUs on a
@@ -198,20 +197,20 @@ def sweep_file(cells: list[Cell], plan: Plan, libraries: dict[str, Path], tokeni
         library = libraries.get(cell.model) if cell.method in LIBRARY_METHODS else None
         grid.append({"models": [cell.model],
                      "methods": [{"name": sweep_variant(cell), "method": cell.method}],
-                     "tasks": [plan.task], "seeds": [SEED],
-                     "train": cell_options(cell, plan, library, tokenizers.get(cell.model), absolute=True)})
+                     "tasks": [settings.task], "seeds": [SEED],
+                     "train": cell_options(cell, settings, library, tokenizers.get(cell.model), absolute=True)})
     ranks = sorted({c.ranks for c in cells} - {1})
     overrides = [{"when": {"variant": sorted({sweep_variant(c) for c in cells if c.ranks == r})},
                   "executor": {"tasks_per_node": r, "gpus_per_node": r if cuda else 0}} for r in ranks]
     return {"name": SWEEP_NAME, "grid": grid, **({"overrides": overrides} if overrides else {}),
             "executor": {"kind": "local", "array_parallelism": 1, "tasks_per_node": 1, "gpus_per_node": int(cuda),
-                         "time": max(1, math.ceil(plan.timeout_s / 60)), "requeues": 0}}
+                         "time": max(1, math.ceil(settings.timeout_s / 60)), "requeues": 0}}
 
 
 def write_sweep_file(raw: dict, work: Path) -> Path:
     import yaml
 
-    from attempt_dist.results import write_text_atomic
+    from attempt_dist.atomic_files import write_text_atomic
 
     head = (f"# benchmarks/memory_scaling.py's cells as a sweep; run again (only the cells not done) with\n"
             f"#   attempt-dist sweep {work / 'sweep.yaml'} --output-dir {work / 'runs'}\n")
@@ -247,7 +246,7 @@ def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -
     reads): the rows of `source` (the example data) with the task's longest text field
     lengthened past max_length words. Returns dest, the --data-dir of the cells."""
     from attempt_dist.data.loading import load_rows
-    from attempt_dist.results import write_jsonl_atomic
+    from attempt_dist.atomic_files import write_jsonl_atomic
     from attempt_dist.tasks import get_task
 
     spec = get_task(task)
@@ -288,34 +287,34 @@ def cell_tokenizer(model: str) -> str:
     return "t5-tiny" if tokenizer_args(model) else model
 
 
-def prepare_data(plan: Plan, models: list[str]) -> tuple[Plan, dict]:
-    """Writes the lengthened data (plan.lengthened) and measures the training inputs with each
+def prepare_data(settings: Settings, models: list[str]) -> tuple[Settings, dict]:
+    """Writes the lengthened data (settings.lengthened) and measures the training inputs with each
     tokenizer the cells use. Lengthened data must give exactly max_length input tokens and
     uncut targets, else SystemExit: the benchmark would measure the wrong shapes."""
-    if plan.lengthened:
-        write_benchmark_data(_repo_path(plan.data_source), _repo_path(plan.data_dir), plan.task, plan.max_length)
+    if settings.lengthened:
+        write_benchmark_data(_repo_path(settings.data_source), _repo_path(settings.data_dir), settings.task, settings.max_length)
     lengths = {}
     for tokenizer in dict.fromkeys(cell_tokenizer(m) for m in models):
-        got = data_lengths(plan.task, plan.data_dir, tokenizer, plan.max_length, plan.max_target_length)
-        if plan.lengthened and (got["input_min"] != plan.max_length or got["input_max"] != plan.max_length
+        got = data_lengths(settings.task, settings.data_dir, tokenizer, settings.max_length, settings.max_target_length)
+        if settings.lengthened and (got["input_min"] != settings.max_length or got["input_max"] != settings.max_length
                                 or got["targets_cut"]):
-            raise SystemExit(f"error: lengthened data in {plan.data_dir} gives {tokenizer} inputs of "
+            raise SystemExit(f"error: lengthened data in {settings.data_dir} gives {tokenizer} inputs of "
                              f"{got['input_min']}..{got['input_max']} tokens ({got['targets_cut']} targets cut), "
-                             f"not exactly {plan.max_length}")
+                             f"not exactly {settings.max_length}")
         lengths[tokenizer] = got
-    return plan, {"dir": plan.data_dir, "source": plan.data_source, "lengthened": plan.lengthened,
+    return settings, {"dir": settings.data_dir, "source": settings.data_source, "lengthened": settings.lengthened,
                   "train_lengths": lengths}
 
 
-def data_note(data: dict, plan: Plan) -> str:
+def data_note(data: dict, settings: Settings) -> str:
     parts = [f"{tok}: {d['examples']} training inputs of "
              + (f"{d['input_min']}" if d["input_min"] == d["input_max"] else f"{d['input_min']}..{d['input_max']}")
              + f" tokens, targets up to {d['target_max']}"
-             + (f" ({d['targets_cut']} cut at {plan.max_target_length})" if d["targets_cut"] else "")
+             + (f" ({d['targets_cut']} cut at {settings.max_target_length})" if d["targets_cut"] else "")
              for tok, d in data["train_lengths"].items()]
     if data["lengthened"]:
-        head = (f"Data: {data['dir']}, written from {data['source']}/{plan.task} with each passage repeated past "
-                f"max_length={plan.max_length} words, so truncation makes every input exactly {plan.max_length} "
+        head = (f"Data: {data['dir']}, written from {data['source']}/{settings.task} with each passage repeated past "
+                f"max_length={settings.max_length} words, so truncation makes every input exactly {settings.max_length} "
                 f"tokens; targets at their real length")
     else:
         head = f"Data: {data['dir']} as given by --data-dir (not lengthened)"
@@ -501,30 +500,30 @@ def machine() -> dict:
     return info
 
 
-def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict]:
+def run_cells(cells: list[Cell], settings: Settings, work: Path, log=print) -> list[dict]:
     """Run the cells as one local sweep in <work>/runs (see sweep_file) and collect a row per cell."""
     from attempt_dist.errors import UserError
-    from attempt_dist.sweep import launch, load_sweep
+    from attempt_dist.sweep import load_sweep, run_sweep
 
     work = Path(work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     cuda = _cuda_available()
-    libraries = {m: make_library(library_dir(work, m, plan.prompt_length), m, plan.prompt_length)
+    libraries = {m: make_library(library_dir(work, m, settings.prompt_length), m, settings.prompt_length)
                  for m in dict.fromkeys(c.model for c in cells if c.method in LIBRARY_METHODS)}
     tokenizers = {m: ("t5-tiny" if tokenizer_args(m) else None) for m in dict.fromkeys(c.model for c in cells)}
-    path = write_sweep_file(sweep_file(cells, plan, libraries, tokenizers, cuda), work)
+    path = write_sweep_file(sweep_file(cells, settings, libraries, tokenizers, cuda), work)
     run = work / "runs"
     try:
         sweep = load_sweep(path)
         _refuse_other_options(sweep, run)
         log(f"{len(cells)} cell(s) as the sweep {path} -> {run}")
         with _environment(base_env()):
-            launch(sweep, run, deadline_s=plan.deadline_s)
+            run_sweep(sweep, run, deadline_s=settings.deadline_s)
     except UserError as err:
         raise SystemExit(f"error: {err}") from None
     rows = []
     for cell in cells:
-        row = cell_row(cell, plan, run, tokenized=bool(tokenizers[cell.model]))
+        row = cell_row(cell, settings, run, tokenized=bool(tokenizers[cell.model]))
         log(f"{cell.name} -> {row['status']}, peak allocator {row['peak_allocated_gib']} GiB, "
             f"{_cell_text('examples_per_s', row['examples_per_s'])} examples/s")
         rows.append(row)
@@ -533,7 +532,7 @@ def run_cells(cells: list[Cell], plan: Plan, work: Path, log=print) -> list[dict
 
 def _refuse_other_options(sweep, run: Path) -> None:
     """A done cell of an earlier run in this work dir is kept by the sweep: only if its options were these."""
-    from attempt_dist.results import read_json
+    from attempt_dist.atomic_files import read_json
 
     if not (run / "sweep.json").exists():
         return
@@ -546,21 +545,21 @@ def _refuse_other_options(sweep, run: Path) -> None:
                              f"({', '.join(changed)}); pass a new --work-dir")
 
 
-def cell_row(cell: Cell, plan: Plan, run: Path, tokenized: bool = False) -> dict:
+def cell_row(cell: Cell, settings: Settings, run: Path, tokenized: bool = False) -> dict:
     """collect_row of the cell's sweep run folder; a cell the sweep's deadline kept from starting
     is "skipped", one cut by the deadline or its time limit "timeout"."""
     from attempt_dist.sweep.state import cell_dir, run_state
 
-    name = sweep_cell_name(cell, plan)
+    name = sweep_cell_name(cell, settings)
     job = _read_json_or_empty(cell_dir(run, name) / "job.json")
-    row = collect_row(cell, sweep_run_dir(run.parent, cell, plan))
+    row = collect_row(cell, sweep_run_dir(run.parent, cell, settings))
     reason = row.get("reason") or ""
     if row["status"] == "failed" and reason.startswith("not started:"):
         row["status"] = "skipped"
     elif row["status"] == "failed" and ("--deadline" in reason or "timed-out" in reason):
         row["status"] = "timeout"
         if "timed-out" in reason:
-            row["reason"] = f"cut by its time limit (--timeout {plan.timeout_s} s): {reason}"
+            row["reason"] = f"cut by its time limit (--timeout {settings.timeout_s} s): {reason}"
     elif row["status"] == "missing" and job:  # a job that ended without a record: the sweep's verdict
         state = run_state(cell_dir(run, name) / "run", cell_dir(run, name) / "job.json")
         if state.status != "pending":
@@ -573,7 +572,7 @@ def cell_row(cell: Cell, plan: Plan, run: Path, tokenized: bool = False) -> dict
 
 
 def _read_json_or_empty(path: Path) -> dict:
-    from attempt_dist.results import read_json
+    from attempt_dist.atomic_files import read_json
 
     try:
         data = read_json(path)
@@ -583,14 +582,14 @@ def _read_json_or_empty(path: Path) -> dict:
 
 
 def write_report(report: dict, out: Path, stem: str) -> tuple[Path, Path]:
-    from attempt_dist.results import write_json_atomic, write_text_atomic
+    from attempt_dist.atomic_files import write_json_atomic, write_text_atomic
 
     return write_json_atomic(out / f"{stem}.json", report), write_text_atomic(out / f"{stem}.md", markdown(report))
 
 
 def build_parser(prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description or __doc__.split("\n\n")[0])
-    d = Plan()
+    d = Settings()
     parser.add_argument("--cells", default=None, help="comma-separated cell names or globs, e.g. 't5-3b_*' (default: all)")
     parser.add_argument("--models", default=None, help="comma-separated backbones replacing each cell's, e.g. t5-tiny for a CPU smoke run")
     parser.add_argument("--ranks", type=int, default=None, help="ranks per cell (default: each cell's own, 1)")
@@ -614,14 +613,14 @@ def build_parser(prog: str | None = None, description: str | None = None) -> arg
     return parser
 
 
-def plan_from_args(args, work: Path | None = None) -> Plan:
+def settings_from_args(args, work: Path | None = None) -> Settings:
     """work: the work dir, for the lengthened data's folder (None: the placeholder WORK/data)."""
     given = args.data_dir is not None
     data_dir = args.data_dir if given else str((work or Path("WORK")) / "data")
-    return Plan(steps=args.steps, cap=None if str(args.cap).lower() == "none" else args.cap, task=args.task,
-                data_dir=data_dir, data_source=data_dir if given else Plan.data_source, lengthened=not given,
-                max_length=args.max_length, prompt_length=args.prompt_length,
-                timeout_s=args.timeout, deadline_s=args.deadline)
+    return Settings(steps=args.steps, cap=None if str(args.cap).lower() == "none" else args.cap, task=args.task,
+                    data_dir=data_dir, data_source=data_dir if given else Settings.data_source, lengthened=not given,
+                    max_length=args.max_length, prompt_length=args.prompt_length,
+                    timeout_s=args.timeout, deadline_s=args.deadline)
 
 
 def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, stem: str | None = None,
@@ -630,7 +629,7 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
 
     args = (parser or build_parser()).parse_args(argv)
     work = Path(args.work_dir) if args.work_dir else None
-    plan = plan_from_args(args, work)
+    settings = settings_from_args(args, work)
     chosen = select_cells(list(cells), split_csv(args.cells) if args.cells else None,
                           split_csv(args.models) if args.models else None)
     if args.ranks:
@@ -638,29 +637,30 @@ def main(argv: list[str] | None = None, *, cells: list[Cell] = DEFAULT_CELLS, st
     if args.dry_run:
         where = work or Path("WORK")
         for cell in chosen:
-            library = library_dir(where, cell.model, plan.prompt_length) if cell.method in LIBRARY_METHODS else None
-            print(shlex.join(train_command(cell, plan, sweep_run_dir(where, cell, plan), library)))
+            library = library_dir(where, cell.model, settings.prompt_length) if cell.method in LIBRARY_METHODS else None
+            print(shlex.join(train_command(cell, settings, sweep_run_dir(where, cell, settings), library)))
         return 0
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         os.environ.setdefault(name, "1")  # the tokenizer check below must not wait on the network
     work = (work or Path(tempfile.mkdtemp(prefix="attempt-bench-"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    if plan.lengthened:
-        plan = replace(plan, data_dir=str(work / "data"))
-    plan, data = prepare_data(plan, list(dict.fromkeys(c.model for c in chosen)))
-    print(data_note(data, plan))
-    from attempt_dist.results import package_versions
+    if settings.lengthened:
+        settings = replace(settings, data_dir=str(work / "data"))
+    settings, data = prepare_data(settings, list(dict.fromkeys(c.model for c in chosen)))
+    print(data_note(data, settings))
+    from attempt_dist.provenance import package_versions
 
     started = _dt.datetime.now(_dt.timezone.utc)
-    rows = run_cells(chosen, plan, work)
+    rows = run_cells(chosen, settings, work)
     device = device_name()
     report = {
         "name": args.name, "device": device, "machine": machine(), "versions": package_versions(),
         "date": started.strftime("%Y-%m-%d %H:%M UTC"),
         "command": shlex.join(["python", os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else "benchmarks/memory_scaling.py",
                                *(sys.argv[1:] if argv is None else argv)]),
-        "plan": asdict(plan), "data": data, "work_dir": str(work), "rows": rows,
-        "notes": (notes or []) + [data_note(data, plan)] + _standard_notes(rows, device),
+        "plan": asdict(settings),  # the key recorded reports use
+        "data": data, "work_dir": str(work), "rows": rows,
+        "notes": (notes or []) + [data_note(data, settings)] + _standard_notes(rows, device),
     }
     json_path, md_path = write_report(report, Path(args.out), stem or f"{args.name}-{slug(device)}")
     print(markdown(report))

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                              | {"allocator_error_pct": row.get("allocator_error_pct")}), flush=True)
             rows.append(row)
     states = model_state_rows(split_csv(args.state_models)) if args.state_models else []
-    from attempt_dist.results import package_versions
+    from attempt_dist.provenance import package_versions
 
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
     errors = [abs(r[k]) for r in rows for k in ("saved_error_pct", "peak_error_pct") if r[k] is not None]

@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    from attempt_dist.results import git_revision, write_json_atomic, write_text_atomic
+    from attempt_dist.provenance import git_revision
+    from attempt_dist.atomic_files import write_json_atomic, write_text_atomic
 
     tree = args.tree.resolve()
     path = args.out / "startup.json"

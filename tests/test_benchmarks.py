@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import DATA, REPO
+
 sys.path.insert(0, str(REPO / "benchmarks"))
 import memory_scaling as ms  # noqa: E402
 
@@ -85,7 +86,7 @@ def test_lengthened_data_fills_max_length_and_keeps_targets(tmp_path):
     # The shipped boolq inputs are 25 t5-tiny tokens; the benchmark copy must be exactly max_length.
     shipped = ms.data_lengths("boolq", "examples/data", "t5-tiny", 216, 8)
     assert shipped["input_max"] < 216
-    out = ms.write_benchmark_data(REPO / "examples" / "data", tmp_path / "data", "boolq", 216)
+    out = ms.write_benchmark_data(DATA, tmp_path / "data", "boolq", 216)
     assert sorted(p.name for p in (out / "boolq").iterdir()) == ["train.jsonl", "validation.jsonl"]
     source = [json.loads(line) for line in (REPO / "examples/data/boolq/train.jsonl").read_text().splitlines()]
     written = [json.loads(line) for line in (out / "boolq/train.jsonl").read_text().splitlines()]
@@ -99,10 +100,10 @@ def test_lengthened_data_fills_max_length_and_keeps_targets(tmp_path):
         # Targets ("True"/"False" and eos) keep their real length.
         assert got["targets_cut"] == 0 and got["target_max"] == shipped["target_max"]
     # The check before the runs accepts it and records what was used.
-    plan = ms.Plan(data_dir=str(out), max_length=216)
-    plan, data = ms.prepare_data(plan, ["t5-tiny"])
+    settings = ms.Settings(data_dir=str(out), max_length=216)
+    settings, data = ms.prepare_data(settings, ["t5-tiny"])
     assert data["lengthened"] and data["train_lengths"]["t5-tiny"]["input_min"] == 216
-    assert "exactly 216 tokens" in ms.data_note(data, plan)
+    assert "exactly 216 tokens" in ms.data_note(data, settings)
 
 
 def test_cpu_zero_stages_plans_every_stage_and_rank_count():
@@ -205,7 +206,7 @@ def test_report_files_hold_the_table_and_the_command(tmp_path):
 def test_deadline_skips_cells_that_would_start_too_late(tmp_path):
     # The cells run as a sweep: its --deadline (here 0 s) starts none of them.
     cells = [ms.Cell("t5-tiny", "prompt", "zero0", 2), ms.Cell("t5-tiny", "finetune", "zero0", 2)]
-    rows = ms.run_cells(cells, ms.Plan(deadline_s=0), tmp_path, log=lambda *_: None)
+    rows = ms.run_cells(cells, ms.Settings(deadline_s=0), tmp_path, log=lambda *_: None)
     assert [r["status"] for r in rows] == ["skipped", "skipped"]
     assert "--deadline of 0 s" in rows[0]["reason"]
     assert not list((tmp_path / "runs").glob("cells/*/job.json"))  # nothing was launched
@@ -218,11 +219,11 @@ def test_sweep_file_passes_every_option_of_the_cell(tmp_path):
     from attempt_dist.sweep import load_sweep, train_argv
 
     cells = ms.select_cells(ms.DEFAULT_CELLS, None, None) + [ms.Cell("t5-large", "prompt", "zero2_offload", 4, ranks=2)]
-    plan = ms.Plan(data_dir=str(tmp_path / "data"), timeout_s=130, deadline_s=50)
+    settings = ms.Settings(data_dir=str(tmp_path / "data"), timeout_s=130, deadline_s=50)
     libraries = {m: tmp_path / "libraries" / m for m in ("t5-3b", "t5-large")}
-    raw = ms.sweep_file(cells, plan, libraries, {"t5-3b": "t5-tiny", "t5-large": None}, cuda=False)
+    raw = ms.sweep_file(cells, settings, libraries, {"t5-3b": "t5-tiny", "t5-large": None}, cuda=False)
     sweep = load_sweep(ms.write_sweep_file(raw, tmp_path))
-    assert [c.name for c in sweep.cells] == [ms.sweep_cell_name(c, plan) for c in cells]
+    assert [c.name for c in sweep.cells] == [ms.sweep_cell_name(c, settings) for c in cells]
 
     def options(argv):
         out, key = {}, None
@@ -235,10 +236,10 @@ def test_sweep_file_passes_every_option_of_the_cell(tmp_path):
         return out
 
     for cell, swept in zip(cells, sweep.cells):
-        run_dir = ms.sweep_run_dir(tmp_path, cell, plan)
+        run_dir = ms.sweep_run_dir(tmp_path, cell, settings)
         library = libraries[cell.model] if cell.method in ms.LIBRARY_METHODS else None
         tokenizer = "t5-tiny" if cell.model == "t5-3b" else None
-        printed = options(ms.train_command(cell, plan, run_dir, library, tokenizer=tokenizer)[2 if cell.ranks == 1 else 8:])
+        printed = options(ms.train_command(cell, settings, run_dir, library, tokenizer=tokenizer)[2 if cell.ranks == 1 else 8:])
         if printed["--ds-config"] != "auto":
             printed["--ds-config"] = str((REPO / printed["--ds-config"]).resolve())  # ds_configs/ is a link
         assert options(train_argv(swept, run_dir)) == printed
@@ -267,7 +268,7 @@ def test_one_real_cell_runs_through_the_sweep(tmp_path, capsys):
 
 def test_deadline_option_reaches_the_plan():
     args = ms.build_parser().parse_args(["--deadline", "600", "--cap", "none"])
-    plan = ms.plan_from_args(args, Path("/w"))
-    assert (plan.deadline_s, plan.cap, plan.data_dir, plan.lengthened) == (600, None, "/w/data", True)
-    given = ms.plan_from_args(ms.build_parser().parse_args(["--data-dir", "my/data"]))
+    settings = ms.settings_from_args(args, Path("/w"))
+    assert (settings.deadline_s, settings.cap, settings.data_dir, settings.lengthened) == (600, None, "/w/data", True)
+    given = ms.settings_from_args(ms.build_parser().parse_args(["--data-dir", "my/data"]))
     assert (given.data_dir, given.data_source, given.lengthened) == ("my/data", "my/data", False)

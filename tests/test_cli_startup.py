@@ -6,7 +6,8 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+from tests.paths import REPO
 
 HEAVY = ("torch", "transformers", "deepspeed", "scipy", "sklearn", "pandas", "datasets")
 
@@ -34,7 +35,7 @@ def test_help_tasks_and_sweep_status_import_no_heavy_library(tmp_path):
               "metrics": {"dev": {"rte": {"accuracy": 50.0}}, "test": {"rte": {"accuracy": 50.0}}},
               "score": {"dev": 50.0, "test": 50.0}}
     (run / "cells" / "t5-tiny_prompt_rte_s0" / "run" / "result.json").write_text(json.dumps(record))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
     done = subprocess.run([sys.executable, "-c", PROBE, str(run)], env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr

@@ -194,7 +194,7 @@ def test_an_ablation_folder_is_compared_to_table_4_only(tmp_path, capsys):
 def test_each_mrpc_cell_is_compared_in_the_metric_it_is_consistent_with(tmp_path, capsys):
     """Table 2's FT MRPC (90.20 = 184/204) is an accuracy; ATTEMPT-ST's 85.74 is not, and is
     compared with our mean of accuracy and F1 (numbers.csv's metric column)."""
-    from attempt_dist.results import write_json_atomic
+    from attempt_dist.atomic_files import write_json_atomic
     from test_plots import make_cell
 
     run = tmp_path / "run"

@@ -4,8 +4,7 @@ import torch
 
 from attempt_dist.data import MultiTaskSampler, Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
 from attempt_dist.tasks import Example
-
-from helpers_data import FIXTURES
+from tests.paths import DATA
 
 
 def test_tokenize_appends_eos_and_truncates():
@@ -23,7 +22,7 @@ def test_tokenize_appends_eos_and_truncates():
 def test_mixed_task_batch_carries_the_right_task_ids():
     tok = load_tokenizer("t5-tiny")
     names = ["rte", "stsb", "squad"]
-    trains = [load_task_splits(name, str(FIXTURES))["train"] for name in names]
+    trains = [load_task_splits(name, str(DATA))["train"] for name in names]
     features = [tokenize_examples(train, tok, task_id, 64) for task_id, train in enumerate(trains)]
     sampler = MultiTaskSampler([len(f) for f in features], 16, 0, 1, seed=0)
     collate = Seq2SeqCollator(tok.pad_token_id)

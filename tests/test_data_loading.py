@@ -10,7 +10,8 @@ import pytest
 from attempt_dist.data import load_task_splits
 from attempt_dist.errors import UserError
 
-from helpers_data import FIXTURES, copy_task, read_jsonl, write_jsonl
+from helpers_data import copy_task, read_jsonl, write_jsonl
+from tests.paths import DATA
 
 
 def sources(splits):
@@ -18,12 +19,12 @@ def sources(splits):
 
 
 def test_parquet_json_and_csv_give_the_same_examples_as_jsonl(tmp_path):
-    reference = sources(load_task_splits("rte", str(FIXTURES)))
+    reference = sources(load_task_splits("rte", str(DATA)))
     for fmt in ("parquet", "json", "csv"):
         folder = tmp_path / fmt / "rte"
         folder.mkdir(parents=True)
         for split in ("train", "validation"):
-            rows = read_jsonl(FIXTURES / "rte" / f"{split}.jsonl")
+            rows = read_jsonl(DATA / "rte" / f"{split}.jsonl")
             if fmt == "parquet":
                 pq.write_table(pa.Table.from_pylist(rows), folder / f"{split}.parquet")
             elif fmt == "json":
@@ -35,9 +36,9 @@ def test_parquet_json_and_csv_give_the_same_examples_as_jsonl(tmp_path):
 
 
 def test_nested_schema_survives_parquet(tmp_path):
-    reference = sources(load_task_splits("multirc", str(FIXTURES)))
+    reference = sources(load_task_splits("multirc", str(DATA)))
     for split in ("train", "validation"):
-        rows = read_jsonl(FIXTURES / "multirc" / f"{split}.jsonl")
+        rows = read_jsonl(DATA / "multirc" / f"{split}.jsonl")
         (tmp_path / "multirc").mkdir(exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows), tmp_path / "multirc" / f"{split}.parquet")
     assert sources(load_task_splits("multirc", str(tmp_path))) == reference
@@ -71,17 +72,17 @@ def test_official_mrqa_jsonl_gz_is_flattened_one_example_per_question(tmp_path):
 
 
 def test_mrqa_shared_folder_is_filtered_by_subset(tmp_path):
-    rows = read_jsonl(FIXTURES / "nq" / "train.jsonl") + read_jsonl(FIXTURES / "newsqa" / "train.jsonl")
-    val = read_jsonl(FIXTURES / "nq" / "validation.jsonl") + read_jsonl(FIXTURES / "newsqa" / "validation.jsonl")
+    rows = read_jsonl(DATA / "nq" / "train.jsonl") + read_jsonl(DATA / "newsqa" / "train.jsonl")
+    val = read_jsonl(DATA / "nq" / "validation.jsonl") + read_jsonl(DATA / "newsqa" / "validation.jsonl")
     write_jsonl(tmp_path / "mrqa" / "train.jsonl", rows)
     write_jsonl(tmp_path / "mrqa" / "validation.jsonl", val)
     mixed = load_task_splits("nq", str(tmp_path))
-    assert sources(mixed) == sources(load_task_splits("nq", str(FIXTURES)))
+    assert sources(mixed) == sources(load_task_splits("nq", str(DATA)))
     assert all(e.source.startswith("nq ") for e in mixed["train"])
 
 
 def test_missing_columns_are_named(tmp_path):
-    copy_task(FIXTURES, tmp_path, "boolq")
+    copy_task(DATA, tmp_path, "boolq")
     rows = [{k: v for k, v in r.items() if k != "passage"} for r in read_jsonl(tmp_path / "boolq" / "train.jsonl")]
     write_jsonl(tmp_path / "boolq" / "train.jsonl", rows)
     with pytest.raises(UserError, match=r"train\.jsonl.*missing columns passage needed by task boolq"):
@@ -89,14 +90,14 @@ def test_missing_columns_are_named(tmp_path):
 
 
 def test_empty_split_says_so(tmp_path):
-    copy_task(FIXTURES, tmp_path, "cb")
+    copy_task(DATA, tmp_path, "cb")
     (tmp_path / "cb" / "validation.jsonl").write_text("")
     with pytest.raises(UserError, match=r"cb split 'validation' is empty"):
         load_task_splits("cb", str(tmp_path))
 
 
 def test_malformed_json_line_reports_file_and_line(tmp_path):
-    copy_task(FIXTURES, tmp_path, "wic")
+    copy_task(DATA, tmp_path, "wic")
     path = tmp_path / "wic" / "train.jsonl"
     lines = path.read_text().splitlines()
     lines[6] = lines[6][:-5]  # cut the closing of line 7
@@ -106,7 +107,7 @@ def test_malformed_json_line_reports_file_and_line(tmp_path):
 
 
 def test_malformed_row_reports_file_and_line(tmp_path):
-    copy_task(FIXTURES, tmp_path, "rte")
+    copy_task(DATA, tmp_path, "rte")
     rows = read_jsonl(tmp_path / "rte" / "validation.jsonl")
     rows[3]["label"] = -1  # a GLUE test-style unlabelled row
     write_jsonl(tmp_path / "rte" / "validation.jsonl", rows)
@@ -123,7 +124,7 @@ def test_offline_with_nothing_local_names_the_files_and_the_hub_id(tmp_path):
 
 
 def test_too_small_validation_for_a_dev_test_split(tmp_path):
-    copy_task(FIXTURES, tmp_path, "copa")
+    copy_task(DATA, tmp_path, "copa")
     write_jsonl(tmp_path / "copa" / "validation.jsonl", read_jsonl(tmp_path / "copa" / "validation.jsonl")[:1])
     with pytest.raises(UserError, match=r"copa: the dev split came out empty"):
         load_task_splits("copa", str(tmp_path))

@@ -10,8 +10,8 @@ import torch
 
 from attempt_dist import distributed as dist
 from attempt_dist.errors import UserError
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 NAMES = ["zero0", "zero2_offload", "zero3_nvme", "zero3_offload"]
 
 

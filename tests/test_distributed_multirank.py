@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from attempt_dist.distributed.env import free_port
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "dist_scripts" / "tiny_train.py"
 LR_PROMPT, LR_GATE = 0.3, 0.1
 

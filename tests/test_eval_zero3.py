@@ -14,14 +14,13 @@ from attempt_dist.data import Seq2SeqCollator, load_tokenizer
 from attempt_dist.distributed import engine as ds_engine
 from attempt_dist.evaluate import default_eval_batch_size, evaluate, length_order
 from tests.test_evaluate import ONE_RANK, eval_data
-from tests.train_helpers import DATA, REPO, launch, make_library
+from tests.train_helpers import REPO, TINY, launch, make_library
 
 SCRIPT = REPO / "tests" / "dist_scripts" / "eval_zero3.py"
 
-SCRIPT_ARGS = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--rank", "4",
-               "--batch-size", "2", "--eval-batch-size", "2", "--max-eval-examples", "8",
-               "--max-target-length", "8", "--max-length", "64", "--method", "attempt", "--tasks", "rte,cb",
-               "--ds-config", "zero3_offload", "--dropout", "0", "--warmup-steps", "0"]
+SCRIPT_ARGS = [*TINY, "--eval-batch-size", "2", "--max-eval-examples", "8",  # after TINY's 2: the later flag wins
+               "--method", "attempt", "--tasks", "rte,cb", "--ds-config", "zero3_offload", "--dropout", "0",
+               "--warmup-steps", "0"]
 
 
 @pytest.mark.slow

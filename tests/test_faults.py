@@ -24,7 +24,7 @@ from attempt_dist import checkpoint as ckpt
 from attempt_dist.distributed.env import free_port
 from attempt_dist.errors import UserError
 from attempt_dist.runlock import LOCK_FILENAME, FolderLock
-from tests.train_helpers import REPO, TINY, TRAIN, launch, make_library, result, trainable
+from tests.train_helpers import DATA, REPO, TINY, TRAIN, launch, make_library, result, trainable
 
 pytestmark = pytest.mark.slow
 PROMPT = [*TINY, "--method", "prompt", "--tasks", "rte"]
@@ -100,14 +100,14 @@ def test_a_run_on_a_held_folder_exits_2_naming_the_owner_and_writes_nothing(tmp_
 
 
 def test_a_sweep_launch_on_a_held_sweep_folder_is_refused(tmp_path):
-    from attempt_dist.sweep import launch as sweep_launch, parse_sweep
+    from attempt_dist.sweep import parse_sweep, run_sweep
 
     sweep = parse_sweep({"name": "t", "grid": [{"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["rte"],
                                                 "seeds": [1]}], "executor": {"kind": "debug"}})
     run = tmp_path / "sweep"
     with FolderLock(run, "sweep launch"):
         with pytest.raises(UserError, match=f"in use by another sweep launch: pid {os.getpid()}"):
-            sweep_launch(sweep, run)
+            run_sweep(sweep, run)
     assert [p.name for p in run.iterdir()] == []  # nothing planned, nothing written
 
 
@@ -126,7 +126,7 @@ def finished_attempt(tmp_path_factory):
 
 def _bad_data(tmp: Path) -> list[str]:
     data = tmp / "data"
-    shutil.copytree(REPO / "examples" / "data" / "rte", data / "rte")
+    shutil.copytree(DATA / "rte", data / "rte")
     lines = (data / "rte" / "train.jsonl").read_bytes().split(b"\n")
     lines[2] = lines[2].replace(b"a", b"\xe9", 1)  # a Latin-1 byte in line 3
     (data / "rte" / "train.jsonl").write_bytes(b"\n".join(lines))
@@ -357,7 +357,7 @@ def test_prompt_tuning_tag_of_t5_small_holds_only_the_prompt(tmp_path):
     names may reach the checkpoint (63 MB a tag before), only the 10 x 512 prompt and its state."""
     out = tmp_path / "run"
     launch(["--model", "t5-small", "--init", "random", "--tokenizer", "t5-tiny",
-            "--data-dir", str(REPO / "examples" / "data"), "--method", "prompt", "--tasks", "rte", "--prompt-length", "10", "--batch-size", "2", "--max-steps", "1",
+            "--data-dir", str(DATA), "--method", "prompt", "--tasks", "rte", "--prompt-length", "10", "--batch-size", "2", "--max-steps", "1",
             "--max-eval-examples", "1", "--max-target-length", "2", "--max-length", "32", "--output-dir", str(out)])
     tag = ckpt.checkpoint_dir(out) / "step1"
     size = sum(p.stat().st_size for p in tag.iterdir())

@@ -5,11 +5,12 @@ import dataclasses
 import pytest
 import torch
 
+from attempt_dist.errors import UserError
 from attempt_dist.methods import METHODS, method_module
 from attempt_dist.methods.adapter import Adapter
-from attempt_dist.methods.options import cli_options, options_of, resolve
+from attempt_dist.methods.options import cli_options, config_from_options, options_of
 from attempt_dist.sweep.spec import TRAIN_OPTIONS
-from attempt_dist.train_config import TrainConfig, build_parser, config_from_args
+from attempt_dist.train_config import TrainConfig, build_parser, config_from_args, parse_train_args
 
 
 def _parse(*argv: str) -> TrainConfig:
@@ -41,8 +42,22 @@ def test_defaults_are_the_methods_own():
     cfg = _parse("--method", "attempt", "--source-prompts", "LIB")
     assert cfg.options == {}
     assert options_of("attempt", cfg.method_config())["lr"] == 0.3
-    assert resolve("finetune", {}).lr == 3e-4  # B.5 garbled; the authors' config (issue 19)
+    assert config_from_options("finetune", {}).lr == 3e-4  # B.5 garbled; the authors' config (issue 19)
     assert _parse("--method", "attempt", "--source-prompts", "LIB", "--rank", "7").method_config().bottleneck == 7  # the old flag
+
+
+def test_a_saved_config_of_the_old_name_rank_reads_as_bottleneck(tmp_path):
+    saved = _parse("--method", "attempt", "--source-prompts", "LIB", "--bottleneck", "7").to_dict()
+    old = {("rank" if k == "bottleneck" else k): v for k, v in saved.items()}
+    assert "rank" in old and "bottleneck" not in old
+    assert TrainConfig.from_dict(old).method_config().bottleneck == 7  # artefacts of older runs (predict, export)
+    config = tmp_path / "config.yaml"
+    config.write_text("rank: 9\n")
+    args = parse_train_args(build_parser(), ["--model", "t5-tiny", "--config", str(config), "--method", "attempt",
+                                             "--source-prompts", "LIB"])
+    assert config_from_args(args).method_config().bottleneck == 9  # --config FILE of the old name
+    with pytest.raises(UserError, match="rank .the old name of bottleneck. is 9 but bottleneck is 7"):
+        TrainConfig.from_dict({**saved, "rank": 9})
 
 
 @pytest.mark.parametrize("name, function", [("gelu", torch.nn.functional.gelu), ("relu", torch.nn.functional.relu),
@@ -63,7 +78,5 @@ def test_adapter_activation_is_the_one_asked_for(name, function):
 def test_bad_option_values_are_refused_with_the_flag():
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--adapter-activation", "tanh"])
-    from attempt_dist.errors import UserError
-
     with pytest.raises(UserError, match="reduction_factor must be a positive integer"):
         _parse("--method", "adapter", "--reduction-factor", "0")

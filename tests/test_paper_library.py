@@ -6,10 +6,11 @@ import torch
 
 from attempt_dist import source_library as lib
 from attempt_dist.errors import UserError
+from attempt_dist.methods.attempt import target_init
 from attempt_dist.methods.prompts import add_to_library, read_prompt, vocab_init
 from attempt_dist.methods import MethodInputs, apply_method, make_config
-from attempt_dist.methods.spot import Config as SpotConfig, most_similar, per_token_similarities, similarities, targeted_init
-from attempt_dist.model_setup import load_probes, target_init
+from attempt_dist.methods.spot import (Config as SpotConfig, load_probes, most_similar, per_token_similarities,
+                                       similarities, targeted_init)
 from attempt_dist.params import count_trainable
 from attempt_dist.train_config import TrainConfig
 from tests.model_helpers import batch, tiny_backbone, wrap

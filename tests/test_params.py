@@ -64,7 +64,7 @@ def test_cli_csv(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["params", "--models", "t5-huge"], "unknown backbone 't5-huge'; known backbones: t5-small"),
-    (["params", "--methods", "lora"], "unknown method 'lora'; known methods: finetune"),
+    (["params", "--methods", "nonesuch"], "unknown method 'nonesuch'; known methods: finetune"),
     (["params", "--prompt-length", "0"], "prompt_length must be a positive integer"),
     (["params", "--rank", "-3", "--methods", "attempt"], "bottleneck must be a positive integer"),
     (["params", "--num-tasks", "0", "--methods", "attempt"], "N must be at least 1"),

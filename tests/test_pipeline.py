@@ -7,12 +7,10 @@ import torch
 
 from attempt_dist.artifacts import read_trainable
 from attempt_dist.methods.prompts import read_prompt
-from tests.train_helpers import DATA, REPO, launch
+from tests.train_helpers import REPO, TINY, launch
 
 pytestmark = pytest.mark.slow
-SMALL = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--rank", "4",
-         "--batch-size", "2", "--max-eval-examples", "2", "--max-target-length", "8", "--eval-every", "1000",
-         "--max-length", "64", "--max-steps", "3"]
+SMALL = [*TINY, "--max-steps", "3"]
 
 
 def test_pipeline_leaves_library_prior_results_and_attention(tmp_path):

@@ -14,7 +14,7 @@ import torch
 
 from attempt_dist.backbones import enable_activation_checkpointing
 from attempt_dist.params import build_wrapped
-from attempt_dist.planning import GIB, PlanRequest, plan
+from attempt_dist.planning import GIB, PlanRequest, plan_memory
 from attempt_dist.planning.model_states import LAYOUTS, ZeroLayout, model_states
 from attempt_dist.planning.planner import trace_for
 from attempt_dist.planning.trace import SavedTensors, attention_kernels, measure_step, synthetic_batch
@@ -122,7 +122,7 @@ def test_a_frozen_backbone_costs_its_weights_only():
 
 
 def test_plan_recommends_the_fastest_fitting_and_says_when_nothing_fits():
-    report = plan(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
+    report = plan_memory(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
                               options={"prompt_length": 8, "bottleneck": 4}, gpu_mem_cap=24 * GIB))
     best = report.recommended
     assert best is not None and best.fits and best.relative_cost == 1.0
@@ -130,7 +130,7 @@ def test_plan_recommends_the_fastest_fitting_and_says_when_nothing_fits():
     assert all(c.step_seconds >= best.step_seconds for c in report.candidates if c.fits)
     assert best.micro_batch * best.grad_accum == 4
     # The CUDA context alone exceeds a 1 GiB cap: nothing fits, and the plan says what would.
-    none = plan(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
+    none = plan_memory(PlanRequest("t5-tiny", "attempt", batch_size=4, max_length=32, max_target_length=4,
                             options={"prompt_length": 8, "bottleneck": 4}, gpu_mem_cap=1 * GIB))
     assert none.recommended is None and none.smallest_fitting_cap > 1 * GIB
     assert "smallest cap that fits" in none.notes[0]

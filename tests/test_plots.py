@@ -8,7 +8,7 @@ import pytest
 from attempt_dist import cli
 from attempt_dist.errors import UserError
 from attempt_dist.plots import collect, plot_run
-from attempt_dist.results import write_json_atomic
+from attempt_dist.atomic_files import write_json_atomic
 
 
 def make_cell(run, model, variant, tasks, seed, scores=None, status="completed", method=None, train=None,
@@ -85,7 +85,7 @@ def test_fig4_series(results):
 
 def test_fig4a_uses_count_trainable(tmp_path):
     # Real meta-device counts: prompt tuning trains m x d = 100 x 512 for t5-small; fine-tuning
-    # trains the whole backbone (60,506,624, DESIGN.md).
+    # trains the whole backbone (60,506,624, as tests/test_backbones.py checks).
     run = tmp_path / "run"
     make_cell(run, "t5-small", "prompt", ["boolq"], 1, [50.0])
     make_cell(run, "t5-small", "finetune", ["boolq"], 1, [50.0])

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from attempt_dist.record import (Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RecordError, RunFailure,
-                                 RunResult, Throughput, read_record)
-from attempt_dist.results import SCHEMA_VERSION, write_json_atomic
+from attempt_dist.atomic_files import write_json_atomic
+from attempt_dist.record import (SCHEMA_VERSION, Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RecordError,
+                                 RunFailure, RunResult, Throughput, read_record)
 from attempt_dist.sweep.state import run_state
 
 

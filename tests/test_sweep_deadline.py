@@ -1,16 +1,18 @@
-"""A sweep's deadline for the whole run (`launch(..., deadline_s=)`, `sweep --deadline`) and the
+"""A sweep's deadline for the whole run (`run_sweep(..., deadline_s=)`, `sweep --deadline`) and the
 executor's `requeues` reaching submitit. Fake trainers (test_sweep_fakes) on t5-tiny cells."""
 
+import os
+import shutil
 
 import pytest
 import yaml
 
 from attempt_dist import cli
 from attempt_dist.errors import UserError
-from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, parse_sweep
+from attempt_dist.atomic_files import read_json
+from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.sweep.executor import ExecutorSpec
-from attempt_dist.sweep.launch import make_executor
+from attempt_dist.sweep.submit import make_executor
 from attempt_dist.sweep.schema import validate
 from test_sweep_fakes import FAKES, read_log, fake_env  # noqa: F401 (fake_env: a fixture)
 
@@ -26,7 +28,7 @@ def _raw(kind="debug", methods=("prompt", "attempt"), **executor):
 def test_deadline_zero_starts_nothing_and_a_relaunch_runs_it(tmp_path, fake_env, capsys):
     run = tmp_path / "run"
     sweep = parse_sweep(_raw())
-    assert launch(sweep, run, deadline_s=0) == 1
+    assert run_sweep(sweep, run, deadline_s=0) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert read_log(fake_env) == []  # neither the library nor a cell ran
     for cell in sweep.cells:
@@ -40,7 +42,7 @@ def test_deadline_zero_starts_nothing_and_a_relaunch_runs_it(tmp_path, fake_env,
     assert {s.status for s in collect_states(run)} == {"failed"}
 
     # Not done: the same launch without the deadline builds the library and runs both cells.
-    assert launch(sweep, run) == 0
+    assert run_sweep(sweep, run) == 0
     assert {s.status for s in collect_states(run)} == {"done"}
     assert sorted(c["kind"] for c in read_log(fake_env)) == ["pipeline", "train", "train"]
 
@@ -48,7 +50,7 @@ def test_deadline_zero_starts_nothing_and_a_relaunch_runs_it(tmp_path, fake_env,
 def test_deadline_cancels_a_running_local_job(tmp_path, fake_env, capsys):
     run = tmp_path / "run"
     sweep = parse_sweep(_raw("local", methods=["sleepy", "prompt"], array_parallelism=1))
-    assert launch(sweep, run, deadline_s=3) == 1
+    assert run_sweep(sweep, run, deadline_s=3) == 1
     out = " ".join(capsys.readouterr().out.split())
     sleepy, prompt = (run / "cells" / f"t5-tiny__{m}__boolq__s42" for m in ("sleepy", "prompt"))
     job = read_json(sleepy / "job.json")
@@ -75,12 +77,18 @@ def test_deadline_is_refused_for_slurm(tmp_path):
     sweep = parse_sweep(_raw("slurm", methods=["prompt"]))
     with pytest.raises(UserError, match="--deadline is for the local and debug executors; on SLURM each job has its "
                                         "executor `time`"):
-        launch(sweep, tmp_path / "run", deadline_s=60, dry_run=True)
+        run_sweep(sweep, tmp_path / "run", deadline_s=60, dry_run=True)
 
 
 @pytest.mark.parametrize("kind", ["local", "slurm"])
-def test_requeues_reach_submitit_max_num_timeout(kind, tmp_path):
+def test_requeues_reach_submitit_max_num_timeout(kind, tmp_path, monkeypatch):
     # submitit requeues a job cut by its time limit while max_num_timeout is not used up; 0: never.
+    if kind == "slurm" and shutil.which("srun") is None:
+        # submitit builds a SLURM executor only where srun is on PATH; nothing is submitted here.
+        (tmp_path / "bin").mkdir()
+        (tmp_path / "bin" / "srun").write_text("#!/bin/sh\nexit 1\n")
+        (tmp_path / "bin" / "srun").chmod(0o755)
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
     assert ExecutorSpec().requeues == 3
     for requeues, expected in ((None, 3), (0, 0), (5, 5)):
         raw = {"kind": kind} if requeues is None else {"kind": kind, "requeues": requeues}

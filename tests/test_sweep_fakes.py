@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from attempt_dist.results import write_json_atomic
+from attempt_dist.atomic_files import write_json_atomic
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 FAKES = {"trainer": "test_sweep_fakes:train", "pipeline": "test_sweep_fakes:pipeline"}
 
 
@@ -26,7 +26,7 @@ def fake_env(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("FAKE_SWEEP_LOG", str(log))
     # LocalExecutor jobs are new processes: they import the package and the fakes from here.
-    paths = [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]
+    paths = [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
     return log
 

@@ -8,16 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
-from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, load_sweep
+from attempt_dist.atomic_files import read_json
+from attempt_dist.sweep import collect_states, load_sweep, run_sweep
 from attempt_dist.train import PAUSE_ENV
+from tests.paths import REPO
+from tests.train_helpers import TINY_SWEEP_TRAIN
 
-ROOT = Path(__file__).resolve().parents[1]
 PAUSE, STEPS = 4, 6
 CELL = "t5-tiny__prompt__boolq__s1"
 
@@ -27,14 +27,12 @@ def test_ctrl_c_then_relaunch_resumes_the_cell_from_its_checkpoint(tmp_path, mon
     source = tmp_path / "sweep.yaml"
     source.write_text(yaml.safe_dump({
         "name": "interrupt",
-        "train": {"data_dir": str(ROOT / "examples/data"), "ds_config": "zero0", "batch_size": 4,
-                  "max_steps": STEPS, "save_every": 2, "max_length": 64, "prompt_length": 4,
-                  "max_eval_examples": 4, "max_target_length": 8, "eval_every": 1000},
+        "train": {**TINY_SWEEP_TRAIN, "max_steps": STEPS},
         "grid": {"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"], "seeds": [1]},
         "executor": {"kind": "local", "time": 10},
     }))
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
            PAUSE_ENV: str(PAUSE)}
     # Its own process group, which gets the SIGINT, as a terminal's Ctrl-C reaches every process in it.
     sweep = subprocess.Popen([sys.executable, "-m", "attempt_dist.cli", "sweep", str(source), "--output-dir", str(run)],
@@ -55,7 +53,7 @@ def test_ctrl_c_then_relaunch_resumes_the_cell_from_its_checkpoint(tmp_path, mon
 
     monkeypatch.setenv("PYTHONPATH", env["PYTHONPATH"])
     monkeypatch.delenv(PAUSE_ENV, raising=False)
-    assert launch(load_sweep(source), run) == 0
+    assert run_sweep(load_sweep(source), run) == 0
     (state,) = collect_states(run)
     assert state.status == "done"
     cell = run / "cells" / CELL / "run"

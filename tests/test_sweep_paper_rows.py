@@ -9,10 +9,10 @@ import pytest
 
 from attempt_dist import cli
 from attempt_dist.sweep import load_sweep
-from attempt_dist.sweep.launch import library_args, library_argv
+from attempt_dist.sweep.submit import library_args, library_argv
 from attempt_dist.sweep.spec import train_argv
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 SIX = ("mnli", "sst2", "qqp", "qnli", "squad", "record")  # section 4.1
 RUN = Path("/runs/x")
 
@@ -44,7 +44,7 @@ def _flag(argv, flag):
 @pytest.mark.parametrize("path,table", [("launch/sweeps/glue_superglue.yaml", TABLE2),
                                         ("launch/sweeps/mrqa_others.yaml", TABLE3)])
 def test_tables_2_3_every_row_from_one_six_prompt_library(path, table):
-    sweep = load_sweep(ROOT / path)
+    sweep = load_sweep(REPO / path)
     assert _rows(sweep) == table
     assert len(sweep.libraries) == 1
     (lib,) = sweep.libraries.values()
@@ -72,7 +72,7 @@ def test_tables_2_3_every_row_from_one_six_prompt_library(path, table):
 
 
 def test_attempt_cells_take_the_b1_prior_of_their_targets():
-    sweep = load_sweep(ROOT / "launch/sweeps/mrqa_others.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/mrqa_others.yaml")
     (lib,) = sweep.libraries.values()
     assert lib.priors == ("glue", "qa")
     assert _flag(library_argv(lib, RUN), "--stages") == "sources,prior,spot_g,probes"
@@ -82,7 +82,7 @@ def test_attempt_cells_take_the_b1_prior_of_their_targets():
         assert prior[task].endswith("/run/prior/qa.pt"), task       # SQuAD + ReCoRD
     for task in ("winogrande", "yelp", "scitail", "paws", "others"):
         assert prior[task].endswith("/run/prior/prior.pt"), task    # MNLI, SST-2, QQP, QNLI
-    glue = load_sweep(ROOT / "launch/sweeps/glue_superglue.yaml")
+    glue = load_sweep(REPO / "launch/sweeps/glue_superglue.yaml")
     (glue_lib,) = glue.libraries.values()
     assert glue_lib.priors == ("glue", "qa") and glue_lib.spot_g  # the one library of Tables 2-4
     assert _flag(library_argv(glue_lib, RUN), "--stages") == "sources,prior,spot_g,probes"
@@ -101,7 +101,7 @@ ST_VARIANTS = {"attempt", "attempt-no_target", "attempt-no_attention", "attempt-
 
 
 def test_table4_every_cell_with_the_papers_epochs_gate_lr_length_and_prior():
-    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
     assert _rows(sweep) == {**{(v, False): set(TABLE4_ST) for v in ST_VARIANTS},
                             **{(v, True): set(TABLE4_MT) for v in ("attempt", "attempt-no_prior")}}
     (lib,) = sweep.libraries.values()
@@ -130,7 +130,7 @@ def test_table4_every_cell_with_the_papers_epochs_gate_lr_length_and_prior():
 
 
 def test_one_library_for_tables_2_3_and_4_built_at_each_tasks_own_length():
-    sweeps = [load_sweep(ROOT / f"launch/sweeps/{name}.yaml") for name in ("glue_superglue", "mrqa_others", "ablations")]
+    sweeps = [load_sweep(REPO / f"launch/sweeps/{name}.yaml") for name in ("glue_superglue", "mrqa_others", "ablations")]
     argvs = []
     for sweep in sweeps:
         (lib,) = sweep.libraries.values()
@@ -144,14 +144,14 @@ def test_one_library_for_tables_2_3_and_4_built_at_each_tasks_own_length():
 
 
 def test_scaling_multirc_20_epochs():
-    scaling = load_sweep(ROOT / "launch/sweeps/scaling.yaml")
+    scaling = load_sweep(REPO / "launch/sweeps/scaling.yaml")
     assert {c.train["epochs"] for c in scaling.cells if c.tasks == ("multirc",)} == {20}
     assert all(lib.sources == SIX for lib in scaling.libraries.values())
 
 
 def test_dry_run_lists_every_row_and_the_library_stages(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # rich folds long cell names in a narrow terminal
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
                      "--output-dir", "/tmp/never-written"]) == 0
     out = capsys.readouterr().out
     assert "71 job(s) to submit" in out and "1 library stage(s)" in out
@@ -172,13 +172,13 @@ def test_library_epochs_must_be_a_positive_number(epochs, message):
 def test_ablation_dry_run_shows_each_rows_prior_and_source(capsys, monkeypatch):
     from attempt_dist.sweep.resolved import library_inputs
 
-    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
     (lib,) = sweep.libraries.values()
     said = {c.name: library_inputs(c, lib) for c in sweep.cells}
     assert said["t5-base__attempt-single_prompt__newsqa__s42"] == "prior=qa source=SPoT-t top-1 by probe"
     assert said["t5-base__attempt__others__s42"] == "prior=glue"
     assert said["t5-base__attempt-no_prior__mrqa__s42"] == "prior=none"
     monkeypatch.setenv("COLUMNS", "400")
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/ablations.yaml"), "--dry-run", "--output-dir", "/tmp/never"]) == 0
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/ablations.yaml"), "--dry-run", "--output-dir", "/tmp/never"]) == 0
     out = capsys.readouterr().out
     assert "21 job(s) to submit" in out and "source=SPoT-t top-1 by probe" in out and "prior=qa" in out

@@ -12,24 +12,23 @@ import yaml
 
 from attempt_dist import cli
 from attempt_dist.plots import plot_run
+from attempt_dist.atomic_files import read_json
 from attempt_dist.record import read_record
-from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, parse_sweep
-
-ROOT = Path(__file__).resolve().parents[1]
+from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
+from tests.paths import REPO
 
 
 @pytest.mark.slow
 def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    source = ROOT / "examples/sweeps/tiny.yaml"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    source = REPO / "examples/sweeps/tiny.yaml"
     raw = yaml.safe_load(source.read_text())
     raw["grid"].update(models=["t5-tiny"], methods=["attempt"], tasks=["boolq"])
     raw["libraries"]["tiny"]["max_steps"] = 2
     raw["train"]["max_steps"] = 2
     sweep = parse_sweep(raw, source=source)
     run = tmp_path / "run"
-    assert launch(sweep, run) == 0, list((run / "logs").glob("*/*.err"))
+    assert run_sweep(sweep, run) == 0, list((run / "logs").glob("*/*.err"))
     (state,) = collect_states(run)
     assert state.status == "done"
     cell = run / "cells" / state.name / "run"
@@ -38,7 +37,7 @@ def test_tiny_sweep_with_real_trainer_and_pipeline(tmp_path, monkeypatch, capsys
     library = Path(record["config"]["source_prompts"])
     assert sorted(read_json(library / "library.json")["prompts"]) == ["mnli", "sst2"]
     assert Path(record["config"]["prior"]).is_file()
-    assert launch(sweep, run) == 0  # second launch: nothing to do, the result stays
+    assert run_sweep(sweep, run) == 0  # second launch: nothing to do, the result stays
     assert read_json(cell / "result.json") == record
 
     plot_run(run)

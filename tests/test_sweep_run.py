@@ -9,8 +9,8 @@ import pytest
 import submitit
 
 from attempt_dist import cli
-from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, parse_sweep
+from attempt_dist.atomic_files import read_json
+from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.sweep.jobs import CellJob
 from test_sweep_fakes import FAKES, expected_score, read_log, fake_env  # noqa: F401 (fake_env: a fixture)
 
@@ -34,7 +34,7 @@ def _sweep(kind, **extra):
 def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
     run = tmp_path / "run"
     sweep = _sweep(kind)
-    assert launch(sweep, run) == 1  # the broken and the oom cell are not done
+    assert run_sweep(sweep, run) == 1  # the broken and the oom cell are not done
 
     states = {s.name: s.status for s in collect_states(run)}
     assert states == {
@@ -68,7 +68,7 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
 
     # Second launch: finished and oom cells are skipped, libraries are not rebuilt, only the
     # broken cell runs again.
-    assert launch(sweep, run) == 1
+    assert run_sweep(sweep, run) == 1
     again = read_log(fake_env)[len(calls):]
     assert [(c["kind"], c["method"]) for c in again] == [("train", "broken")]
     assert read_json(run / "cells/t5-tiny__broken__cb__s1/job.json")["history"]
@@ -76,7 +76,7 @@ def test_sweep_runs_skips_and_reports(kind, tmp_path, fake_env):
 
 def test_status_command(tmp_path, fake_env, capsys):
     run = tmp_path / "run"
-    launch(_sweep("debug"), run)
+    run_sweep(_sweep("debug"), run)
     # Progress while it runs: one line per cell that ends, with the count done so far.
     ended = re.findall(r"^\[(\d)/6 done\] (\S+) (\w+): (.*)$", capsys.readouterr().out, re.MULTILINE)
     assert sorted(name for _, name, _, _ in ended) == sorted(c.name for c in _sweep("debug").cells)
@@ -92,9 +92,9 @@ def test_status_command(tmp_path, fake_env, capsys):
 def test_unsubmitted_cells_are_pending(tmp_path):
     sweep = _sweep("debug")
     (tmp_path / "run").mkdir()
-    from attempt_dist.sweep.launch import _write_sweep_json
+    from attempt_dist.sweep.submit import write_sweep_json
 
-    _write_sweep_json(sweep, tmp_path / "run")
+    write_sweep_json(sweep, tmp_path / "run")
     assert {s.status for s in collect_states(tmp_path / "run")} == {"pending"}
 
 
@@ -102,7 +102,7 @@ def test_two_ranks_get_distributed_env(tmp_path, fake_env):
     # tasks_per_node ranks per job; each rank sees RANK/WORLD_SIZE from TorchDistributedEnvironment.
     sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"]},
                          "executor": {"kind": "local", "tasks_per_node": 2, "time": 5}})
-    assert launch(sweep, tmp_path / "run") == 0
+    assert run_sweep(sweep, tmp_path / "run") == 0
     ranks = sorted((c["rank"], c["world"]) for c in read_log(fake_env) if c["kind"] == "train")
     assert ranks == [("0", "2"), ("1", "2")]
 
@@ -119,7 +119,7 @@ def test_checkpoint_requeues_with_resume(tmp_path):
 
 def test_library_failure_fails_its_cells_only(tmp_path, fake_env):
     sweep = _sweep("debug", pipeline="test_sweep_fakes:no_such_function")
-    assert launch(sweep, tmp_path / "run") == 1
+    assert run_sweep(sweep, tmp_path / "run") == 1
     states = {s.name: s for s in collect_states(tmp_path / "run")}
     assert states["t5-tiny__prompt__boolq__s1"].status == "done"
     assert states["t5-tiny__attempt__boolq__s1"].status == "failed"
@@ -129,7 +129,7 @@ def test_library_failure_fails_its_cells_only(tmp_path, fake_env):
 def test_plot_after_sweep(tmp_path, fake_env):
     # The sweep's folder is what `attempt-dist plot` reads; the oom cell shows up as such.
     run = tmp_path / "run"
-    launch(_sweep("debug"), run)
+    run_sweep(_sweep("debug"), run)
     assert cli.main(["plot", str(run), "--only", "fig4"]) == 0
     import csv
 
@@ -151,7 +151,7 @@ def test_requeued_retry_resumes_instead_of_overwriting(tmp_path):
 def test_a_refusing_trainer_leaves_its_own_error_line_as_the_reason(tmp_path, fake_env):
     sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["refused"], "tasks": ["boolq"]},
                          "executor": {"kind": "local", "time": 5}})
-    assert launch(sweep, tmp_path / "run") == 1
+    assert run_sweep(sweep, tmp_path / "run") == 1
     (state,) = collect_states(tmp_path / "run")
     assert state.status == "failed"
     assert state.detail.startswith("error: the refused method takes no options here (exit code 2) (log: ")
@@ -169,7 +169,7 @@ def test_a_cell_with_checkpoints_resumes_instead_of_overwriting(tmp_path):
 def test_ctrl_c_in_an_in_process_sweep_stops_it_with_one_line(tmp_path, fake_env, capsys):
     sweep = parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["interrupted", "prompt"],
                                            "tasks": ["boolq"]}, "executor": {"kind": "debug"}})
-    assert launch(sweep, tmp_path / "run") == 130
+    assert run_sweep(sweep, tmp_path / "run") == 130
     out = capsys.readouterr().out
     assert "interrupted: 0/2 cells done" in " ".join(out.split())
     states = {s.name: s for s in collect_states(tmp_path / "run")}

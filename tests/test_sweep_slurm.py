@@ -21,15 +21,14 @@ import pytest
 import torch
 
 from attempt_dist import cli
-from attempt_dist.results import read_json
-from attempt_dist.sweep import collect_states, launch, parse_sweep
+from attempt_dist.atomic_files import read_json
+from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.train import PAUSE_ENV
 
+from tests.paths import REPO
+from tests.train_helpers import TINY_SWEEP_TRAIN, result, trainable
 from tests.train_helpers import launch as launch_trainer
-from tests.train_helpers import result, trainable
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "examples" / "data"
 PAUSE = 4
 START_HINT = "start the local one (as root): scripts/local-slurm.sh up && eval $(scripts/local-slurm.sh env)"
 
@@ -65,7 +64,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
 @pytest.fixture(autouse=True)
 def job_env(monkeypatch):
     # Jobs inherit the submitting environment: this checkout, no pause unless a test asks.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv(PAUSE_ENV, raising=False)
     return monkeypatch
@@ -75,9 +74,7 @@ def tiny_sweep(name="slurm", *, methods=("prompt",), tasks=("boolq",), max_steps
                executor=None, **train):
     raw = {
         "name": name,
-        "train": {"data_dir": str(DATA), "ds_config": "zero0", "batch_size": 4, "max_steps": max_steps,
-                  "save_every": 2, "max_length": 64, "prompt_length": 4, "max_eval_examples": 4,
-                  "max_target_length": 8, "eval_every": 1000, **train},
+        "train": {**TINY_SWEEP_TRAIN, "max_steps": max_steps, **train},
         "grid": [{"models": ["t5-tiny"], "methods": list(methods), "tasks": list(tasks), "seeds": [1]}, *grid_extra],
         "executor": {"kind": "slurm", "time": 10, **(executor or {})},
     }
@@ -159,7 +156,7 @@ CELL = "t5-tiny__prompt__boolq__s1"
 def test_library_then_dependent_cells_and_status_through_sacct(tmp_path, capsys):
     run = tmp_path / "run"
     sweep = tiny_sweep(methods=("prompt", "attempt"), max_steps=2)
-    assert launch(sweep, run, wait=True) == 0
+    assert run_sweep(sweep, run, wait=True) == 0
     states = {s.name: s for s in collect_states(run)}
     assert {n: s.status for n, s in states.items()} == {CELL: "done", "t5-tiny__attempt__boolq__s1": "done"}
     # The ATTEMPT cell waited for its library stage (afterok) and read its prompts and prior.
@@ -179,14 +176,14 @@ def test_library_then_dependent_cells_and_status_through_sacct(tmp_path, capsys)
     assert cli.main(["sweep", "status", str(run)]) == 0
     out = capsys.readouterr().out
     assert "2 done, 0 running, 0 failed, 0 oom, 0 pending" in out and attempt["job_id"] in out
-    assert launch(sweep, run, wait=True) == 0  # relaunch: nothing left to submit
+    assert run_sweep(sweep, run, wait=True) == 0  # relaunch: nothing left to submit
     assert read_json(run / "cells/t5-tiny__attempt__boolq__s1/job.json")["job_id"] == attempt["job_id"]
 
 
 def test_two_task_job_takes_its_ranks_from_slurm_and_equals_the_deepspeed_launcher(tmp_path):
     run = tmp_path / "run"
     sweep = tiny_sweep(max_steps=3, ds_config="zero2_offload", executor={"tasks_per_node": 2})
-    assert launch(sweep, run, wait=False) == 0
+    assert run_sweep(sweep, run, wait=False) == 0
     argv = read_json(run / "cells" / CELL / "job.json")["argv"]
     reference = tmp_path / "launcher"
     out_at = argv.index("--output-dir") + 1
@@ -205,10 +202,10 @@ def test_preemption_and_time_limit_requeue_and_resume_exactly(tmp_path, job_env)
     `--signal=USR2@90` sends before the limit): both runs resume from step PAUSE's checkpoint
     and end exactly where an uninterrupted run ends."""
     straight, preempted, timed = tmp_path / "straight", tmp_path / "preempted", tmp_path / "timed"
-    assert launch(tiny_sweep(), straight, wait=False) == 0
+    assert run_sweep(tiny_sweep(), straight, wait=False) == 0
     job_env.setenv(PAUSE_ENV, str(PAUSE))
     for run in (preempted, timed):
-        assert launch(tiny_sweep(), run, wait=False) == 0
+        assert run_sweep(tiny_sweep(), run, wait=False) == 0
     job_env.delenv(PAUSE_ENV)
 
     wait_for("the cell to pause after its checkpoint", lambda: paused(preempted, CELL))
@@ -216,7 +213,7 @@ def test_preemption_and_time_limit_requeue_and_resume_exactly(tmp_path, job_env)
     subprocess.run(["scontrol", "requeue", first], check=True, timeout=30)
     wait_requeued(first)
     # Relaunching while the job waits in the queue submits nothing: one job per cell folder.
-    assert launch(tiny_sweep(), preempted, wait=False) == 0 and job_id(preempted, CELL) == first
+    assert run_sweep(tiny_sweep(), preempted, wait=False) == 0 and job_id(preempted, CELL) == first
     assert not read_json(preempted / "cells" / CELL / "job.json")["history"]
     release_requeued(first)
     wait_for("the other cell to pause", lambda: paused(timed, CELL))
@@ -246,7 +243,7 @@ def test_cancelled_cell_resumes_on_relaunch_and_a_failing_cell_keeps_its_reason(
                                     "train": {"data_dir": str(empty)}}])
     run = tmp_path / "run"
     job_env.setenv(PAUSE_ENV, str(PAUSE))
-    assert launch(sweep, run, wait=False) == 0
+    assert run_sweep(sweep, run, wait=False) == 0
     job_env.delenv(PAUSE_ENV)
     wait_for("the cell to pause", lambda: paused(run, CELL))
     first = job_id(run, CELL)
@@ -263,7 +260,7 @@ def test_cancelled_cell_resumes_on_relaunch_and_a_failing_cell_keeps_its_reason(
     assert cli.main(["sweep", "status", str(run)]) == 1
     assert "0 done, 0 running, 2 failed, 0 oom, 0 pending" in capsys.readouterr().out
 
-    assert launch(sweep, run, wait=True) == 1  # the broken cell fails again; the cancelled one resumes
+    assert run_sweep(sweep, run, wait=True) == 1  # the broken cell fails again; the cancelled one resumes
     states = {s.name: s for s in collect_states(run)}
     assert states[CELL].status == "done" and states[broken].status == "failed"
     assert resumed_at(run, CELL) == [f"resumed from step{PAUSE} at step {PAUSE}"]

@@ -8,10 +8,10 @@ import yaml
 from attempt_dist import cli
 from attempt_dist.errors import UserError
 from attempt_dist.sweep import load_sweep, parse_sweep
-from attempt_dist.sweep.launch import check_executor
+from attempt_dist.sweep.submit import check_executor
 from attempt_dist.sweep.spec import options_to_argv, parse_minutes, train_argv
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 
 # models x methods x tasks (+ multi-task cells), counted by hand from the paper's Tables 2-4
 # and Figure 4.
@@ -26,13 +26,13 @@ SHIPPED = {
 
 @pytest.mark.parametrize("path,count", sorted(SHIPPED.items()))
 def test_shipped_sweeps_parse(path, count):
-    sweep = load_sweep(ROOT / path)
+    sweep = load_sweep(REPO / path)
     assert len(sweep.cells) == count
     assert len({c.name for c in sweep.cells}) == count
 
 
 def test_every_shipped_sweep_is_listed():
-    shipped = {str(p.relative_to(ROOT)) for p in (ROOT / "launch/sweeps").glob("*.yaml")}
+    shipped = {str(p.relative_to(REPO)) for p in (REPO / "launch/sweeps").glob("*.yaml")}
     assert shipped <= set(SHIPPED)
 
 
@@ -45,7 +45,7 @@ TABLE7 = {
 
 
 def test_scaling_matches_appendix_c():
-    sweep = load_sweep(ROOT / "launch/sweeps/scaling.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/scaling.yaml")
     assert {c.model for c in sweep.cells} == set(PT_BS)
     assert {c.method for c in sweep.cells} == {"finetune", "prompt", "adapter", "attempt"}
     for cell in sweep.cells:
@@ -64,7 +64,7 @@ def test_scaling_matches_appendix_c():
 
 
 def test_ablation_options_pass_through():
-    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
     cell = sweep.cell("t5-base__attempt-no_attention__boolq__s42")
     argv = train_argv(cell, Path("/out"))
     assert argv[argv.index("--ablation") + 1] == "constant_attention"
@@ -169,12 +169,12 @@ def test_cli_reports_bad_file_in_one_line(tmp_path, capsys):
 
 def test_cli_slurm_launch_without_sbatch(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/scaling.yaml"), "--output-dir", str(tmp_path / "r")]) == 2
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--output-dir", str(tmp_path / "r")]) == 2
     assert "--executor local" in capsys.readouterr().err
 
 
 def test_dry_run_lists_jobs_and_executor(tmp_path, capsys):
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/scaling.yaml"), "--dry-run",
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run",
                      "--output-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "48 job(s) to submit" in out and "4 library stage(s)" in out and "partition=gpu" in out
@@ -218,7 +218,7 @@ def test_two_rules_that_disagree_on_one_cell_are_refused():
 
 
 def test_sweeps_sharing_a_library_folder_read_one_library(tmp_path):
-    from attempt_dist.sweep.launch import library_args
+    from attempt_dist.sweep.submit import library_args
     from attempt_dist.sweep.shared_library import link_shared_libraries
 
     def sweep(name, task):
@@ -289,20 +289,18 @@ def test_slurm_cells_wait_for_a_library_another_launch_is_building(tmp_path, mon
     submitted after that job, not started without their library."""
     from rich.console import Console
 
-    import importlib
-
+    from attempt_dist.sweep import submit
+    from attempt_dist.sweep.plan import SweepPlan
     from attempt_dist.sweep.state import CellState
-
-    launch_module = importlib.import_module("attempt_dist.sweep.launch")  # the package's `launch` is the function
 
     sweep = parse_sweep({"grid": {"models": ["t5-tiny"], "methods": ["attempt", "prompt"], "tasks": ["rte"],
                                   "library": "p"},
                          "libraries": {"p": {"sources": ["mnli"], "folder": "../shared"}},
                          "executor": {"kind": "local"}})
-    p = launch_module.Plan(tmp_path / "run", sweep, cells=list(sweep.cells))
-    monkeypatch.setattr(launch_module, "library_state", lambda run, key: CellState(key, "running", job_id="4711"))
+    submitter = submit.Submitter(SweepPlan(tmp_path / "run", sweep, cells=list(sweep.cells)))
+    monkeypatch.setattr(submit, "library_state", lambda run, key: CellState(key, "running", job_id="4711"))
     submitted = []
-    monkeypatch.setattr(launch_module, "_submit_cells",
-                        lambda plan, cells, dependency=None: submitted.append(([c.method for c in cells], dependency)) or [])
-    launch_module._submit_slurm(p, Console(file=open(tmp_path / "out.txt", "w")))
+    monkeypatch.setattr(submitter, "submit_cells",
+                        lambda cells, dependency=None: submitted.append(([c.method for c in cells], dependency)) or [])
+    submit.submit_slurm(submitter, Console(file=open(tmp_path / "out.txt", "w")))
     assert sorted(submitted) == [(["attempt"], "4711"), (["prompt"], None)]

@@ -11,9 +11,10 @@ from attempt_dist.errors import UserError
 from attempt_dist.tasks import SOURCE_TASKS, TARGET_TASKS, TASKS, get_task
 from attempt_dist.tasks.formats import FORMATTERS
 
-from helpers_data import FIXTURES, read_jsonl
+from helpers_data import read_jsonl
+from tests.paths import DATA
 
-# From shared/HUB_SCHEMAS.md, written out independently of the registry.
+# From docs/hub_schemas.md, written out independently of the registry.
 HUB = {
     "mnli": ("nyu-mll/glue", "mnli"), "sst2": ("nyu-mll/glue", "sst2"), "qqp": ("nyu-mll/glue", "qqp"),
     "qnli": ("nyu-mll/glue", "qnli"), "squad": ("rajpurkar/squad", "plain_text"),
@@ -68,7 +69,7 @@ def test_unknown_task_lists_the_known_ones():
 
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_every_fixture_loads_offline_with_nonempty_splits(name):
-    splits = load_task_splits(name, str(FIXTURES))
+    splits = load_task_splits(name, str(DATA))
     assert set(splits) == {"train", "dev", "test"}
     for split, examples in splits.items():
         assert len(examples) >= 5, (name, split)
@@ -80,7 +81,7 @@ def test_every_fixture_loads_offline_with_nonempty_splits(name):
 @pytest.mark.parametrize("name", sorted(TASKS))
 def test_fixture_rows_carry_the_hub_columns(name):
     task = TASKS[name]
-    files = sorted((FIXTURES / name).glob("*.jsonl"))
+    files = sorted((DATA / name).glob("*.jsonl"))
     assert {f.stem for f in files} == set(task.hub_splits.values())
     for f in files:
         for row in read_jsonl(f):

@@ -10,8 +10,7 @@ from attempt_dist.errors import UserError
 from attempt_dist.tasks import TASKS
 from attempt_dist.tokenizer import TINY_PATH, tokenizer_source
 from attempt_dist.tokenizer_build import build_tiny_vocab, fixture_texts, main as build_main
-
-from helpers_data import FIXTURES
+from tests.paths import DATA
 
 
 def test_special_ids_match_the_tiny_backbone():
@@ -40,12 +39,12 @@ def test_every_label_word_round_trips():
 
 def test_rebuilding_from_the_fixtures_gives_the_committed_vocabulary():
     committed = json.loads(TINY_PATH.read_text())["model"]["vocab"]
-    assert build_tiny_vocab(fixture_texts(FIXTURES)) == committed
+    assert build_tiny_vocab(fixture_texts(DATA)) == committed
 
 
 def test_rebuild_command_writes_the_committed_file_byte_for_byte(tmp_path, capsys):
     out = tmp_path / "t5-tiny-tokenizer.json"
-    assert build_main(["--rebuild", "--data-dir", str(FIXTURES), "--out", str(out)]) == 0
+    assert build_main(["--rebuild", "--data-dir", str(DATA), "--out", str(out)]) == 0
     assert out.read_bytes() == TINY_PATH.read_bytes()
 
 

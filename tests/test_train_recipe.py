@@ -98,7 +98,7 @@ def test_finished_run_is_refused_unless_overwrite(tmp_path):
 
 @pytest.mark.parametrize("extra, message", [
     (["--method", "prompt", "--tasks", "boolqq"], "unknown task 'boolqq'"),
-    (["--method", "lora", "--tasks", "rte"], "unknown method 'lora'"),
+    (["--method", "nonesuch", "--tasks", "rte"], "unknown method 'nonesuch'"),
     (["--model", "t5-huge", "--method", "prompt", "--tasks", "rte"], "unknown backbone 't5-huge'"),
     (["--method", "attempt", "--tasks", "rte"], "attempt needs --source-prompts"),
     (["--method", "prompt", "--tasks", "rte", "--gpu-mem-cap", "lots"], "cannot read size 'lots'"),

@@ -11,14 +11,15 @@ from pathlib import Path
 import torch
 
 from attempt_dist.distributed.env import free_port
+from tests.paths import DATA, REPO, TRAIN
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "examples" / "data"
-TRAIN = REPO / "launch" / "train.py"
 # Small everything: a CPU test must finish in seconds, ZeRO-3 included.
-TINY = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--rank", "4",
+TINY = ["--model", "t5-tiny", "--data-dir", str(DATA), "--prompt-length", "4", "--bottleneck", "4",
         "--batch-size", "2", "--max-eval-examples", "2", "--max-target-length", "8",
         "--eval-every", "1000", "--max-length", "64"]
+# The same small run as a sweep file's `train:` block (sweep keys), checkpointing every 2 steps.
+TINY_SWEEP_TRAIN = {"data_dir": str(DATA), "ds_config": "zero0", "batch_size": 4, "save_every": 2, "max_length": 64,
+                    "prompt_length": 4, "max_eval_examples": 4, "max_target_length": 8, "eval_every": 1000}
 
 
 def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: dict | None = None,

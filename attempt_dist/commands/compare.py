@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .plot import results_folder_command
 
 HELP = "our table cells beside the paper's (Tables 2-4) and the delta"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "compare", help=HELP,
-        description="Reads every result.json / failure.json under RUN_DIR, builds Tables 2-4 as "
-                    "`attempt-dist plot` does and prints each cell with the paper's value and ours - paper.")
-    parser.add_argument("run_dir", metavar="RUN_DIR")
-    parser.add_argument("--split", choices=["test", "dev"], default="test", help="which split's scores")
+    parser = results_folder_command(subparsers, "compare", HELP, run, "builds Tables 2-4 as `attempt-dist plot` "
+                                    "does, printing each cell with the paper's value and ours - paper")
     parser.add_argument("--json", action="store_true", help="print the cells as JSON instead of tables")
-    parser.set_defaults(func=run)
 
 
 def run(args) -> int:

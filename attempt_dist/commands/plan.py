@@ -27,12 +27,13 @@ COLUMNS = [("weights", ("frozen_weights", "trainable_weights", "gathered_layers"
 
 
 def register(subparsers) -> None:
+    from ..methods import METHODS
     from ..methods.options import add_method_args  # imports the methods, and so torch (see cli.py)
 
     parser = subparsers.add_parser("plan", help=HELP,
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="backbone, e.g. t5-3b")
-    parser.add_argument("--method", required=True, help="finetune, bitfit, adapter, prompt, spot or attempt")
+    parser.add_argument("--method", required=True, help=", ".join(METHODS))
     parser.add_argument("--batch-size", type=int, default=32, help="examples per rank per optimizer step (default 32)")
     parser.add_argument("--tasks", default=None,
                         help="comma-separated tasks: their number (multi-task prompts) and longest max length")
@@ -100,11 +101,11 @@ def print_table(report) -> None:
 
 
 def run(args) -> int:
-    from ..planning import plan
+    from ..planning import plan_memory
 
     if args.world_size < 1:
         raise UserError(f"--world-size must be at least 1, got {args.world_size}")
-    report = plan(request_from_args(args), all_micro_batches=args.all)
+    report = plan_memory(request_from_args(args), all_micro_batches=args.all)
     if args.json:
         json.dump(report.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")

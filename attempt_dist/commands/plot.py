@@ -8,16 +8,22 @@ HELP = "draw Figures 4-5 and Tables 2-4 from a results folder"
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "plot", help=HELP,
-        description="Reads every result.json / failure.json under RUN_DIR and writes PNG+PDF+CSV "
-                    "figures and markdown/LaTeX/CSV tables into RUN_DIR/figures.")
-    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser = results_folder_command(subparsers, "plot", HELP, run, "writes PNG+PDF+CSV figures and "
+                                    "markdown/LaTeX/CSV tables into RUN_DIR/figures")
     parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
-    parser.add_argument("--split", choices=["test", "dev"], default="test", help="which split's scores")
     parser.add_argument("--only", choices=["fig4", "fig5", "tables"], action="append",
                         help="draw only these (repeatable)")
+
+
+def results_folder_command(subparsers, name: str, help: str, run, does: str):
+    """The parser of a command that reads a results folder (plot, compare): RUN_DIR and --split
+    alike in each; `does` completes its description."""
+    parser = subparsers.add_parser(name, help=help,
+                                   description=f"Reads every result.json / failure.json under RUN_DIR and {does}.")
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--split", choices=["test", "dev"], default="test", help="which split's scores")
     parser.set_defaults(func=run)
+    return parser
 
 
 def run(args) -> int:

@@ -60,5 +60,5 @@ def run(args) -> int:
 
         print(json.dumps(resolved_sweep(sweep, run_dir.resolve()), indent=1))
         return 0
-    return sweep_lib.launch(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
-                            deadline_s=args.deadline)
+    return sweep_lib.run_sweep(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
+                               deadline_s=args.deadline)

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from ..results import atomic_path
+from ..atomic_files import atomic_path
 from ..tasks import Example
 from .features import tokenize_examples
 

@@ -3,48 +3,36 @@
     cfg   = make_config("attempt", lr=0.3, gate_lr=0.1)      # validates itself
     model = apply_method("attempt", backbone, cfg, MethodInputs(num_tasks=2, ...))
     groups = param_groups("attempt", model, cfg)               # [{"name", "params", "lr", ...}]
+
+A method is one module, attempt_dist/methods/<name>.py, named once in METHODS (registry.py). It declares
+
+    Config          its options (options.py: flags, sweep keys, whether a library build inherits them)
+    NEEDS           what it needs besides the backbone (needs.py)
+    PROFILE         names, table rows, planner cost, PEFT form or why none (profile.py)
+    wrap, param_groups                      the model and its optimizer groups
+and, when it needs more than the defaults (nothing):
+    training_inputs(cfg, inputs, d_model, embedding)   what `wrap` reads for a training run
+    rebuilt_inputs(cfg, inputs, artifact, d_model, where)   the same, rebuilt from a saved run
+    library_stage(train)    what a sweep's library job builds for a cell of it (SPoT-g/t)
+    table_variant(record)   the table row a result record belongs to (SPoT-g/t)
+    ABLATION_ROWS           rows of an ablation table (ATTEMPT's Table 4)
+
+Nothing outside this package compares a method's name (tests/test_method_names.py).
 """
 
 from __future__ import annotations
-
-import dataclasses
-import importlib
-from types import ModuleType
 
 from ..errors import UserError
 from .base import MethodConfig, WrappedT5
 from .inputs import MethodInputs
 from .needs import Needs
-
-METHODS = ("finetune", "bitfit", "adapter", "prompt", "spot", "attempt")
-
-
-def method_module(name: str) -> ModuleType:
-    if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
-    return importlib.import_module(f"attempt_dist.methods.{name}")
-
-
-def needs(name: str) -> Needs:
-    """What method `name` needs (prompt, library, prior, attention): its module's NEEDS."""
-    return method_module(name).NEEDS
-
+from .profile import Display, Profile
+from .registry import METHODS, displays, make_config, method_hook, method_module, needs, profile
 
 # Derived from each module's NEEDS, never restated.
 PROMPT_METHODS = tuple(m for m in METHODS if needs(m).prompt)
 LIBRARY_METHODS = tuple(m for m in METHODS if needs(m).library)
 PRIOR_METHODS = tuple(m for m in METHODS if needs(m).prior)
-
-
-def make_config(name: str, **options) -> MethodConfig:
-    """The method's config from keyword options; unknown options are an error (named)."""
-    config_cls = method_module(name).Config
-    known = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(k for k in options if k not in known)
-    if unknown:
-        raise UserError(f"method {name} has no option {', '.join(unknown)}; "
-                        f"its options: {', '.join(sorted(known))}")
-    return config_cls(**options)
 
 
 def apply_method(name: str, backbone, cfg: MethodConfig, inputs: MethodInputs | None = None) -> WrappedT5:
@@ -58,5 +46,6 @@ def param_groups(name: str, model: WrappedT5, cfg: MethodConfig) -> list[dict]:
     return method_module(name).param_groups(model, cfg)
 
 
-__all__ = ["LIBRARY_METHODS", "METHODS", "PRIOR_METHODS", "PROMPT_METHODS", "MethodConfig", "MethodInputs",
-           "Needs", "WrappedT5", "apply_method", "make_config", "method_module", "needs", "param_groups"]
+__all__ = ["Display", "LIBRARY_METHODS", "METHODS", "PRIOR_METHODS", "PROMPT_METHODS", "MethodConfig", "MethodInputs",
+           "Needs", "Profile", "WrappedT5", "apply_method", "displays", "make_config", "method_hook", "method_module",
+           "needs", "param_groups", "profile"]

@@ -18,9 +18,15 @@ from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
+from .profile import Profile
 
 
 NEEDS = Needs()
+PROFILE = Profile(
+    label="Adapter", row="Adapter",
+    not_in_peft="these are Houlsby adapters on the output of every attention and feed-forward sublayer (compacter's "
+                "placement and activation); PEFT's built-in tuners (LoRA, IA3, ...) change the weights instead and "
+                "have no such bottleneck")
 # The non-linearities compacter's adapter config offers (its "swish" is SiLU).
 ACTIVATIONS = {"gelu": nn.functional.gelu, "relu": nn.functional.relu, "swish": nn.functional.silu}
 

@@ -32,6 +32,7 @@ from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
 from . import spot
+from .profile import Profile
 from .prompt import initial_prompts
 
 ABLATIONS = ("none", "no_target", "constant_attention", "single_prompt")
@@ -39,21 +40,27 @@ SINGLE_SOURCE_AUTO = "auto"
 
 
 NEEDS = Needs(prompt=True, library=True, prior=True, attention=True)
+PROFILE = Profile(
+    label="ATTEMPT (ours)", row="ATTEMPT-ST", multitask_row="ATTEMPT-MT",
+    not_in_peft="ATTEMPT builds each input's prompt as an attention-weighted mixture of frozen source prompts "
+                "and a target prompt, computed from that input by a gate; PEFT has no tuner for an input-dependent "
+                "mixture of prompts (its multitask prompt tuning picks a prompt by task id, not by input)")
 
 
 @dataclass
 class Config(MethodConfig):
     lr: float = 0.3  # the target prompts' rate
     gate_lr: float = option(0.3, "learning rate of the attention gate G, the second speed of the two-speed "
-                                 "schedule (the paper: 0.1 for SuperGLUE and the 'others' multi-task runs)")
+                                 "schedule (the paper: 0.1 for SuperGLUE and the 'others' multi-task runs)",
+                     for_libraries=False)
     prompt_length: int = option(100, "m, rows of every prompt")
     bottleneck: int = option(100, "r, the bottleneck of the attention gate's down/up projection",
                              aliases=("--rank",))
     temperature: float = option(1.0, "K: attention logits are scaled by 1 / (d e^K)", flag="--attention-temperature")
-    ablation: str = option("none", "Table 4 ablation", choices=ABLATIONS)
+    ablation: str = option("none", "Table 4 ablation", choices=ABLATIONS, for_libraries=False)
     single_source: str = option(SINGLE_SOURCE_AUTO, "single_prompt ablation: the source prompt to keep; 'auto' "
                                 "(default) keeps the one SPoT-t selects for the target (6.1), read from the "
-                                "target's probe (--spot-probe)")
+                                "target's probe (--spot-probe)", for_libraries=False)
 
     def validate(self) -> None:
         super().validate()
@@ -68,14 +75,15 @@ class Config(MethodConfig):
 
 
 class AttentionGate(nn.Module):
-    """G: X^ [B, d] -> H [B, d]: down (d x r, no bias) -> SiLU -> up (r x d) -> LayerNorm.
+    """G: X^ [B, d] -> H [B, d]: down (d x r, no bias) -> SiLU -> up (r x d) -> LayerNorm, with
+    r the bottleneck.
 
     2rd + 2d parameters; the LayerNorm affine trains (the reference code froze it)."""
 
-    def __init__(self, d_model: int, rank: int, device=None) -> None:
+    def __init__(self, d_model: int, bottleneck: int, device=None) -> None:
         super().__init__()
-        self.down = nn.Linear(d_model, rank, bias=False, device=device)
-        self.up = nn.Linear(rank, d_model, bias=False, device=device)
+        self.down = nn.Linear(d_model, bottleneck, bias=False, device=device)
+        self.up = nn.Linear(bottleneck, d_model, bias=False, device=device)
         self.norm = nn.LayerNorm(d_model, device=device)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
@@ -177,3 +185,107 @@ def param_groups(model: WrappedT5, cfg: Config) -> list[dict]:
     gate = list(module.gate.parameters()) if module.gate is not None else []
     return parameter_groups({"prompts": prompts, "gate": gate},
                             {"prompts": cfg.lr, "gate": cfg.gate_lr}, cfg.weight_decay)
+
+
+# Appendix B.4: which source prompt a target task's prompt starts from, by task kind.
+INIT_SOURCE_BY_KIND = {"classification": "mnli", "regression": "mnli", "qa": "squad"}
+
+
+def training_inputs(cfg, inputs: MethodInputs, d_model: int, embedding=None) -> MethodInputs:
+    """Target prompts start from the MNLI source prompt for classification tasks and the SQuAD
+    one for QA (Appendix B.4) when the library has them; the gate from the prior (--prior); the
+    targets' SPoT-t probes (--spot-probe), by which the single_prompt ablation picks its source."""
+    inputs.target_init = target_init(cfg, inputs.source_names, inputs.source_prompts, embedding)
+    if cfg.prior:
+        inputs.prior = load_prior(cfg.prior, cfg)
+    if cfg.spot_probe:
+        inputs.probes = spot.load_probes(cfg, d_model, cfg.method_config().prompt_length)
+    return inputs
+
+
+def library_stage(train: dict) -> str | None:
+    """What a sweep cell's library job builds for it besides the source prompts and priors:
+    "probes" for the single_prompt ablation keeping the source SPoT-t selects (single_source
+    auto), else nothing."""
+    if train.get("ablation") == "single_prompt" and train.get("single_source", SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO:
+        return "probes"
+    return None
+
+
+def target_init(cfg, names: list[str], prompts: torch.Tensor,
+                embedding: torch.nn.Embedding | None = None) -> torch.Tensor | None:
+    """[tasks, m, d] from library prompts, or None for vocabulary sampling.
+
+    With --target-init auto, a task whose source prompt (MNLI or SQuAD) the library lacks gets
+    the rows vocabulary sampling would give it (`embedding`), while the others still start
+    from their source prompt.
+    """
+    from ..tasks import get_task
+    from .prompts import vocab_init
+
+    if cfg.target_init == "vocab":
+        return None
+    chosen: list[torch.Tensor | None] = []
+    for task in cfg.tasks:
+        name = cfg.target_init if cfg.target_init != "auto" else INIT_SOURCE_BY_KIND[get_task(task).kind]
+        if name not in names and cfg.target_init != "auto":
+            raise UserError(f"--target-init {name!r} is not in the library: {', '.join(names)}")
+        chosen.append(prompts[names.index(name)] if name in names else None)
+    if all(row is None for row in chosen):
+        return None
+    if any(row is None for row in chosen):
+        if embedding is None:
+            raise ValueError("target_init needs the backbone's input embedding to sample vocabulary rows")
+        # The same generator and draw as prompt.initial_prompts: a task's vocabulary rows do
+        # not depend on whether its neighbours found a source prompt.
+        vocab = vocab_init(embedding, len(cfg.tasks), prompts.shape[1],
+                           generator=torch.Generator().manual_seed(cfg.seed))
+        chosen = [vocab[i] if row is None else row for i, row in enumerate(chosen)]
+    return torch.stack(chosen)
+
+
+def load_prior(path, cfg) -> dict:
+    """A pre-trained attention gate (the pipeline's prior.pt) for a run on backbone cfg.model."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"attention prior {path} does not exist; train one with `attempt-dist pipeline --stages prior`")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        meta = saved.get("meta", {})
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file is the user's to fix
+        raise UserError(f"{path} is not an attention prior ({type(err).__name__}: {(str(err).splitlines() or [''])[0]}); "
+                        "train it again with `attempt-dist pipeline --stages prior`") from None
+    if meta.get("backbone") != cfg.model:
+        raise UserError(f"attention prior {path} was trained on {meta.get('backbone')!r}, not {cfg.model!r}")
+    return saved["gate"]
+
+
+def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> MethodInputs:
+    """The frozen source prompts travel in the artefact; an older run (trainable.pt) reads them
+    from its library again."""
+    from pathlib import Path
+
+    from .prompts import LIBRARY_INDEX, load_library
+
+    inputs.source_prompts = artifact.state.get("prompt.sources")
+    if inputs.source_prompts is not None:
+        return inputs
+    library = cfg.source_prompts
+    if not library or not (Path(library) / LIBRARY_INDEX).exists():
+        raise UserError(f"{where} is an older ATTEMPT run (trainable.pt) that does not carry its source "
+                        f"prompts, and its prompt library {library} is gone; restore that folder, "
+                        "or retrain to get a self-contained run")
+    inputs.source_names, inputs.source_prompts = load_library(
+        library, cfg.sources, backbone=cfg.model, d_model=d_model, prompt_length=cfg.method_config().prompt_length)
+    return inputs
+
+
+# The paper's Table 4: (row, multi-task, ablation, no prior transfer) of ATTEMPT's ablation runs.
+ABLATION_ROWS = [
+    ("ATTEMPT-ST", False, None, False), ("no target", False, "no_target", False),
+    ("no attention", False, "constant_attention", False), ("single prompt", False, "single_prompt", False),
+    ("no prior transfer", False, None, True),
+    ("ATTEMPT-MT", True, None, False), ("no prior transfer", True, None, True),
+]

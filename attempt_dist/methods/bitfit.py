@@ -18,9 +18,14 @@ from .base import MethodConfig, WrappedT5, parameter_groups
 from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
+from .profile import Profile
 
 
 NEEDS = Needs()
+PROFILE = Profile(
+    label="BitFit", row="BitFit",
+    not_in_peft="T5's linear layers have no biases: BitFit here adds new zero-initialised biases (and trains the "
+                "LayerNorm scales); PEFT has no tuner that adds biases")
 
 
 @dataclass

@@ -7,9 +7,15 @@ from dataclasses import dataclass
 from .base import MethodConfig, WrappedT5, parameter_groups
 from .inputs import MethodInputs
 from .needs import Needs
+from .profile import Profile
 
 
 NEEDS = Needs()
+PROFILE = Profile(
+    label="Fine-tuning", row="FT",
+    backward_factor=2.0,  # every backbone weight gets its gradient, besides the input gradients
+    not_in_peft="a fine-tuned run is a whole new backbone, not an adapter; export --format safetensors, or load "
+                "trainable.safetensors into T5ForConditionalGeneration (names without the 'backbone.' prefix)")
 
 
 @dataclass

@@ -8,8 +8,8 @@
 Everything else derives from those fields, so adding an option is a change to one file: the
 train CLI's flags (`add_method_args`: one flag per option; methods whose options share a flag
 share it, e.g. --prompt-length), TrainConfig.options (the values given), sweep keys (the
-flags' names with underscores), `params`/`plan` and model setup (`resolve`). As in PEFT's
-tuner configs, the help text sits on the field (`metadata["help"]`).
+flags' names with underscores), `params`/`plan` and model setup (`config_from_options`). As in
+PEFT's tuner configs, the help text sits on the field (`metadata["help"]`).
 """
 
 from __future__ import annotations
@@ -20,17 +20,21 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from .registry import METHODS, make_config, method_module
+
 
 def option(default: Any, help: str, *, flag: str | None = None, choices: tuple | None = None,
-           aliases: tuple[str, ...] = ()) -> Any:
+           aliases: tuple[str, ...] = (), for_libraries: bool = True) -> Any:
     """A Config field that is also a command-line option.
 
     flag: the CLI flag when the field name alone would be unclear across methods (ATTEMPT's
     `temperature` is --attention-temperature); default --field-name. aliases: older flags
-    still accepted.
+    still accepted. for_libraries: whether a sweep's source-library build inherits the sweep's
+    value (False for what describes one target cell: its learning rates, an ablation, SPoT's
+    start), so its prompts and prior fit the cells that read them.
     """
     return dataclasses.field(default=default, metadata={"help": help, "flag": flag, "choices": choices,
-                                                        "aliases": tuple(aliases)})
+                                                        "aliases": tuple(aliases), "for_libraries": for_libraries})
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class CliOption:
     """method -> the name of its Config field for this flag."""
     defaults: dict[str, Any]
     """method -> that field's default."""
+    for_libraries: bool = True
+    """A sweep's library build inherits the sweep's value of this option."""
 
 
 def _metadata(config_cls: type, name: str) -> Mapping:
@@ -71,8 +77,6 @@ def _kind(annotation: Any) -> type:
 @functools.cache
 def cli_options() -> dict[str, CliOption]:
     """dest -> CliOption over every method's Config, in METHODS order (the one derivation)."""
-    from . import METHODS, method_module
-
     found: dict[str, dict] = {}
     for method in METHODS:
         config_cls = method_module(method).Config
@@ -82,17 +86,18 @@ def cli_options() -> dict[str, CliOption]:
             dest = flag[2:].replace("-", "_")
             entry = found.setdefault(dest, {"flag": flag, "kind": _kind(f.type), "help": meta.get("help", ""),
                                             "choices": meta.get("choices"), "aliases": meta.get("aliases", ()),
-                                            "fields": {}, "defaults": {}})
+                                            "fields": {}, "defaults": {},
+                                            "for_libraries": meta.get("for_libraries", True)})
             if entry["kind"] is not _kind(f.type):
                 raise TypeError(f"{flag} has two types across methods ({entry['kind'].__name__}, {f.type})")
+            if entry["for_libraries"] != meta.get("for_libraries", True):
+                raise TypeError(f"{flag}: methods disagree on whether a library build inherits it (for_libraries)")
             entry["fields"][method] = f.name
             entry["defaults"][method] = f.default
     return {dest: CliOption(dest=dest, **entry) for dest, entry in found.items()}
 
 
 def _help(opt: CliOption) -> str:
-    from . import METHODS
-
     by_default: dict[str, list[str]] = {}
     for method, default in opt.defaults.items():
         by_default.setdefault(str(default), []).append(method)
@@ -116,19 +121,38 @@ def add_method_args(parser) -> None:
         parser.add_argument(opt.flag, *opt.aliases, **kwargs)
 
 
+@functools.cache
+def renamed_options() -> dict[str, str]:
+    """An option's older name -> its current dest (rank -> bottleneck), from the aliases its
+    field declares: a saved config.json or --config file written before the rename still reads."""
+    return {alias[2:].replace("-", "_"): dest for dest, opt in cli_options().items() for alias in opt.aliases}
+
+
+def with_current_names(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`values` (dest -> value) with each older option name replaced by its current one."""
+    renamed = renamed_options()
+    current: dict[str, Any] = {}
+    for key, value in values.items():
+        new = renamed.get(key, key)
+        if new != key and new in values and values[new] != value:
+            from ..errors import UserError
+
+            raise UserError(f"{key} (the old name of {new}) is {value!r} but {new} is {values[new]!r}; give only {new}")
+        current.setdefault(new, value)
+    return current
+
+
 def given_options(namespace: argparse.Namespace) -> dict[str, Any]:
     """The method options a parsed command line sets explicitly (dest -> value)."""
     return {dest: getattr(namespace, dest) for dest in cli_options() if getattr(namespace, dest, None) is not None}
 
 
-def resolve(method: str, options: Mapping[str, Any] | None = None):
+def config_from_options(method: str, options: Mapping[str, Any] | None = None):
     """Method `method`'s validated Config from flag-named options.
 
     Options the method does not have are ignored: one sweep or command line can set
     --prompt-length for every method it names, fine-tuning included.
     """
-    from . import make_config
-
     table = cli_options()
     unknown = sorted(k for k in (options or {}) if k not in table)
     if unknown:

@@ -16,10 +16,40 @@ from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
+from .profile import Profile
 from .prompts import TaskPrompts, vocab_init
 
 
+class PromptTuningPeft:
+    """A run's prompt(s) as PEFT prompt-tuning adapters, one per task: PEFT puts the prompt in front
+    of the encoder input with an all-ones mask and leaves the decoder alone (PROMPT_TUNING for
+    SEQ_2_SEQ_LM with num_transformer_submodules 1), as WrappedT5 does, so the adapter gives the
+    run's logits exactly."""
+
+    kind = "prompt-tuning"
+
+    def adapters(self, cfg, state: dict[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor], dict]]:
+        """(task, adapter_model.safetensors tensors, adapter_config.json) for each task, in task-id order."""
+        prompts = state["prompt.weight"]  # [tasks, m, d]
+        return [(task, {"prompt_embeddings": prompts[task_id].float().contiguous()},
+                 peft_adapter_config(cfg, *prompts.shape[1:])) for task_id, task in enumerate(cfg.tasks)]
+
+
+def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
+    """PEFT's PromptTuningConfig as saved by save_pretrained (adapter_config.json)."""
+    from ..backbones import get_spec
+
+    spec = get_spec(cfg.model)
+    return {"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": num_virtual_tokens,
+            "token_dim": token_dim, "num_transformer_submodules": 1, "num_attention_heads": spec.num_heads,
+            "num_layers": spec.num_layers, "base_model_name_or_path": cfg.model_path or spec.hub_id or None,
+            "revision": None, "inference_mode": True, "prompt_tuning_init": "RANDOM",
+            "prompt_tuning_init_text": None, "tokenizer_name_or_path": None, "tokenizer_kwargs": None,
+            "modules_to_save": None}
+
+
 NEEDS = Needs(prompt=True)
+PROFILE = Profile(label="Prompt tuning", row="PT", peft=PromptTuningPeft())
 
 
 @dataclass
@@ -27,7 +57,8 @@ class Config(MethodConfig):
     lr: float = 0.3  # the paper's prompt-tuning rate
     prompt_length: int = option(100, "m, rows of every prompt")
     shared_prompt: bool = option(False, "one prompt for every task of a multi-task run instead of one per task "
-                                        "(SPoT-g's prompt on the source mixture; the SPoT MT baselines)")
+                                        "(SPoT-g's prompt on the source mixture; the SPoT MT baselines)",
+                           for_libraries=False)
 
     def validate(self) -> None:
         super().validate()

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from ..results import atomic_path, write_json_atomic
+from ..atomic_files import atomic_path, write_json_atomic
 from ..distributed import gathered
 
 # Lester et al. sample initial prompt rows among the most frequent tokens; T5's

@@ -26,6 +26,7 @@ parameters per task): --shared-prompt, which the shipped sweeps set for every SP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -35,20 +36,26 @@ from .base import WrappedT5, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
-from .prompts import TaskPrompts
+from .profile import Display, Profile
+from .prompts import LIBRARY_INDEX, TaskPrompts, load_library, load_prompt
 
 
 NEEDS = Needs(prompt=True, library=True)
+# The paper's two SPoT rows, told apart by the run's own --spot-mode (see table_variant).
+VARIANT_OF_MODE = {"generic": "spot-g", "targeted": "spot-t"}
+PROFILE = Profile(label="SPoT", row="SPoT", peft=prompt_tuning.PROFILE.peft, variants={
+    "spot-g": Display("SPoT-g", "SPoT-g", "SPoT-g MT"), "spot-t": Display("SPoT-t", "SPoT-t", "SPoT-t MT")})
 
 
 @dataclass
 class Config(prompt_tuning.Config):
     mode: str = option("generic", "SPoT-g (generic) or SPoT-t (targeted)", flag="--spot-mode",
-                       choices=("generic", "targeted"))
+                       choices=("generic", "targeted"), for_libraries=False)
     source: str | None = option(None, "SPoT-g: the library prompt to copy (default: the first one)",
-                                flag="--spot-source")
+                                flag="--spot-source", for_libraries=False)
     top_k: int = option(1, "SPoT-t: how many most similar source prompts to start from (B.5 selects one; "
-                           "K > 1 averages the K most similar, weighted by similarity)", flag="--spot-top-k")
+                           "K > 1 averages the K most similar, weighted by similarity)", flag="--spot-top-k",
+                        for_libraries=False)
 
     def validate(self) -> None:
         super().validate()
@@ -119,3 +126,51 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
 
 
 param_groups = prompt_tuning.param_groups
+
+
+def training_inputs(cfg, inputs: MethodInputs, d_model: int, embedding=None) -> MethodInputs:
+    """SPoT-t starts from the probe prompt(s) of its target task(s) (--spot-probe)."""
+    method_cfg = cfg.method_config()
+    if method_cfg.mode == "targeted":
+        if not cfg.spot_probe:
+            raise UserError("SPoT-t needs --spot-probe: a prompt briefly tuned on the target task")
+        inputs.target_init = load_probes(cfg, d_model, method_cfg.prompt_length)
+    return inputs
+
+
+def load_probes(cfg, d_model: int, prompt_length: int) -> torch.Tensor:
+    """SPoT-t's probe prompt(s), [tasks, m, d]: one .pt file, or a probe library (the pipeline's
+    probes/ folder) holding a prompt for each of the run's tasks."""
+    path = Path(cfg.spot_probe)
+    if (path / LIBRARY_INDEX).exists():
+        return load_library(path, cfg.tasks, backbone=cfg.model, d_model=d_model, prompt_length=prompt_length)[1]
+    return load_prompt(path, backbone=cfg.model, d_model=d_model, prompt_length=prompt_length)[None]
+
+
+def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> MethodInputs:
+    """The library only chose the starting point, which the trained prompt overwrites: stand-ins
+    of the right shape do."""
+    method_cfg = cfg.method_config()
+    shape = (method_cfg.prompt_length, d_model)
+    if inputs.source_prompts is None:
+        inputs.source_names = inputs.source_names or [method_cfg.source or "source"]
+        inputs.source_prompts = torch.zeros(len(inputs.source_names), *shape)
+        if method_cfg.mode == "targeted":
+            inputs.target_init = torch.zeros(shape)
+    return inputs
+
+
+def library_stage(train: dict) -> str | None:
+    """What a sweep cell's library job builds for it besides the source prompts: "spot_g" (the
+    prompt trained on the GLUE source mixture), "probes" (SPoT-t), or None (SPoT-g copying a
+    named library prompt)."""
+    if train.get("spot_mode") == "targeted":
+        return "probes"
+    return None if train.get("spot_source") else "spot_g"
+
+
+def table_variant(record) -> str:
+    """The paper's SPoT row of a result record: SPoT-g or SPoT-t by the run's own spot_mode."""
+    if record.variant in ("spot", *PROFILE.variants) and record.spot_mode:
+        return VARIANT_OF_MODE.get(record.spot_mode, "spot-g")
+    return record.variant

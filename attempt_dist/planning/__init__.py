@@ -5,6 +5,6 @@ state per ZeRO layout; trace.py counts activation memory by running the real mod
 meta device.
 """
 
-from .planner import GIB, Candidate, PlanReport, PlanRequest, plan
+from .planner import GIB, Candidate, PlanReport, PlanRequest, plan_memory
 
-__all__ = ["GIB", "Candidate", "PlanReport", "PlanRequest", "plan"]
+__all__ = ["GIB", "Candidate", "PlanReport", "PlanRequest", "plan_memory"]

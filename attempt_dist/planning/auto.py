@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from ..errors import UserError
-from .planner import Candidate, PlanReport, PlanRequest, plan
+from .planner import Candidate, PlanReport, PlanRequest, plan_memory
 
 AUTO = "auto"
 
@@ -69,7 +69,7 @@ def choose(report: PlanReport, *, require_checkpointing: bool = False) -> Candid
 def resolve(cfg, world_size: int, *, cap_bytes: int | None, device: str):
     """(the config with micro-batch, accumulation and checkpointing set, the DeepSpeed config
     dict, the plan summary for the run record)."""
-    report = plan(request_from_config(cfg, world_size, cap_bytes=cap_bytes, device=device))
+    report = plan_memory(request_from_config(cfg, world_size, cap_bytes=cap_bytes, device=device))
     chosen = choose(report, require_checkpointing=cfg.activation_checkpointing)
     resolved = dataclasses.replace(cfg, batch_size=chosen.micro_batch, grad_accum=chosen.grad_accum,
                                    activation_checkpointing=chosen.activation_checkpointing,

@@ -1,6 +1,6 @@
 """Which DeepSpeed layout, checkpointing and micro-batch fit a run under a GPU memory cap.
 
-    report = plan(PlanRequest(model="t5-3b", method="attempt", batch_size=32, gpu_mem_cap=24 * 2**30))
+    report = plan_memory(PlanRequest(model="t5-3b", method="attempt", batch_size=32, gpu_mem_cap=24 * 2**30))
     report.recommended        # the fastest candidate predicted to fit, or None
 
 Each candidate is a ZeRO layout (stage 0/2/3, optimizer and parameter offload), activation
@@ -30,6 +30,7 @@ import torch
 
 from ..backbones import get_spec
 from ..errors import UserError
+from ..methods import profile
 from .model_states import LAYOUTS, ModelStates, ZeroLayout, model_states
 from .trace import StepTrace, trace_step
 
@@ -105,9 +106,9 @@ class PlanRequest:
 
     @property
     def method_config(self):
-        from ..methods.options import resolve
+        from ..methods.options import config_from_options
 
-        return resolve(self.method, self.options)
+        return config_from_options(self.method, self.options)
 
     @property
     def weight_bytes(self) -> int:
@@ -183,7 +184,7 @@ def _forward_flops(req: PlanRequest, micro: int) -> tuple[float, float]:
 def step_seconds(req: PlanRequest, layout: ZeroLayout, checkpointing: bool, micro: int, accum: int,
                  trainable: int, frozen: int) -> float:
     forward, stacks = _forward_flops(req, micro)
-    backward = 2.0 if req.method == "finetune" else 1.0  # frozen weights: input gradients only
+    backward = profile(req.method).backward_factor  # frozen weights: input gradients only
     flops = forward * (1 + backward) + (stacks if checkpointing else 0.0)
     tokens = micro * (req.source_length + req.max_target_length)
     compute = flops / (GPU_BF16_FLOPS * tokens / (tokens + HALF_EFFICIENCY_TOKENS))
@@ -320,7 +321,7 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
                      micro, accum, components, peak, states.host, why_not is None, why_not, seconds, eval_batch)
 
 
-def plan(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
+def plan_memory(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
     """Every layout x checkpointing with its largest fitting micro-batch (all micro-batches with
     all_micro_batches), the fastest fitting one recommended."""
     params = _params(req)

@@ -1,10 +1,6 @@
-"""Display names, in the paper's spelling and order."""
+"""Display names, in the paper's spelling and order: tasks here, methods from each method's
+Profile (attempt_dist.methods: its label, table rows and named variants, in the registry's order)."""
 
-METHOD_LABELS = {"finetune": "Fine-tuning", "prompt": "Prompt tuning", "adapter": "Adapter",
-                 "attempt": "ATTEMPT (ours)", "bitfit": "BitFit", "spot": "SPoT"}
-METHOD_SHORT = {"finetune": "FT", "adapter": "Adapter", "bitfit": "BitFit", "prompt": "PT",
-                "spot": "SPoT", "spot-g": "SPoT-g", "spot-t": "SPoT-t", "attempt": "ATTEMPT"}
-METHOD_ORDER = ["finetune", "adapter", "bitfit", "prompt", "spot", "spot-g", "spot-t", "attempt"]
 TASK_LABELS = {
     "wnli": "WNLI", "stsb": "STS-B", "mrpc": "MRPC", "rte": "RTE", "multirc": "MultiRC",
     "boolq": "BoolQ", "wic": "WiC", "wsc": "WSC", "cb": "CB", "copa": "COPA", "cola": "CoLA",
@@ -22,8 +18,25 @@ def task_label(task: str) -> str:
     return TASK_LABELS.get(task, task)
 
 
+def method_displays():
+    """variant -> Display of every method and named variant, in the paper's order (imported
+    here, not at the top: the methods bring torch, which the light commands never load)."""
+    from ..methods import displays
+
+    return displays()
+
+
 def method_label(variant: str) -> str:
-    return METHOD_LABELS.get(variant, variant)
+    found = method_displays().get(variant)
+    return found.label if found else variant
+
+
+def table_row(variant: str, multitask: bool) -> str:
+    """The paper's row name of a variant: ATTEMPT-ST / ATTEMPT-MT, FT-MT, SPoT-g MT, ... (a
+    variant no method names: itself, with -MT for a multi-task run)."""
+    from ..methods import Display
+
+    return method_displays().get(variant, Display(variant, variant)).table_row(multitask)
 
 
 def order_tasks(tasks, first=()) -> list[str]:
@@ -34,5 +47,5 @@ def order_tasks(tasks, first=()) -> list[str]:
 
 
 def order_methods(methods) -> list[str]:
-    methods = set(methods)
-    return [m for m in METHOD_ORDER if m in methods] + sorted(methods - set(METHOD_ORDER))
+    methods, order = set(methods), list(method_displays())
+    return [m for m in order if m in methods] + sorted(methods - set(order))

@@ -4,7 +4,7 @@ Any folder works: a sweep's RUN_DIR (cells/<cell>/run/result.json with cells/<ce
 beside it) or a tree of plain training output folders. A run's grid coordinates come from the
 sweep's cell.json when there is one, else from the record's resolved config.
 
-`read_record` reads each result.json / failure.json through attempt_dist.record (the typed run
+`read_grid_record` reads each result.json / failure.json through attempt_dist.record (the typed run
 record) and adds the grid coordinates; a file it cannot read (not JSON, not an object, another
 schema, a required field missing or of the wrong type) raises a `RecordError` naming it.
 `collect` never drops such a file silently: it names it in a one-line warning and counts it as
@@ -21,8 +21,7 @@ from typing import Any, Mapping
 
 from .. import record as run_record
 from ..errors import UserError
-from ..record import RecordError, RunResult, describe_type, json_kind, json_short
-from ..results import FAILURE_FILENAME, RESULT_FILENAME
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunResult, describe_type, json_kind, json_short
 
 CELL_FILENAME = "cell.json"
 
@@ -84,7 +83,7 @@ def collect(run_dir: str | Path, *, warn=None) -> list[Record]:
         if "library" in path.relative_to(run_dir).parts[:1]:
             continue  # library stages are inputs, not results
         try:
-            out.append(read_record(path))
+            out.append(read_grid_record(path))
         except RecordError as err:
             failed = _unreadable_as_failed(path)
             warn(f"warning: {err}; " + ("counted as a failed run" if failed else "left out (no cell.json names its run)"))
@@ -110,8 +109,9 @@ def _unreadable_as_failed(path: Path) -> Record | None:
         return None
 
 
-def read_record(path: str | Path) -> Record:
-    """One result.json (completed run) or failure.json (oom / failed) as a plotting Record."""
+def read_grid_record(path: str | Path) -> Record:
+    """One result.json (completed run) or failure.json (oom / failed) as a plotting Record: the
+    typed run record (record.read_record) placed in the grid (model, method, tasks, options)."""
     path = Path(path)
     run = run_record.read_record(path)
     config = run.config

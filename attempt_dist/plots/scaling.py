@@ -66,9 +66,10 @@ def _headline_name(task: str) -> str:
 def _size_options(record: Record) -> tuple[int | None, int | None]:
     """(m, r) that size the record's trainable parameters: m for prompt methods, r for ATTEMPT."""
     from ..methods import PROMPT_METHODS
+    from ..methods.options import cli_options
 
     m = record.prompt_length if record.method in PROMPT_METHODS else None
-    r = record.bottleneck if record.method == "attempt" else None
+    r = record.bottleneck if record.method in cli_options()["bottleneck"].fields else None
     return m, r
 
 

@@ -18,18 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 
-from .names import METHOD_ORDER, METHOD_SHORT, task_label
+from .names import method_displays, table_row, task_label
 from .records import Record, model_order
 
 TABLE2 = [["wnli", "stsb", "mrpc", "rte", "multirc", "boolq", "wic", "wsc", "cb"]]
 TABLE3 = [["nq", "hotpotqa", "searchqa", "newsqa"], ["winogrande", "yelp", "scitail", "paws"]]
 TABLE4 = [["boolq", "newsqa", "winogrande"]]
-ABLATION_ROWS = [  # (label, multitask, ablation, no_prior)
-    ("ATTEMPT-ST", False, None, False), ("no target", False, "no_target", False),
-    ("no attention", False, "constant_attention", False), ("single prompt", False, "single_prompt", False),
-    ("no prior transfer", False, None, True),
-    ("ATTEMPT-MT", True, None, False), ("no prior transfer", True, None, True),
-]
 
 
 @dataclass
@@ -54,21 +48,17 @@ class TableData:
 
 
 def row_variant(record: Record) -> str:
-    """The record's row in Tables 2-3: its variant, with SPoT split into SPoT-g and SPoT-t by the
-    run's own spot_mode (the paper's two rows)."""
-    if record.variant in ("spot", "spot-g", "spot-t") and record.spot_mode:
-        return "spot-t" if record.spot_mode == "targeted" else "spot-g"
-    return record.variant
+    """The record's row in Tables 2-3: its variant, or the one its method picks from the run's
+    own options (table_variant: SPoT split into SPoT-g and SPoT-t by its spot_mode)."""
+    from ..methods import method_hook
+
+    pick = method_hook(record.method, "table_variant")
+    return pick(record) if pick else record.variant
 
 
 def row_label(variant: str, multitask: bool) -> str:
     """The paper's row names: ATTEMPT-ST / ATTEMPT-MT, FT-MT, Adapter-MT, SPoT-g MT, SPoT-t MT."""
-    if variant == "attempt":
-        return "ATTEMPT-MT" if multitask else "ATTEMPT-ST"
-    base = METHOD_SHORT.get(variant, variant)
-    if not multitask:
-        return base
-    return f"{base} MT" if variant in ("spot-g", "spot-t") else f"{base}-MT"
+    return table_row(variant, multitask)
 
 
 def _scores(records: list[Record], task: str, split: str) -> float | None:
@@ -109,7 +99,7 @@ def method_table(name: str, records: list[Record], model: str, groups: list[list
     by_row: dict[tuple[bool, str], list[Record]] = defaultdict(list)
     for r in plain:
         by_row[(r.multitask, row_variant(r))].append(r)
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rank = {m: i for i, m in enumerate(method_displays())}
     rows = []
     for multitask, variant in sorted(by_row, key=lambda k: (k[0], rank.get(k[1], len(rank)), k[1])):
         runs = by_row[(multitask, variant)]
@@ -138,16 +128,30 @@ def _with_single_task_runs(values: dict, single: dict) -> dict:
 
 
 def ablation_table(records: list[Record], model: str, split: str) -> TableData | None:
-    attempt = [r for r in records if r.model == model and r.method == "attempt"]
-    if not any(r.ablation or r.no_prior for r in attempt):
+    """Table 4 from the runs of the method that declares ablation rows (ATTEMPT's ABLATION_ROWS:
+    (row, multi-task, ablation, no prior transfer) each)."""
+    from ..methods import METHODS, method_hook
+
+    for method in METHODS:
+        ablation_rows = method_hook(method, "ABLATION_ROWS")
+        if ablation_rows:
+            return _ablation_table(records, model, split, method, ablation_rows)
+    return None
+
+
+def _ablation_table(records: list[Record], model: str, split: str, method: str,
+                    ablation_rows: list[tuple]) -> TableData | None:
+    runs_of_method = [r for r in records if r.model == model and r.method == method]
+    if not any(r.ablation or r.no_prior for r in runs_of_method):
         return None  # no ablation runs: Table 4 would repeat Tables 2-3
-    present = {t for r in attempt for t in r.tasks}
+    present = {t for r in runs_of_method for t in r.tasks}
     groups = [[t for t in TABLE4[0] if t in present]]
     if not groups[0]:
         return None
     rows = []
-    for label, multitask, ablation, no_prior in ABLATION_ROWS:
-        runs = [r for r in attempt if r.multitask == multitask and r.ablation == ablation and r.no_prior == no_prior]
+    for label, multitask, ablation, no_prior in ablation_rows:
+        runs = [r for r in runs_of_method
+                if r.multitask == multitask and r.ablation == ablation and r.no_prior == no_prior]
         if runs:
             rows.append(Row("", label, _params(runs), {t: _scores(runs, t, split) for t in groups[0]}, multitask))
     return TableData("table4", model, groups, rows, "Results of ablation studies.")

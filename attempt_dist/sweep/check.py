@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .spec import DEFAULT_TRAINER, Sweep, train_argv
+from .submit import library_args
 
 # Stand-in folders: the real ones exist only once the sweep runs.
 PLACEHOLDER_RUN = Path("SWEEP_RUN")
@@ -30,7 +31,6 @@ def check_cell_options(sweep: Sweep) -> None:
         return
     from ..distributed.config import _read
     from ..train_config import build_parser, config_from_args
-    from .launch import library_args
 
     parser = build_parser(parser_class=_RaisingParser)
     checked_configs: set[str] = set()

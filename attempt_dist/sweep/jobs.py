@@ -25,10 +25,11 @@ from pathlib import Path
 import submitit
 
 from ..distributed.env import free_port
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION, read_json, write_json_atomic
+from ..atomic_files import read_json, write_json_atomic
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+from .state import LIBRARY_DONE, last_error_line
 
 DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
-LIBRARY_DONE = "library.json"
 
 
 def resolve_callable(spec: str):
@@ -148,8 +149,6 @@ def _log_error_line() -> str:
         paths = submitit.JobEnvironment().paths
     except (RuntimeError, KeyError):  # not a submitit job, or the debug executor (no log files)
         return ""
-    from .state import last_error_line  # state reads LIBRARY_DONE from here
-
     sys.stderr.flush()
     return last_error_line(str(paths.stderr))
 

@@ -17,16 +17,17 @@ import json
 from pathlib import Path
 
 from .. import source_library
+from ..methods import PRIOR_METHODS
+from .check import _RaisingParser
 from .shared_library import shared_library_dir
 from .spec import DEFAULT_TRAINER, Cell, Library, Sweep, cell_prior, spot_input, train_argv
 from .state import cell_run_dir, library_dir
+from .submit import library_args, library_argv
 
 
 def resolved_sweep(sweep: Sweep, run: Path) -> dict:
     from ..tasks import get_task
     from ..train_config import build_parser, config_from_args
-    from .check import _RaisingParser
-    from .launch import library_args, library_argv
 
     parser = build_parser(parser_class=_RaisingParser)
     cells = []
@@ -41,7 +42,7 @@ def resolved_sweep(sweep: Sweep, run: Path) -> dict:
             if library is not None:  # the source prompts it reads: --sources, else the whole library
                 entry["sources"] = list(cfg.sources or library.sources)
             if spot_input(cell) == "probes" and library is not None:
-                top_k = entry["train"]["spot_top_k"] if cell.method == "spot" else 1
+                top_k = entry["train"].get("spot_top_k", 1)  # SPoT-t's option; the single prompt keeps one
                 entry["selected_sources"] = selected_sources(_library_run(run, library), cell.tasks, top_k)
         cells.append(entry)
     libraries = {key: {"model": lib.model, "sources": list(lib.sources), "epochs": lib.epochs,
@@ -77,15 +78,15 @@ def library_inputs(cell: Cell, library: Library | None) -> str:
     if library is None:
         return ""
     words = []
-    if cell.method == "attempt":
+    if cell.method in PRIOR_METHODS:
         prior = cell_prior(cell, library.sources)
         words.append(f"prior={prior}" if prior else "prior=none")
     spot = spot_input(cell)
     if spot == "probes":
-        k = cell.train.get("spot_top_k", 1) if cell.method == "spot" else 1
+        k = cell.train.get("spot_top_k", 1)  # SPoT-t's option (default 1); the single prompt keeps one
         words.append(f"source=SPoT-t top-{k} by probe")
     elif spot == "spot_g":
         words.append("source=spot_g mixture")
-    elif cell.method == "attempt" and cell.train.get("ablation") == "single_prompt":
+    elif cell.train.get("ablation") == "single_prompt" and cell.train.get("single_source"):
         words.append(f"source={cell.train['single_source']}")
     return " ".join(words)

@@ -1,11 +1,11 @@
-"""Sweep files: read, check and expand into cells.
+"""A sweep file's content, checked and expanded into cells and libraries.
 
 A sweep file (YAML; its format is schema.py) names one or more grids (models x methods x tasks
 x seeds), the training options every cell gets, rules that override options for some cells
 (the paper's batch size per backbone, method and task), the source-prompt/prior libraries
-that SPoT and ATTEMPT cells need, and the executor. Reading it checks every key (schema.py)
-and then every cell's options through the trainer's own parser (check.py), so a sweep that
-parses is one the trainer accepts, cell by cell.
+that SPoT and ATTEMPT cells need, and the executor. Expanding it checks every key (schema.py);
+read.py then runs every cell's options through the trainer's own parser (check.py), so a sweep
+that reads is one the trainer accepts, cell by cell.
 
 A library is sized in epochs per source task (`epochs`, default 5 as in B.3; `max_steps`
 instead for smoke runs). Its job builds what its cells read: the source prompts; for ATTEMPT
@@ -21,22 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import UserError
 # Membership, not needs(): a sweep with its own trainer may name methods of its own.
-from ..methods import LIBRARY_METHODS, PRIOR_METHODS
-from ..methods.attempt import SINGLE_SOURCE_AUTO
+from ..methods import LIBRARY_METHODS, PRIOR_METHODS, method_hook
+from ..methods.options import cli_options
 from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
                      usable_name, validate)
 
 __all__ = ["Cell", "DEFAULT_PIPELINE", "DEFAULT_SEEDS", "DEFAULT_TRAINER", "EXECUTOR_KINDS", "ExecutorSpec",
-           "Library", "Sweep", "TRAIN_OPTIONS", "load_sweep", "mem_gb", "options_to_argv", "parse_minutes",
-           "parse_sweep", "train_argv"]
-
-_executor_json = executor_json  # the name launch.py imports
+           "Library", "Sweep", "TRAIN_OPTIONS", "expand_sweep", "mem_gb", "options_to_argv", "parse_minutes",
+           "train_argv"]
 
 # Flags of attempt_dist.train.main a sweep may set; model/method/tasks/seed come from the grid
 # and output_dir/resume/overwrite are managed by the sweep itself.
@@ -48,7 +44,6 @@ def _train_options() -> set[str]:
     # sweep keys never drift from the trainer's flags.
     import dataclasses
 
-    from ..methods.options import cli_options
     from ..train_config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
@@ -82,6 +77,12 @@ class Library:
     @property
     def key(self) -> str:
         return f"{self.name}__{self.model}"
+
+    @property
+    def stages(self) -> str:
+        """The pipeline's --stages for this library: only what its cells read."""
+        return ",".join(["sources"] + ["prior"] * self.needs_prior + ["spot_g"] * self.spot_g
+                        + ["probes"] * bool(self.probes))
 
 
 @dataclass
@@ -129,25 +130,10 @@ class Sweep:
         raise KeyError(name)
 
 
-def load_sweep(path: str | Path, *, executor_kind: str | None = None,
-               data_dir: str | None = None) -> Sweep:
-    """Read a sweep file; `executor_kind` and `data_dir` override the file's values."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"sweep file {path} does not exist; pass a YAML sweep file (see launch/sweeps/)")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        # The line and column where the parser gave up (1-based, as editors count them).
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{where}: not valid YAML: {problem}; fix that line and run again") from None
-    return parse_sweep(raw, source=path, executor_kind=executor_kind, data_dir=data_dir)
-
-
-def parse_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | None = None,
-                data_dir: str | None = None) -> Sweep:
+def expand_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | None = None,
+                 data_dir: str | None = None) -> Sweep:
+    """The sweep file's content (`raw`, as YAML gives it) checked key by key and expanded into
+    cells; `executor_kind` and `data_dir` override the file's values."""
     where = str(source) if source else "sweep"
     base = source.parent.resolve() if source else Path.cwd()
     parsed: SweepFile = validate(SweepFile, raw, where, context={
@@ -178,11 +164,7 @@ def parse_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | No
         seen.add(cell.name)
 
     libraries = _libraries(cells, parsed.libraries, global_train)
-    sweep = Sweep(name, source, parsed.trainer, parsed.pipeline, cells, libraries, executor)
-    from .check import check_cell_options  # the trainer's own parser, on every cell
-
-    check_cell_options(sweep)
-    return sweep
+    return Sweep(name, source, parsed.trainer, parsed.pipeline, cells, libraries, executor)
 
 
 def _executor_with(base: ExecutorSpec, changes: dict, where: str, at: tuple) -> ExecutorSpec:
@@ -232,10 +214,11 @@ def _refuse_conflict(rule: Rule, index: int, set_by: dict[str, int], train: dict
 
 # A library inherits the sweep's global training options (data, lengths, prompt length, gate
 # rank, DeepSpeed config: its prompts and prior must fit the cells that read them) except
-# those that describe one target cell or the library's own schedule.
-NOT_FOR_LIBRARIES = {"source_prompts", "prior", "ablation", "no_prior", "single_source", "lr", "gate_lr",
-                     "extra_args", "max_steps", "epochs", "target_init", "spot_mode", "spot_source",
-                     "spot_top_k", "spot_probe", "shared_prompt"}
+# those that describe one target cell or the library's own schedule. A method option says so
+# on its own field (option(..., for_libraries=False)).
+NOT_FOR_LIBRARIES = ({"source_prompts", "prior", "no_prior", "extra_args", "max_steps", "epochs", "target_init",
+                      "spot_probe"}
+                     | {dest for dest, opt in cli_options().items() if not opt.for_libraries})
 
 
 def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
@@ -246,16 +229,11 @@ def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
 
 
 def spot_input(cell: Cell) -> str | None:
-    """What a SPoT cell starts from: "spot_g" (the mixture prompt), "probes" (SPoT-t, and the
-    ATTEMPT single_prompt ablation keeping the source SPoT-t selects), or None (neither, or
-    SPoT-g copying a named library prompt)."""
-    if cell.method == "attempt" and cell.train.get("ablation") == "single_prompt":
-        return "probes" if cell.train.get("single_source", SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO else None
-    if cell.method != "spot":
-        return None
-    if cell.train.get("spot_mode") == "targeted":
-        return "probes"
-    return None if cell.train.get("spot_source") else "spot_g"
+    """What a cell's library job builds for it besides the source prompts, as its method says
+    (library_stage): "spot_g" (SPoT-g's mixture prompt), "probes" (SPoT-t, and ATTEMPT's
+    single_prompt ablation keeping the source SPoT-t selects), or None."""
+    stage = method_hook(cell.method, "library_stage")
+    return stage(cell.train) if stage else None
 
 
 def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: dict) -> dict[str, Library]:

@@ -18,14 +18,23 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..record import RecordError, RunFailure, read_record
-from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
-from .jobs import LIBRARY_DONE
+from ..atomic_files import read_json
+from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunFailure, read_record
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
+LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/
 log = logging.getLogger("attempt_dist.sweep")
+
+if TYPE_CHECKING:
+    from .spec import Sweep
+
+
+def default_run_dir(sweep: Sweep) -> Path:
+    """Where a sweep runs when no --output-dir is given."""
+    return Path("runs") / sweep.name
 
 
 def cell_dir(run: Path, name: str) -> Path:
@@ -160,10 +169,14 @@ def _pid_alive(pid: int) -> bool:
         return True
 
 
+def cell_state(run: Path, name: str) -> CellState:
+    """The state of the sweep's cell `name` (its run folder, its job.json)."""
+    return run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
+
+
 def collect_states(run: Path) -> list[CellState]:
     run = Path(run)
-    names = sweep_cell_names(run)
-    return [run_state(cell_run_dir(run, n), cell_dir(run, n) / "job.json") for n in names]
+    return [cell_state(run, n) for n in sweep_cell_names(run)]
 
 
 def sweep_cell_names(run: Path) -> list[str]:

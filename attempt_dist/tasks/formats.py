@@ -1,6 +1,6 @@
 """Row -> text-to-text formatting, one function per input layout.
 
-Each formatter takes a hub row (a dict in exactly the hub schema, see shared/HUB_SCHEMAS.md)
+Each formatter takes a hub row (a dict in exactly the hub schema, see docs/hub_schemas.md)
 and the task, and returns a list of `Example`s (one per row, except that it may return none
 for a row whose gold is missing). Raising ValueError marks the row as malformed; the loader
 reports it with its file and row number.

@@ -1,7 +1,7 @@
 """Regenerate the fixture data: python examples/data/make_fixtures.py
 
 Writes examples/data/<task>/<hub split>.jsonl for all 25 tasks, rows in exactly the hub schema
-of shared/HUB_SCHEMAS.md (field names, types, nesting, int labels, idx). Content is synthetic
+of docs/hub_schemas.md (field names, types, nesting, int labels, idx). Content is synthetic
 but learnable: the label follows from the words (positive reviews hold positive adjectives,
 entailed hypotheses restate the premise, answers are spans of the context). Seeded, so the
 files are byte-identical on every run. Sizes: train 40-50 rows; validation 16-24 rows (halved

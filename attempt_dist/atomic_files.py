@@ -1,25 +1,17 @@
-"""The result record's files, and atomic file writing (text, JSON, JSONL, any path).
+"""Atomic file writing (text, JSON, JSONL, any path) and the JSON reader beside it.
 
-A finished run leaves exactly one `result.json` in its output folder, written only when the
-run completes (write to a temporary file, fsync, rename), so a folder either holds a whole
-record or none. A run that could not fit in memory (or failed otherwise) leaves
-`failure.json` instead, so sweeps and plots can tell "did not fit" from "not run yet".
-
-The fields of both files, their types and the reader that checks them: attempt_dist.record.
+A reader sees either the old file or the whole new one, never a half-written file: what is
+written goes to a temporary file beside the target, is fsynced, and replaces the target. Run
+records, checkpoints' markers, caches, artefacts and sweep state all write this way.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-
-RESULT_FILENAME = "result.json"
-FAILURE_FILENAME = "failure.json"
-SCHEMA_VERSION = 2  # the run record's (attempt_dist.record); 2 adds score, history, train_loss, ...
 
 
 @contextmanager
@@ -81,27 +73,3 @@ def _jsonable(value: Any) -> Any:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as handle:
         return json.load(handle)
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in ("torch", "transformers", "deepspeed", "datasets", "accelerate", "submitit", "attempt-dist"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return found
-
-
-def git_revision(start: str | os.PathLike | None = None) -> str | None:
-    """The commit the code runs from, or None outside a git checkout."""
-    here = Path(start or __file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None

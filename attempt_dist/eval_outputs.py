@@ -1,14 +1,11 @@
-"""Files a finished run leaves besides result.json: predictions and attention weights (Figure 5).
-The trained parameters are the artefact's (artifacts.py)."""
+"""What a run's evaluations leave besides result.json: each split's predictions and ATTEMPT's
+attention weights (Figure 5). The trained parameters are the artefact's (artifacts.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from . import distributed as dist
-from .results import write_json_atomic, write_jsonl_atomic
+from .atomic_files import write_json_atomic, write_jsonl_atomic
 
 
 def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> None:
@@ -36,13 +33,3 @@ def save_attention(out: Path, split: str, module, attention: dict, eval_data) ->
         for example, weights in zip(examples, attention[data.task]):
             rows.append({"task": data.task, "index": example.index, "weights": weights})
     write_jsonl_atomic(out / "attention" / f"{split}.jsonl", rows)
-
-
-def dump_full_state(module, path: Path) -> None:
-    """Every parameter and buffer, whole, from this rank (for tests; every rank must call)."""
-    params = list(module.parameters())
-    with dist.gathered(params):
-        state = {n: p.detach().float().cpu().clone() for n, p in module.named_parameters()}
-        state.update({n: b.detach().float().cpu().clone() for n, b in module.named_buffers()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)

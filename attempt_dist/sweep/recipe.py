@@ -1,0 +1,64 @@
+"""A sweep launch, step by step: (read, by the caller) -> plan -> submit -> watch -> report.
+
+    sweep = load_sweep("launch/sweeps/scaling.yaml")   # read.py
+    run_sweep(sweep, "runs/scaling", dry_run=True)
+
+plan.py decides what to submit, submit.py submits it (all at once on SLURM; schedule.py starts
+the jobs one by one on the local and debug executors, within the run's deadline), watch.py
+waits and prints each cell's end, report.py prints the plan and the outcome.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from ..runlock import FolderLock
+from .plan import plan_sweep
+from .report import print_plan, report_outcome
+from .schedule import Deadline, run_scheduled
+from .shared_library import link_shared_libraries
+from .spec import Sweep
+from .submit import Submitter, check_executors, submit_slurm, write_sweep_json
+from .watch import CtrlC, Progress, interrupted, wait_for_cells
+
+
+def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | None = None,
+              retry_oom: bool = False, console: Console | None = None, deadline_s: float | None = None) -> int:
+    """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on).
+
+    wait: wait for SLURM jobs to end (the local and debug executors always wait).
+    deadline_s: seconds for the whole launch (local and debug executors only): cells and
+    libraries not started by then are not started, running local jobs are cancelled; both get
+    failure.json and run again on the next launch.
+
+    One launch at a time owns the sweep run folder (a second exits 2 naming the first); a dry
+    run only reads, so it needs no lock."""
+    deadline = Deadline.start(deadline_s, sweep.executor.kind)
+    console = console or Console()
+    run = Path(run).resolve()
+    if dry_run:
+        print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
+        return 0
+    with FolderLock(run, "sweep launch"):
+        link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
+        plan = plan_sweep(sweep, run, retry_oom=retry_oom)
+        check_executors(plan)
+        write_sweep_json(sweep, run)
+        if not plan.cells:
+            console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
+            return 0
+        submitter, progress = Submitter(plan), Progress(plan, console)
+        try:
+            with CtrlC() as ctrl_c:
+                if sweep.executor.kind == "slurm":
+                    submit_slurm(submitter, console)
+                    if not wait:
+                        console.print(f"submitted; follow with: attempt-dist sweep status {run}")
+                        return 0
+                else:
+                    run_scheduled(submitter, progress, console, ctrl_c, deadline)
+                return report_outcome(wait_for_cells(progress, ctrl_c), console)
+        except KeyboardInterrupt:
+            return interrupted(plan, submitter.started, console)
