@@ -207,9 +207,8 @@ def library_stage(train: dict) -> str | None:
     """What a sweep cell's library job builds for it besides the source prompts and priors:
     "probes" for the single_prompt ablation keeping the source SPoT-t selects (single_source
     auto), else nothing."""
-    if train.get("ablation") == "single_prompt" and train.get("single_source", SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO:
-        return "probes"
-    return None
+    auto = train.get("single_source", SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO
+    return "probes" if train.get("ablation") == "single_prompt" and auto else None
 
 
 def target_init(cfg, names: list[str], prompts: torch.Tensor,

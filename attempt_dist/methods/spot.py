@@ -47,6 +47,10 @@ PROFILE = Profile(label="SPoT", row="SPoT", peft=prompt_tuning.PROFILE.peft, var
     "spot-g": Display("SPoT-g", "SPoT-g", "SPoT-g MT"), "spot-t": Display("SPoT-t", "SPoT-t", "SPoT-t MT")})
 
 
+# The paper's SPoT MT rows train one prompt for the whole group (Tables 2-3: 77k / 4 = 19k per task).
+MULTITASK_OPTIONS = {"shared_prompt": True}
+
+
 @dataclass
 class Config(prompt_tuning.Config):
     mode: str = option("generic", "SPoT-g (generic) or SPoT-t (targeted)", flag="--spot-mode",

@@ -158,9 +158,13 @@ def _ablation_table(records: list[Record], model: str, split: str, method: str,
 
 
 def is_ablation_folder(records: list[Record]) -> bool:
-    """Only ATTEMPT runs, some of them ablations: the Table 4 sweep's folder. Its ATTEMPT-ST
-    NewsQA trains on 10k examples (Table 4's note), so it is no Table 3 cell."""
-    return all(r.method == "attempt" for r in records) and any(r.ablation or r.no_prior for r in records)
+    """Only runs of the method with ablation rows (ATTEMPT), some of them ablations: the Table 4
+    sweep's folder. Its ATTEMPT-ST NewsQA trains on 10k examples (Table 4's note), so it is no
+    Table 3 cell."""
+    from ..methods import method_hook
+
+    return (all(method_hook(r.method, "ABLATION_ROWS") for r in records)
+            and any(r.ablation or r.no_prior for r in records))
 
 
 def build_tables(records: list[Record], split: str = "test") -> list[TableData]:

@@ -94,7 +94,8 @@ def submit_slurm(submitter: Submitter, console: Console) -> None:
     plan = submitter.plan
     lib_jobs = {lib.key: submitter.submit_library(lib) for lib in plan.libraries}
     # A library another launch is building (a shared one, or this sweep's earlier launch): after its job.
-    elsewhere = {key: library_state(plan.run, key) for key in {c.library for c in plan.cells if c.library} - set(lib_jobs)}
+    elsewhere = {key: library_state(plan.run, key)
+                 for key in {c.library for c in plan.cells if c.library} - set(lib_jobs)}
     groups: dict[tuple, list[Cell]] = {}
     for cell in plan.cells:
         building = elsewhere.get(cell.library)
