@@ -244,7 +244,7 @@ def test_sweeps_sharing_a_library_folder_read_one_library(tmp_path):
 def test_dry_run_json_resolves_every_cells_options(tmp_path, capsys):
     import json
 
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--dry-run", "--json",
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run", "--json",
                      "--output-dir", str(tmp_path / "run")]) == 0
     out = json.loads(capsys.readouterr().out)
     cells = {c["name"]: c["train"] for c in out["cells"]}
@@ -259,7 +259,7 @@ def test_dry_run_json_resolves_every_cells_options(tmp_path, capsys):
     by_name = {c["name"]: c for c in out["cells"]}
     assert by_name["t5-base__attempt__cb__s42"]["sources"] == ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
     assert "sources" not in by_name["t5-base__finetune__cb__s42"]
-    assert cli.main(["sweep", str(ROOT / "launch/sweeps/glue_superglue.yaml"), "--json"]) == 2
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--json"]) == 2
     assert "--json prints the dry run; add --dry-run" in capsys.readouterr().err
 
 
@@ -268,7 +268,7 @@ def test_dry_run_json_names_the_source_spot_t_selects_once_probes_exist(tmp_path
 
     from attempt_dist.sweep.resolved import resolved_sweep
 
-    sweep = load_sweep(ROOT / "launch/sweeps/ablations.yaml")
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
     run = tmp_path / "ablations"
     pending = resolved_sweep(sweep, run)["cells"]
     single = {c["name"]: c.get("selected_sources") for c in pending if c["variant"] == "attempt-single_prompt"}
