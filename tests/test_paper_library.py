@@ -73,6 +73,9 @@ def test_single_prompt_ablation_keeps_the_source_spot_t_selects():
     inputs.probes = sources[2:3].flip(1)  # qqp's rows reversed: the same task embedding
     model = apply_method("attempt", backbone, cfg, inputs)
     torch.testing.assert_close(model.prompt.sources, sources[2:3])
+    # predict rebuilds the run from its artefact: the one source it kept, and no probe
+    rebuilt = apply_method("attempt", backbone, cfg, MethodInputs(source_names=["qqp"], source_prompts=sources[2:3]))
+    assert rebuilt.prompt.source_names == ["qqp"]
 
 
 def test_spot_mt_shares_one_prompt_and_counts_a_quarter_per_task():

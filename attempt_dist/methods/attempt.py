@@ -153,7 +153,9 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
     names = list(inputs.source_names or [str(i) for i in range(sources.shape[0])])
     if cfg.ablation == "single_prompt":
         keep = cfg.single_source or SINGLE_SOURCE_AUTO
-        if keep == SINGLE_SOURCE_AUTO:
+        if keep == SINGLE_SOURCE_AUTO and len(names) == 1:
+            keep = names[0]  # nothing to choose (a saved single-prompt run, rebuilt, carries its one source)
+        elif keep == SINGLE_SOURCE_AUTO:
             if inputs.probes is None:
                 raise UserError("the single_prompt ablation keeps the source SPoT-t selects: pass the target's "
                                 "probe (--spot-probe PIPELINE/probes) or name a source (--single-source NAME)")
