@@ -101,3 +101,135 @@ def test_compare_matches_table4_rows_in_both_blocks(tmp_path, capsys):
     assert cells[("table4", "single", "no prior transfer", "boolq")] == (77.03, pytest.approx(-0.03))
     assert cells[("table4", "multi", "no prior transfer", "winogrande")] == (56.98, pytest.approx(0.02))
     assert ("table4", "multi", "no prior transfer", "avg_boolq") not in cells  # Table 4 has no Avg.
+
+
+# --- a folder whose scores are the paper's own values (issue 19's "done when") ----------------
+
+_VARIANT = {"FT": "finetune", "Adapter": "adapter", "BitFit": "bitfit", "PT": "prompt", "SPoT-g": "spot-g",
+            "SPoT-t": "spot-t", "ATTEMPT-ST": "attempt", "FT-MT": "finetune", "Adapter-MT": "adapter",
+            "SPoT-g MT": "spot-g", "SPoT-t MT": "spot-t", "ATTEMPT-MT": "attempt"}
+_GROUPS = {"table2": [("wnli", "stsb", "mrpc", "rte"), ("boolq", "wic", "wsc", "cb")],
+           "table3": [("nq", "hotpotqa", "searchqa", "newsqa"), ("winogrande", "yelp", "scitail", "paws")]}
+
+
+def _paper_cells(table):
+    from attempt_dist.paper import paper_values
+
+    cells = {}
+    for v in paper_values():
+        if v.table == table:
+            cells.setdefault((v.section, v.row), {})[v.column] = v.value
+    return cells
+
+
+def _paper_folder(run, table):
+    """Every Table 2 or 3 row as runs scoring the paper's own values: single-task rows one run per
+    task, multi-task rows B.6's group runs (MultiRC only in its single-task run)."""
+    from test_plots import make_cell
+
+    for (section, row), values in _paper_cells(table).items():
+        variant = _VARIANT[row]
+        method = "spot" if variant.startswith("spot") else variant
+        train = {"spot_mode": "targeted" if variant == "spot-t" else "generic"} if method == "spot" else None
+        per_task = 115_584.0 if row == "ATTEMPT-MT" else values["params_per_task"]  # what we count
+        groups = [(t,) for t in values if t in {c for g in _GROUPS[table] for c in g} | {"multirc"}] \
+            if section == "single" else _GROUPS[table]
+        for tasks in groups:
+            make_cell(run, "t5-base", variant, list(tasks), 1, [values[t] for t in tasks], method=method,
+                      train=train, per_task=per_task)
+
+
+@pytest.mark.parametrize("table", ["table2", "table3"])
+def test_the_papers_own_values_compare_at_zero_but_for_the_papers_slips(tmp_path, capsys, table):
+    run = tmp_path / table
+    _paper_folder(run, table)
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = [c for c in json.loads(capsys.readouterr().out)["cells"] if c["table"] == table]
+    paper = _paper_cells(table)
+    # every paper cell is compared, averages and multi-task MultiRC (the single-task run's) included
+    assert {(c["section"], c["row"], c["column"]) for c in cells} == {(s, r, col) for (s, r), v in paper.items() for col in v}
+    slips = {(c["section"], c["row"], c["column"]) for c in cells if c["slip"]}
+    for c in cells:
+        if (c["section"], c["row"], c["column"]) not in slips:
+            # the paper's averages are its rounded cells' means, within 0.02 (test_paper_numbers.py)
+            assert abs(c["delta"]) <= (0.02 if c["column"].startswith("avg_") else 0), c
+    want = {("multi", "ATTEMPT-MT", "params_per_task")}
+    if table == "table2":  # the ATTEMPT-ST average slip, and a WiC cell that is no accuracy on 319 examples
+        want |= {("single", "ATTEMPT-ST", "avg_wnli"), ("single", "SPoT-g", "wic")}
+    assert slips == want
+    mt_multirc = {c["row"]: c["ours"] for c in cells if c["section"] == "multi" and c["column"] == "multirc"}
+    if table == "table2":
+        assert mt_multirc == {"FT-MT": 72.77, "Adapter-MT": 75.87, "SPoT-g MT": 73.97, "ATTEMPT-MT": 74.39}
+    assert cli.main(["compare", str(run)]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps to the terminal's width
+    assert "† ATTEMPT-MT params / task: 134k is not d(m + 2(r+1)/N)" in out
+    assert "mean |ours - paper| 0.00" in out  # averages within the paper's rounding, slips left out
+    plot_run(run, figures=("tables",))
+    md = (run / f"figures/{table}_t5-base_vs_paper.md").read_text()
+    assert "† ATTEMPT-MT (MT), params / task: 134k is not" in md and "(134k†, " in md
+    if table == "table2":
+        assert "74.06†" in md and "† ATTEMPT-ST (ST), Avg. (WNLI...): the paper's nine ATTEMPT-ST cells average 72.78" in md
+
+
+def test_an_ablation_folder_is_compared_to_table_4_only(tmp_path, capsys):
+    from test_plots import make_cell
+
+    run = tmp_path / "ablations"
+    make_cell(run, "t5-base", "attempt", ["newsqa"], 1, [61.84])
+    make_cell(run, "t5-base", "attempt", ["boolq"], 1, [77.06])
+    make_cell(run, "t5-base", "attempt-no_target", ["newsqa"], 1, [55.26], method="attempt",
+              train={"ablation": "no_target"})
+    make_cell(run, "t5-base", "attempt", ["boolq", "wic", "wsc", "cb"], 1, [78.29, 1, 2, 3])
+    make_cell(run, "t5-base", "attempt-no_prior", ["boolq", "wic", "wsc", "cb"], 1, [78.29, 1, 2, 3],
+              method="attempt", train={"no_prior": True})
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    assert {c["table"] for c in cells} == {"table4"}  # the 10k NewsQA run is no Table 3 cell
+    assert {(c["section"], c["row"], c["column"]): c["delta"] for c in cells if c["column"] != "params_per_task"} == {
+        ("single", "ATTEMPT-ST", "newsqa"): 0.0, ("single", "ATTEMPT-ST", "boolq"): 0.0,
+        ("single", "no target", "newsqa"): 0.0, ("multi", "ATTEMPT-MT", "boolq"): 0.0,
+        ("multi", "no prior transfer", "boolq"): 0.0}
+
+
+def test_each_mrpc_cell_is_compared_in_the_metric_it_is_consistent_with(tmp_path, capsys):
+    """Table 2's FT MRPC (90.20 = 184/204) is an accuracy; ATTEMPT-ST's 85.74 is not, and is
+    compared with our mean of accuracy and F1 (numbers.csv's metric column)."""
+    from attempt_dist.atomic_files import write_json_atomic
+    from test_plots import make_cell
+
+    run = tmp_path / "run"
+    for variant in ("finetune", "attempt"):
+        folder = make_cell(run, "t5-base", variant, ["mrpc"], 1, [0.0])
+        metrics = {"mrpc": {"accuracy": 80.0, "f1": 90.0, "acc_f1": 85.0}}
+        record = json.loads((folder / "result.json").read_text())
+        record["metrics"] = {"dev": metrics, "test": metrics}
+        write_json_atomic(folder / "result.json", record)
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    ours = {c["row"]: c["ours"] for c in json.loads(capsys.readouterr().out)["cells"] if c["column"] == "mrpc"}
+    assert ours == {"FT": 80.0, "ATTEMPT-ST": 85.0}
+
+
+def test_table4_from_the_papers_own_values_compares_at_zero(tmp_path, capsys):
+    """Every Table 4 cell, the MT rows from B.6's group runs: 0.00 everywhere, and the two BoolQ
+    cells that are no accuracy on 1,635 examples marked."""
+    from test_plots import make_cell
+
+    run = tmp_path / "ablations"
+    train_of = {"ATTEMPT-ST": None, "ATTEMPT-MT": None, "no target": {"ablation": "no_target"},
+                "no attention": {"ablation": "constant_attention"}, "single prompt": {"ablation": "single_prompt"},
+                "no prior transfer": {"no_prior": True}}
+    groups = {"boolq": ["boolq", "wic", "wsc", "cb"], "newsqa": ["nq", "hotpotqa", "searchqa", "newsqa"],
+              "winogrande": ["winogrande", "yelp", "scitail", "paws"]}
+    for (section, row), values in _paper_cells("table4").items():
+        variant = "attempt" if row.startswith("ATTEMPT") else "attempt-" + row.replace(" ", "_")
+        for task, value in values.items():
+            tasks = groups[task] if section == "multi" else [task]
+            make_cell(run, "t5-base", variant, tasks, 1, [value if t == task else 50.0 for t in tasks], method="attempt",
+                      train=train_of[row])
+    assert cli.main(["compare", str(run), "--json"]) == 0
+    cells = json.loads(capsys.readouterr().out)["cells"]
+    scored = {(c["section"], c["row"], c["column"]): c for c in cells if c["column"] != "params_per_task"}
+    assert set(scored) == {(s, r, t) for (s, r), v in _paper_cells("table4").items() for t in v}  # 7 x 3
+    assert {k: c["delta"] for k, c in scored.items() if c["delta"] != 0} == {}
+    assert {k for k, c in scored.items() if c["slip"]} == {("single", "single prompt", "boolq"),
+                                                         ("single", "no prior transfer", "boolq")}

@@ -42,7 +42,7 @@ def test_defaults_are_the_methods_own():
     cfg = _parse("--method", "attempt", "--source-prompts", "LIB")
     assert cfg.options == {}
     assert options_of("attempt", cfg.method_config())["lr"] == 0.3
-    assert config_from_options("finetune", {}).lr == 1e-4
+    assert config_from_options("finetune", {}).lr == 3e-4  # B.5 garbled; the authors' config (issue 19)
     assert _parse("--method", "attempt", "--source-prompts", "LIB", "--rank", "7").method_config().bottleneck == 7  # the old flag
 
 

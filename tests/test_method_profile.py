@@ -56,5 +56,8 @@ def test_method_options_a_library_build_does_not_inherit():
 def test_spot_asks_its_library_for_its_start():
     stage = method_hook("spot", "library_stage")
     assert [stage({}), stage({"spot_source": "mnli"}), stage({"spot_mode": "targeted"})] == ["spot_g", None, "probes"]
-    assert method_hook("attempt", "library_stage") is None
+    single = method_hook("attempt", "library_stage")  # the single prompt keeps SPoT-t's choice (6.1)
+    assert [single({}), single({"ablation": "no_target"}), single({"ablation": "single_prompt"}),
+            single({"ablation": "single_prompt", "single_source": "auto"}),
+            single({"ablation": "single_prompt", "single_source": "mnli"})] == [None, None, "probes", "probes", None]
     assert method_hook("a-trainer-of-its-own", "library_stage") is None

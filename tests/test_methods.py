@@ -156,8 +156,9 @@ def test_spot_targeted_is_the_similarity_weighted_mean_of_the_top_k():
     sources = torch.stack([torch.full((2, 3), 1.0), torch.full((2, 3), -1.0),
                            torch.tensor([[1.0, 0, 0], [0, 0, 0]])])
     probe = torch.full((2, 3), 2.0)
-    # cosine(probe, s0) = 1, cosine(probe, s1) = -1, cosine(probe, s2) = 1/sqrt(6)
-    c2 = 1 / 6 ** 0.5
+    # SPoT's average-token cosine: the means are [1,1,1], [-1,-1,-1], [1/2,0,0] against [2,2,2]:
+    # cosine(probe, s0) = 1, cosine(probe, s1) = -1, cosine(probe, s2) = 1/sqrt(3)
+    c2 = 1 / 3 ** 0.5
     expected = (1.0 * sources[0] + c2 * sources[2]) / (1.0 + c2)
     torch.testing.assert_close(targeted_init(sources, probe, top_k=2), expected)
     torch.testing.assert_close(targeted_init(sources, probe, top_k=1), sources[0])

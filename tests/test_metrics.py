@@ -29,6 +29,15 @@ def test_mrpc_accuracy_and_f1_of_the_positive_class():
     assert primary_score("mrpc", m) == pytest.approx(40.0)
 
 
+def test_mrpc_records_accuracy_f1_and_their_mean():
+    """7 of the paper's 11 MRPC cells are no accuracy (paper/numbers.csv): MRPC keeps all three."""
+    golds = ["equivalent", "equivalent", "not_equivalent", "not_equivalent"]
+    preds = ["equivalent", "equivalent", "equivalent", "not_equivalent"]
+    # accuracy 3/4; TP=2, FP=1, FN=0: P = 2/3, R = 1, F1 = 0.8
+    assert score("mrpc", preds, [ex("mrpc", g) for g in golds]) == pytest.approx(
+        {"accuracy": 75.0, "f1": 80.0, "acc_f1": 77.5})
+
+
 def test_unknown_word_on_a_negative_gold_counts_as_a_false_positive():
     # gold negative, prediction garbage -> predicted positive -> FP; TP=1 -> P=1/2, R=1, F1=2/3
     m = score("qqp", ["duplicate", "xyz"], [ex("qqp", "duplicate"), ex("qqp", "not_duplicate")])

@@ -8,7 +8,9 @@ from attempt_dist import source_library as lib
 from attempt_dist.errors import UserError
 from attempt_dist.methods.attempt import target_init
 from attempt_dist.methods.prompts import add_to_library, read_prompt, vocab_init
-from attempt_dist.methods.spot import load_probes, targeted_init
+from attempt_dist.methods import MethodInputs, apply_method, make_config
+from attempt_dist.methods.spot import (Config as SpotConfig, load_probes, most_similar, per_token_similarities,
+                                       similarities, targeted_init)
 from attempt_dist.params import count_trainable
 from attempt_dist.train_config import TrainConfig
 from tests.model_helpers import batch, tiny_backbone, wrap
@@ -41,6 +43,39 @@ def test_spot_t_ranks_sources_by_mean_cosine_over_a_runs_probes():
     want = (c0 * sources[0] + c1 * sources[1]) / (c0 + c1)
     torch.testing.assert_close(targeted_init(sources, probes, top_k=2), want)
     torch.testing.assert_close(targeted_init(sources, probes[1], top_k=2), (sources[0] + sources[1]) / 2)
+
+
+def test_spot_t_selects_one_source_by_spots_average_token_cosine():
+    """B.5 selects one source; SPoT compares prompts as task embeddings (mean of the tokens), so
+    a probe whose rows are a permutation of a source's is that source's task. The flattened
+    cosine (the old ranking) scores it 0 and picked the other source."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    probe = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # a's rows, swapped
+    sources = torch.stack([a, b])
+    torch.testing.assert_close(similarities(sources, probe), torch.tensor([1.0, 2 ** -0.5]))
+    assert torch.nn.functional.cosine_similarity(a.flatten(), probe.flatten(), dim=0) == 0  # what flattening saw
+    torch.testing.assert_close(per_token_similarities(sources, probe), torch.tensor([0.5, 0.5]))
+    assert SpotConfig().top_k == 1
+    assert most_similar(["a", "b"], sources, probe) == "a"
+    torch.testing.assert_close(targeted_init(sources, probe, top_k=SpotConfig().top_k), a)
+
+
+def test_single_prompt_ablation_keeps_the_source_spot_t_selects():
+    backbone = tiny_backbone(0)
+    d = backbone.config.d_model
+    sources = torch.randn(3, 4, d, generator=torch.Generator().manual_seed(3))
+    cfg = make_config("attempt", prompt_length=4, bottleneck=2, ablation="single_prompt")
+    assert cfg.single_source == "auto"
+    inputs = MethodInputs(source_names=["mnli", "squad", "qqp"], source_prompts=sources)
+    with pytest.raises(UserError, match="--spot-probe"):
+        apply_method("attempt", backbone, cfg, inputs)
+    inputs.probes = sources[2:3].flip(1)  # qqp's rows reversed: the same task embedding
+    model = apply_method("attempt", backbone, cfg, inputs)
+    torch.testing.assert_close(model.prompt.sources, sources[2:3])
+    # predict rebuilds the run from its artefact: the one source it kept, and no probe
+    rebuilt = apply_method("attempt", backbone, cfg, MethodInputs(source_names=["qqp"], source_prompts=sources[2:3]))
+    assert rebuilt.prompt.source_names == ["qqp"]
 
 
 def test_spot_mt_shares_one_prompt_and_counts_a_quarter_per_task():
@@ -104,3 +139,19 @@ def test_pipeline_refuses_bad_library_input_before_training(tmp_path, capsys, ar
     assert pipeline.main(["--model", "t5-tiny", "--output-dir", str(tmp_path / "out"), *argv]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nothing trained, nothing written
+
+
+def test_train_config_single_prompt_reads_the_targets_probe(tmp_path):
+    """`train --method attempt --ablation single_prompt --spot-probe PIPELINE/probes`: the run
+    keeps the library prompt SPoT-t would select for its task (as the ablation sweep passes it)."""
+    from attempt_dist.model_setup import build_model
+
+    sources = _library(tmp_path / "prompts", ["mnli", "squad", "qqp"], seed=1)
+    probe = read_prompt(sources / "squad.safetensors")[0].flip(0)  # squad's rows reversed: its task embedding
+    add_to_library(tmp_path / "probes", probe, task="cb", backbone="t5-tiny")
+    cfg = TrainConfig(model="t5-tiny", method="attempt", tasks=["cb"], source_prompts=str(sources),
+                      spot_probe=str(tmp_path / "probes"),
+                      options={"prompt_length": 4, "bottleneck": 2, "ablation": "single_prompt"})
+    model, _ = build_model(cfg, tiny_backbone(0))
+    assert model.prompt.source_names == ["squad"]
+    torch.testing.assert_close(model.prompt.sources[0], read_prompt(sources / "squad.safetensors")[0])

@@ -75,3 +75,10 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
     err = capsys.readouterr().err
     assert message in " ".join(err.split())
     assert "Traceback" not in err
+
+
+def test_cli_counts_spot_mt_as_one_shared_prompt(capsys):
+    """Tables 2-3's SPoT MT rows: one prompt for the group, 77k / 4 = 19k per task (issue 19)."""
+    assert main(["params", "--models", "t5-base", "--methods", "spot", "--num-tasks", "1,4", "--json"]) == 0
+    rows = {r["num_tasks"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[1]["per_task"] == 76_800 and rows[4]["trainable"] == 76_800 and rows[4]["per_task"] == 19_200

@@ -84,7 +84,8 @@ def test_paper_library_priors_spot_g_probes_and_a_seven_column_attention(tmp_pat
     assert set(probes) == {"boolq", "newsqa"}
     probe = read_prompt(out / "probes" / "boolq.safetensors")[0]
     sources = {n: read_prompt(out / "prompts" / f"{n}.safetensors")[0] for n in six}
-    cosine = {n: float((p * probe).sum() / (p.norm() * probe.norm())) for n, p in sources.items()}
+    # SPoT's "cosine similarity of average tokens": the cosine of the mean prompt rows
+    cosine = {n: float((p.mean(0) @ probe.mean(0)) / (p.mean(0).norm() * probe.mean(0).norm())) for n, p in sources.items()}
     assert probes["boolq"]["similarity"] == pytest.approx(cosine, abs=1e-5)
     best = max(cosine, key=cosine.get)
     cfg = TrainConfig(model="t5-tiny", method="spot", tasks=["boolq"], source_prompts=str(out / "prompts"),

@@ -19,7 +19,7 @@ SHIPPED = {
     "launch/sweeps/scaling.yaml": 4 * 4 * 3,
     "launch/sweeps/glue_superglue.yaml": 7 * 9 + 4 * 2,
     "launch/sweeps/mrqa_others.yaml": 6 * 8 + 4 * 2,
-    "launch/sweeps/ablations.yaml": 5 * 3 + 2,
+    "launch/sweeps/ablations.yaml": 5 * 3 + 2 * 3,   # MT rows: the three B.6 group runs, with and without prior
     "examples/sweeps/tiny.yaml": 2 * 2 * 3,
 }
 
@@ -68,9 +68,9 @@ def test_ablation_options_pass_through():
     cell = sweep.cell("t5-base__attempt-no_attention__boolq__s42")
     argv = train_argv(cell, Path("/out"))
     assert argv[argv.index("--ablation") + 1] == "constant_attention"
-    no_prior = sweep.cell("t5-base__attempt-no_prior__ablation-mt__s42")
+    no_prior = sweep.cell("t5-base__attempt-no_prior__superglue__s42")
     argv = train_argv(no_prior, Path("/out"))
-    assert "--no-prior" in argv and argv[argv.index("--tasks") + 1] == "boolq,newsqa,winogrande"
+    assert "--no-prior" in argv and argv[argv.index("--tasks") + 1] == "boolq,wic,wsc,cb"
 
 
 def _raw(**changes):
@@ -201,3 +201,106 @@ def test_malformed_yaml_names_its_line(tmp_path):
         load_sweep(bad)
     message = str(err.value)
     assert message.startswith(f"{bad}:4:") and "not valid YAML" in message and "\n" not in message
+
+
+def test_two_rules_that_disagree_on_one_cell_are_refused():
+    """A later rule silently winning gave the Table 4 MT cell gate lr 0.3 where the file asked
+    0.1 (issue 19): rules that both match a cell must agree on the options they share."""
+    raw = _raw(grid={"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq", "cb"]},
+               overrides=[{"when": {"task": ["boolq", "cb"]}, "train": {"lr": 0.1, "epochs": 3}},
+                          {"when": {"task": "cb"}, "train": {"lr": 0.3}}])
+    with pytest.raises(UserError, match=r"overrides\[0\] and overrides\[1\] both match cell "
+                                        r"t5-tiny__prompt__cb__s42 and set lr to 0.1 and 0.3"):
+        parse_sweep(raw)
+    raw["overrides"][1]["train"] = {"lr": 0.1, "warmup_steps": 7}  # agreeing, or disjoint keys: fine
+    sweep = parse_sweep(raw)
+    assert sweep.cell("t5-tiny__prompt__cb__s42").train == {"lr": 0.1, "epochs": 3, "warmup_steps": 7}
+
+
+def test_sweeps_sharing_a_library_folder_read_one_library(tmp_path):
+    from attempt_dist.sweep.submit import library_args
+    from attempt_dist.sweep.shared_library import link_shared_libraries
+
+    def sweep(name, task):
+        return parse_sweep({"name": name, "grid": {"models": ["t5-tiny"], "methods": ["attempt"], "tasks": [task],
+                                                   "library": "p"},
+                            "libraries": {"p": {"sources": ["mnli"], "folder": "../shared"}},
+                            "executor": {"kind": "local"}})
+
+    runs = {}
+    for name, task in (("a", "rte"), ("b", "cb")):
+        s, run = sweep(name, task), tmp_path / name
+        link_shared_libraries(s, run)
+        link_shared_libraries(s, run)  # again: the link is kept
+        (cell,) = s.cells
+        runs[name] = Path(library_args(run, cell, s.libraries[cell.library])["source_prompts"]).resolve()
+    assert runs["a"] == runs["b"] == tmp_path / "shared" / "p__t5-tiny" / "run" / "prompts"
+    own = tmp_path / "c" / "library" / "p__t5-tiny"
+    own.mkdir(parents=True)
+    with pytest.raises(UserError, match="a library of this run's own"):
+        link_shared_libraries(sweep("c", "rte"), tmp_path / "c")
+
+
+def test_dry_run_json_resolves_every_cells_options(tmp_path, capsys):
+    import json
+
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run", "--json",
+                     "--output-dir", str(tmp_path / "run")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    cells = {c["name"]: c["train"] for c in out["cells"]}
+    assert len(cells) == 71
+    ft = cells["t5-base__finetune__rte__s42"]
+    assert (ft["lr"], ft["epochs"], ft["max_length_by_task"]) == (3e-4, 20.0, {"rte": 256})  # method default resolved
+    spot_t = cells["t5-base__spot-t__cb__s42"]
+    assert spot_t["spot_top_k"] == 1 and spot_t["spot_probe"].endswith("/library/paper__t5-base/run/probes")
+    mrc = cells["t5-base__attempt__multirc__s42"]
+    assert (mrc["gate_lr"], mrc["max_length_by_task"], mrc["prior"].rsplit("/", 1)[1]) == (0.1, {"multirc": 348}, "prior.pt")
+    assert out["libraries"]["paper__t5-base"]["folder"] == "../paper-library"
+    by_name = {c["name"]: c for c in out["cells"]}
+    assert by_name["t5-base__attempt__cb__s42"]["sources"] == ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
+    assert "sources" not in by_name["t5-base__finetune__cb__s42"]
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--json"]) == 2
+    assert "--json prints the dry run; add --dry-run" in capsys.readouterr().err
+
+
+def test_dry_run_json_names_the_source_spot_t_selects_once_probes_exist(tmp_path, capsys):
+    import json
+
+    from attempt_dist.sweep.resolved import resolved_sweep
+
+    sweep = load_sweep(REPO / "launch/sweeps/ablations.yaml")
+    run = tmp_path / "ablations"
+    pending = resolved_sweep(sweep, run)["cells"]
+    single = {c["name"]: c.get("selected_sources") for c in pending if c["variant"] == "attempt-single_prompt"}
+    assert len(single) == 3 and all("once the library's probes are built" in v for v in single.values())
+    probes = tmp_path / "paper-library" / "paper__t5-base" / "run" / "probes"  # the shared folder
+    probes.mkdir(parents=True)
+    (probes / "library.json").write_text(json.dumps({"prompts": {
+        "boolq": {"similarity": {"mnli": 0.2, "qnli": 0.5, "squad": 0.1}},
+        "newsqa": {"similarity": {"mnli": 0.1, "qnli": 0.2, "squad": 0.9}},
+        "winogrande": {"similarity": {"mnli": 0.6, "qnli": 0.5, "squad": 0.1}}}}))
+    cells = {c["task_label"]: c["selected_sources"] for c in resolved_sweep(sweep, run)["cells"]
+             if c["variant"] == "attempt-single_prompt"}
+    assert cells == {"boolq": ["qnli"], "newsqa": ["squad"], "winogrande": ["mnli"]}
+
+
+def test_slurm_cells_wait_for_a_library_another_launch_is_building(tmp_path, monkeypatch):
+    """A shared library the Table 2 sweep is still building: the Table 3 sweep's cells are
+    submitted after that job, not started without their library."""
+    from rich.console import Console
+
+    from attempt_dist.sweep import submit
+    from attempt_dist.sweep.plan import SweepPlan
+    from attempt_dist.sweep.state import CellState
+
+    sweep = parse_sweep({"grid": {"models": ["t5-tiny"], "methods": ["attempt", "prompt"], "tasks": ["rte"],
+                                  "library": "p"},
+                         "libraries": {"p": {"sources": ["mnli"], "folder": "../shared"}},
+                         "executor": {"kind": "local"}})
+    submitter = submit.Submitter(SweepPlan(tmp_path / "run", sweep, cells=list(sweep.cells)))
+    monkeypatch.setattr(submit, "library_state", lambda run, key: CellState(key, "running", job_id="4711"))
+    submitted = []
+    monkeypatch.setattr(submitter, "submit_cells",
+                        lambda cells, dependency=None: submitted.append(([c.method for c in cells], dependency)) or [])
+    submit.submit_slurm(submitter, Console(file=open(tmp_path / "out.txt", "w")))
+    assert sorted(submitted) == [(["attempt"], "4711"), (["prompt"], None)]

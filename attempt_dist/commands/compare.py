@@ -21,7 +21,7 @@ def run(args) -> int:
     from rich.table import Table
 
     from ..errors import UserError
-    from ..plots.compare import column_label, compare_tables, format_value
+    from ..plots.compare import SLIP_MARK, column_label, compare_tables, format_value
     from ..plots.records import collect
     from ..plots.tables import build_tables
 
@@ -39,7 +39,8 @@ def run(args) -> int:
         return 0
     for key in dict.fromkeys((c.table, c.model) for c in cells):
         mine = [c for c in cells if (c.table, c.model) == key]
-        matched = [c for c in mine if c.delta is not None and c.column != "params_per_task"]
+        # the paper's own slips (marked below the table) would only measure the paper's error
+        matched = [c for c in mine if c.delta is not None and c.column != "params_per_task" and not c.slip]
         title = f"{key[0].capitalize()} ({key[1]}, {args.split})"
         if matched:
             title += f": {len(matched)} cells beside the paper's, mean |ours - paper| " \
@@ -50,7 +51,10 @@ def run(args) -> int:
             table.add_column(name, justify=justify)
         for c in mine:
             table.add_row(c.row, "MT" if c.section == "multi" else "", column_label(c.column),
-                          format_value(c.column, c.ours), format_value(c.column, c.paper),
+                          format_value(c.column, c.ours), format_value(c.column, c.paper) + (SLIP_MARK if c.slip else ""),
                           format_value(c.column, c.delta, delta=True))
         console.print(table)
+        for c in mine:
+            if c.slip:
+                console.print(f"{SLIP_MARK} {c.row} {column_label(c.column)}: {c.slip}", highlight=False)
     return 0

@@ -44,13 +44,16 @@ def register(subparsers) -> None:
 
 
 def collect(models, methods, options: dict, num_tasks) -> list[dict]:
+    from ..methods import method_hook
     from ..params import count_trainable
 
     rows = []
     for model in models:
         for method in methods:
             for n in num_tasks:
-                count = count_trainable(model, method, num_tasks=n, **options)
+                # A multi-task count is the paper's MT row's (SPoT MT: one prompt for the group).
+                given = {**(method_hook(method, "MULTITASK_OPTIONS") or {}), **options} if n > 1 else options
+                count = count_trainable(model, method, num_tasks=n, **given)
                 rows.append({"model": model, "method": method, "num_tasks": n,
                              "trainable": count.trainable, "per_task": count.per_task,
                              "backbone_total": count.total,

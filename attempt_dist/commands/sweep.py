@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="with `status`: the sweep's output folder")
     parser.add_argument("--output-dir", help="the sweep's folder (default runs/<sweep name>)")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the jobs it would submit")
+    parser.add_argument("--json", action="store_true",
+                        help="with --dry-run: print every cell with its resolved train options as JSON")
     parser.add_argument("--executor", choices=["slurm", "local", "debug"], help="override the file's executor kind")
     parser.add_argument("--data-dir", help="override train.data_dir for every cell")
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
@@ -47,7 +49,16 @@ def run(args) -> int:
         raise UserError(f"unexpected argument {args.run_dir!r}; use --output-dir to choose the sweep's folder")
     if not args.target.endswith((".yaml", ".yml")) and not Path(args.target).is_file():
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
+    if args.json and not args.dry_run:
+        raise UserError("--json prints the dry run; add --dry-run")
     sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
+    if args.json:
+        import json
+
+        from ..sweep.resolved import resolved_sweep
+
+        print(json.dumps(resolved_sweep(sweep, run_dir.resolve()), indent=1))
+        return 0
     return sweep_lib.run_sweep(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
                                deadline_s=args.deadline)

@@ -16,6 +16,7 @@ and, when it needs more than the defaults (nothing):
     library_stage(train)    what a sweep's library job builds for a cell of it (SPoT-g/t)
     table_variant(record)   the table row a result record belongs to (SPoT-g/t)
     ABLATION_ROWS           rows of an ablation table (ATTEMPT's Table 4)
+    MULTITASK_OPTIONS       options its paper multi-task row trains with (SPoT MT: one shared prompt)
 
 Nothing outside this package compares a method's name (tests/test_method_names.py).
 """

@@ -13,7 +13,9 @@ example's own target prompt P_target = P_{t+1}:
 Source prompts are buffers: frozen, saved with the model, never seen by the optimizer.
 Ablations (Table 4): no_target (no P_target: softmax over the t sources, P_inst = sum a_j P_j),
 constant_attention (no G: a_j = 1/t over the sources, P_inst = P_target + mean_j P_j) and
-single_prompt (one source prompt only; choose it with `single_source`).
+single_prompt (one source prompt only: by default the one SPoT-t selects for the target, as
+section 6.1 describes it, "similar to SPoT-t except that ... we keep the source prompt frozen";
+`single_source NAME` names it instead).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ from .base import MethodConfig, WrappedT5, parameter_groups, positive_int
 from .inputs import MethodInputs
 from .needs import Needs
 from .options import option
+from . import spot
 from .profile import Profile
 from .prompt import initial_prompts
 
 ABLATIONS = ("none", "no_target", "constant_attention", "single_prompt")
+SINGLE_SOURCE_AUTO = "auto"
 
 
 NEEDS = Needs(prompt=True, library=True, prior=True, attention=True)
@@ -54,8 +58,9 @@ class Config(MethodConfig):
                              aliases=("--rank",))
     temperature: float = option(1.0, "K: attention logits are scaled by 1 / (d e^K)", flag="--attention-temperature")
     ablation: str = option("none", "Table 4 ablation", choices=ABLATIONS, for_libraries=False)
-    single_source: str | None = option(None, "single_prompt ablation: the source prompt to keep (default: the first)",
-                                       for_libraries=False)
+    single_source: str = option(SINGLE_SOURCE_AUTO, "single_prompt ablation: the source prompt to keep; 'auto' "
+                                "(default) keeps the one SPoT-t selects for the target (6.1), read from the "
+                                "target's probe (--spot-probe)", for_libraries=False)
 
     def validate(self) -> None:
         super().validate()
@@ -147,7 +152,14 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
                         f"[t, {expected[0]}, {expected[1]}] (prompt length x d_model)")
     names = list(inputs.source_names or [str(i) for i in range(sources.shape[0])])
     if cfg.ablation == "single_prompt":
-        keep = cfg.single_source or names[0]
+        keep = cfg.single_source or SINGLE_SOURCE_AUTO
+        if keep == SINGLE_SOURCE_AUTO and len(names) == 1:
+            keep = names[0]  # nothing to choose (a saved single-prompt run, rebuilt, carries its one source)
+        elif keep == SINGLE_SOURCE_AUTO:
+            if inputs.probes is None:
+                raise UserError("the single_prompt ablation keeps the source SPoT-t selects: pass the target's "
+                                "probe (--spot-probe PIPELINE/probes) or name a source (--single-source NAME)")
+            keep = spot.most_similar(names, sources, inputs.probes)
         if keep not in names:
             raise UserError(f"single_source {keep!r} is not among the sources: {', '.join(names)}")
         sources = sources[names.index(keep)].unsqueeze(0)
@@ -183,11 +195,22 @@ INIT_SOURCE_BY_KIND = {"classification": "mnli", "regression": "mnli", "qa": "sq
 
 def training_inputs(cfg, inputs: MethodInputs, d_model: int, embedding=None) -> MethodInputs:
     """Target prompts start from the MNLI source prompt for classification tasks and the SQuAD
-    one for QA (Appendix B.4) when the library has them; the gate from the prior (--prior)."""
+    one for QA (Appendix B.4) when the library has them; the gate from the prior (--prior); the
+    targets' SPoT-t probes (--spot-probe), by which the single_prompt ablation picks its source."""
     inputs.target_init = target_init(cfg, inputs.source_names, inputs.source_prompts, embedding)
     if cfg.prior:
         inputs.prior = load_prior(cfg.prior, cfg)
+    if cfg.spot_probe:
+        inputs.probes = spot.load_probes(cfg, d_model, cfg.method_config().prompt_length)
     return inputs
+
+
+def library_stage(train: dict) -> str | None:
+    """What a sweep cell's library job builds for it besides the source prompts and priors:
+    "probes" for the single_prompt ablation keeping the source SPoT-t selects (single_source
+    auto), else nothing."""
+    auto = train.get("single_source", SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO
+    return "probes" if train.get("ablation") == "single_prompt" and auto else None
 
 
 def target_init(cfg, names: list[str], prompts: torch.Tensor,

@@ -23,7 +23,9 @@ from .options import option
 class MethodConfig:
     """Options every method has."""
 
-    lr: float = option(3e-4, "learning rate of the method's main parameter group", for_libraries=False)
+    lr: float = option(3e-4, "learning rate of the method's main parameter group (fine-tuning's 3e-4: B.5 "
+                             "prints 'x 10^-4' with its digit lost, and the authors' released fine-tuning "
+                             "config uses 3e-4, as Adapter and BitFit do)", for_libraries=False)
     weight_decay: float = option(1e-5, "AdamW weight decay (the paper's for every method)")
 
     def __post_init__(self) -> None:

@@ -16,6 +16,8 @@ class MethodInputs:
     """[t, m, d] frozen source prompts (ATTEMPT) or candidates to initialise from (SPoT)."""
     target_init: torch.Tensor | None = None
     """[num_tasks, m, d] initial target prompts; None = sample rows of the real vocabulary."""
+    probes: torch.Tensor | None = None
+    """[num_tasks, m, d] SPoT-t probe prompts of the targets (ATTEMPT's single_prompt picks by them)."""
     prior: dict | None = None
     """A pre-trained attention gate state dict (ATTEMPT's attention prior)."""
     seed: int = 0

@@ -3,11 +3,21 @@
     generic  (SPoT-g): copy one saved source prompt (`source`): the pipeline's spot_g stage
              trains it on the mixture of the GLUE source tasks (B.5), `--source-prompts
              PIPELINE/spot_g`.
-    targeted (SPoT-t): the similarity-weighted mean of the top-k source prompts, where the
-             similarity is the cosine between a probe prompt (prompt-tuned on the target task
-             by the pipeline's probes stage, `--spot-probe PIPELINE/probes`) and each source
-             prompt, both flattened. A multi-task run ranks the sources by their mean cosine
-             over its tasks' probes.
+    targeted (SPoT-t): the source prompt most similar to a probe prompt (prompt-tuned on the
+             target task by the pipeline's probes stage, `--spot-probe PIPELINE/probes`). B.5
+             selects one source task ("to select the source task for SPoT-t"), and the authors'
+             config loads one prompt, so top_k is 1; `--spot-top-k K` averages the K most
+             similar, weighted by similarity. A multi-task run ranks the sources by their mean
+             similarity over its tasks' probes.
+
+Similarity (SPoT, Vu et al. 2022, section 5: prompts as task embeddings). SPoT compares two
+task prompts by "cosine similarity of average tokens" (the cosine of the two prompts'
+mean-pooled token vectors) or by "per-token average cosine similarity" (the mean cosine over
+every pair of prompt tokens). We use the first: B.5 computes "the cosine similarity between a
+target prompt and the set of the source prompts", one cosine per pair of prompts, which is the
+average-token form; unlike the cosine of the flattened m x d prompts, it does not depend on
+the order of the prompt rows, which prompt tuning leaves arbitrary. `per_token_similarities`
+gives the other definition for comparison.
 
 The SPoT-g MT and SPoT-t MT baselines train "a single model on a set of target tasks" (77k/N
 parameters per task): --shared-prompt, which the shipped sweeps set for every SPoT cell.
@@ -37,13 +47,18 @@ PROFILE = Profile(label="SPoT", row="SPoT", peft=prompt_tuning.PROFILE.peft, var
     "spot-g": Display("SPoT-g", "SPoT-g", "SPoT-g MT"), "spot-t": Display("SPoT-t", "SPoT-t", "SPoT-t MT")})
 
 
+# The paper's SPoT MT rows train one prompt for the whole group (Tables 2-3: 77k / 4 = 19k per task).
+MULTITASK_OPTIONS = {"shared_prompt": True}
+
+
 @dataclass
 class Config(prompt_tuning.Config):
     mode: str = option("generic", "SPoT-g (generic) or SPoT-t (targeted)", flag="--spot-mode",
                        choices=("generic", "targeted"), for_libraries=False)
     source: str | None = option(None, "SPoT-g: the library prompt to copy (default: the first one)",
                                 flag="--spot-source", for_libraries=False)
-    top_k: int = option(3, "SPoT-t: how many most similar source prompts to average", flag="--spot-top-k",
+    top_k: int = option(1, "SPoT-t: how many most similar source prompts to start from (B.5 selects one; "
+                           "K > 1 averages the K most similar, weighted by similarity)", flag="--spot-top-k",
                         for_libraries=False)
 
     def validate(self) -> None:
@@ -53,12 +68,31 @@ class Config(prompt_tuning.Config):
         positive_int("top_k", self.top_k)
 
 
+def task_embedding(prompts: torch.Tensor) -> torch.Tensor:
+    """SPoT's task embedding of prompt(s) [..., m, d]: the mean of the prompt tokens [..., d]."""
+    return prompts.float().mean(dim=-2)
+
+
 def similarities(sources: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
-    """[t]: cosine of each flattened source [t, m, d] with the probe(s) [m, d] or [n, m, d],
-    averaged over the probes."""
-    probes = probes.reshape(-1, sources[0].numel())
-    cos = torch.nn.functional.cosine_similarity(sources.flatten(1)[:, None], probes[None], dim=-1)
+    """[t]: SPoT's cosine similarity of average tokens between each source [t, m, d] and the
+    probe(s) [m, d] or [n, m, d], averaged over the probes."""
+    probes = probes.reshape(-1, *sources.shape[1:])
+    cos = torch.nn.functional.cosine_similarity(task_embedding(sources)[:, None], task_embedding(probes)[None], dim=-1)
     return cos.mean(dim=1)
+
+
+def per_token_similarities(sources: torch.Tensor, probes: torch.Tensor) -> torch.Tensor:
+    """[t]: SPoT's per-token average cosine similarity (mean cosine over all token pairs),
+    averaged over the probes; not used for selection (see the module's note)."""
+    probes = probes.reshape(-1, *sources.shape[1:]).float()
+    src = torch.nn.functional.normalize(sources.float(), dim=-1)
+    prb = torch.nn.functional.normalize(probes, dim=-1)
+    return torch.einsum("tid,njd->tnij", src, prb).mean(dim=(1, 2, 3))
+
+
+def most_similar(names: list[str], sources: torch.Tensor, probes: torch.Tensor) -> str:
+    """The source SPoT-t selects for the probe(s): the single prompt it would start from."""
+    return names[int(torch.argmax(similarities(sources, probes)))]
 
 
 def targeted_init(sources: torch.Tensor, probe: torch.Tensor, top_k: int) -> torch.Tensor:

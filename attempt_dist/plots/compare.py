@@ -5,8 +5,12 @@ that cell (same table, block, row label, backbone and column) and the delta (our
     attempt-dist compare RUN --json     # the same cells as JSON
     attempt-dist plot RUN               # also writes table2_t5-base_vs_paper.{md,csv}, ...
 
-A group's average is compared only when we have the whole group (the paper averages all of
-its columns); params / task is compared too (delta in parameters).
+Each task cell is ours in the metric the paper's cell is consistent with (numbers.csv's metric
+column: accuracy, or for 7 MRPC cells the mean of accuracy and F1). A group's average is
+compared only when we have the whole group, as the mean of those cells (the paper averages its
+printed columns; a multi-task row's MultiRC is its single-task run's, as in the paper); params /
+task is compared too (delta in parameters). A cell whose paper value is one of the paper's own
+slips (attempt_dist.paper.SLIPS) or fits no metric carries the reason, marked with a dagger.
 """
 
 from __future__ import annotations
@@ -15,9 +19,12 @@ import csv
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..paper import paper_value
+from statistics import mean
+
+from ..paper import paper_metric, paper_slip, paper_value
+from ..paper.consistency import NO_METRIC, why_no_metric
 from .names import task_label
-from .tables import TABLE2, TABLE3, TableData, format_params, group_average
+from .tables import TABLE2, TABLE3, TableData, format_params
 
 PARAMS = "params_per_task"
 # The paper's column groups, each with its "Avg." column (Table 4 has none).
@@ -34,18 +41,37 @@ class Comparison:
     ours: float
     paper: float | None
     delta: float | None
+    slip: str | None = None
+    """Why the paper's own value does not follow from the paper (paper.SLIPS), if it does not."""
 
     def to_json(self) -> dict:
         return asdict(self)
 
 
+def _ours(table: TableData, row, task: str) -> float | None:
+    """Our value for a task cell, in the metric the paper's cell is consistent with (numbers.csv's
+    metric column: MRPC's acc_f1 cells), else the task's headline metric."""
+    metric = paper_metric(table.name, row.label, task, multitask=row.multitask, backbone=table.model)
+    if metric and metric != NO_METRIC and metric in row.by_metric.get(task, {}):
+        return row.by_metric[task][metric]
+    return row.values.get(task)
+
+
 def _columns(table: TableData, row) -> list[tuple[str, float | None]]:
     out = [(PARAMS, row.params)]
     for group in table.groups:
-        out += [(task, row.values.get(task)) for task in group]
-        if group in _FULL_GROUPS[table.name]:
-            out.append((f"avg_{group[0]}", group_average(row, group)))
+        values = {task: _ours(table, row, task) for task in group}
+        out += list(values.items())
+        if group in _FULL_GROUPS[table.name]:  # the paper averages its cells as printed: so do we
+            whole = all(v is not None for v in values.values())
+            out.append((f"avg_{group[0]}", mean(values.values()) if whole else None))
     return out
+
+
+def _slip(table: TableData, row, column: str) -> str | None:
+    if paper_metric(table.name, row.label, column, multitask=row.multitask, backbone=table.model) == NO_METRIC:
+        return why_no_metric(column)
+    return paper_slip(table.name, row.label, column, multitask=row.multitask)
 
 
 def compare_tables(tables: list[TableData]) -> list[Comparison]:
@@ -57,8 +83,9 @@ def compare_tables(tables: list[TableData]) -> list[Comparison]:
                     continue
                 paper = paper_value(table.name, row.label, column, multitask=row.multitask, backbone=table.model)
                 delta = None if paper is None else round(ours - paper, 6)
+                slip = _slip(table, row, column) if paper is not None else None
                 cells.append(Comparison(table.name, table.model, "multi" if row.multitask else "single", row.label,
-                                        column, ours, paper, delta))
+                                        column, ours, paper, delta, slip))
     return cells
 
 
@@ -98,7 +125,11 @@ def _cell_text(cell: Comparison | None) -> str:
     ours = format_value(cell.column, cell.ours)
     if cell.paper is None:
         return ours
-    return f"{ours} ({format_value(cell.column, cell.paper)}, {format_value(cell.column, cell.delta, delta=True)})"
+    mark = SLIP_MARK if cell.slip else ""
+    return f"{ours} ({format_value(cell.column, cell.paper)}{mark}, {format_value(cell.column, cell.delta, delta=True)})"
+
+
+SLIP_MARK = "†"
 
 
 def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
@@ -112,6 +143,10 @@ def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
         # Table 4 names ATTEMPT-MT's ablation like ATTEMPT-ST's ("no prior transfer")
         label = f"{row.label} (MT)" if table.name == "table4" and row.multitask and row.label != "ATTEMPT-MT" else row.label
         lines.append(f"| {label} | " + " | ".join(_cell_text(mine.get((section, row.label, c))) for c in columns) + " |")
+    notes = [f"{SLIP_MARK} {c.row} ({'MT' if c.section == 'multi' else 'ST'}), {column_label(c.column)}: {c.slip}"
+             for c in mine.values() if c.slip]
+    if notes:
+        lines += [""] + [f"{note}  " for note in notes]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -119,8 +154,9 @@ def _write_markdown(table: TableData, mine: dict, path: Path) -> Path:
 def _write_csv(mine: dict, path: Path) -> Path:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["section", "method", "column", "ours", "paper", "delta"])
+        writer.writerow(["section", "method", "column", "ours", "paper", "delta", "paper_slip"])
         for cell in mine.values():
             writer.writerow([cell.section, cell.row, cell.column, cell.ours,
-                             "" if cell.paper is None else cell.paper, "" if cell.delta is None else cell.delta])
+                             "" if cell.paper is None else cell.paper, "" if cell.delta is None else cell.delta,
+                             cell.slip or ""])
     return path

@@ -18,6 +18,7 @@ from ..runlock import FolderLock
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
 from .schedule import Deadline, run_scheduled
+from .shared_library import link_shared_libraries
 from .spec import Sweep
 from .submit import Submitter, check_executors, submit_slurm, write_sweep_json
 from .watch import CtrlC, Progress, interrupted, wait_for_cells
@@ -41,6 +42,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
         print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
         return 0
     with FolderLock(run, "sweep launch"):
+        link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
         plan = plan_sweep(sweep, run, retry_oom=retry_oom)
         check_executors(plan)
         write_sweep_json(sweep, run)

@@ -25,10 +25,13 @@ def print_plan(p: SweepPlan, console: Console) -> None:
     table.add_column("cell", no_wrap=True)
     for col in ("model", "method", "tasks", "seed", "action", "executor", "library", "options"):
         table.add_column(col, overflow="fold")
+    from .resolved import library_inputs  # a plan's types are loaded already; `sweep status` needs none
+
     todo = {c.name for c in p.cells}
     for cell in p.sweep.cells:
         action = "submit" if cell.name in todo else f"skip: {p.skipped.get(cell.name, '')}"
-        opts = " ".join(f"{k}={v}" for k, v in cell.train.items() if k not in ("data_dir",))
+        opts = " ".join([f"{k}={v}" for k, v in cell.train.items() if k not in ("data_dir",)]
+                        + [library_inputs(cell, p.sweep.libraries.get(cell.library))]).strip()
         table.add_row(cell.name, cell.model, cell.variant, ",".join(cell.tasks), str(cell.seed), action,
                       cell.executor.summary(), cell.library or "-", opts)
     console.print(table)

@@ -88,8 +88,8 @@ def run_scheduled(submitter: Submitter, progress: Progress, console: Console, ct
                 break
             kind, obj = entry
             if kind == "cell" and obj.library:
-                if obj.library in building:
-                    continue  # wait for its library
+                if obj.library in building or library_state(plan.run, obj.library).status == "running":
+                    continue  # wait for its library (ours, or one another launch builds: a shared one)
                 if library_state(plan.run, obj.library).status != "done":
                     queue.remove(entry)
                     _fail_without_running(plan.run, obj, f"library stage {obj.library} failed; see "

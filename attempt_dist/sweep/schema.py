@@ -11,12 +11,13 @@
       seeds: [42]                          # default [42]
       train: {...}                         # options for this block's cells
       library: paper                       # which library SPoT/ATTEMPT cells use
-    overrides:                             # applied in order; later rules win
+    overrides:                             # rules matching one cell must not disagree on an option
       - when: {model: t5-3b, method: [prompt, attempt], task: boolq}
         train: {batch_size: 2}
         executor: {time: 600}
     libraries:                             # built by the pipeline before the cells that read them
-      paper: {sources: [mnli, sst2, qqp, qnli, squad, record], epochs: 5, train: {...}}
+      paper: {sources: [mnli, sst2, qqp, qnli, squad, record], epochs: 5, train: {...},
+              folder: ../paper-library, priors: [glue, qa], spot_g: true, probes: [rte, cb]}
     executor: {kind: slurm, partition: gpu, gpus_per_node: 1, nodes: 1, time: 240, requeues: 3,
                mem: 64G, cpus_per_task: 8, array_parallelism: 16, account: null, qos: null}
 
@@ -169,6 +170,15 @@ class LibrarySpec(Strict):
     max_steps: Annotated[int, Field(strict=True, ge=1)] | None = None
     """optimizer steps of each library run instead of epochs (smoke runs)"""
     train: Train = {}
+    folder: str | None = None
+    """a library folder shared by several sweeps, relative to the sweep's run folder (e.g.
+    ../paper-library: runs/<sweep>/../paper-library): built once, read by all of them"""
+    priors: list[Name] = []
+    """B.1 priors to build besides those this sweep's cells read (a shared library holds all)"""
+    spot_g: bool = False
+    """build SPoT-g's mixture prompt even if no cell of this sweep reads it"""
+    probes: list[Name] = []
+    """target tasks to probe for SPoT-t besides this sweep's own"""
 
     @model_validator(mode="after")
     def _has_sources(self) -> LibrarySpec:

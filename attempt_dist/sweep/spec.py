@@ -72,6 +72,8 @@ class Library:
     """A SPoT-g cell reads it: train the prompt on the GLUE source mixture."""
     probes: tuple[str, ...] = ()
     """Target tasks of its SPoT-t cells: one probe prompt each."""
+    folder: str | None = None
+    """Shared with other sweeps: this folder, relative to the run folder (None: RUN/library/<key>)."""
 
     @property
     def key(self) -> str:
@@ -179,8 +181,10 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
         cell = Cell(model, method.variant, method.trainer_method, tuple(group.tasks), group.label, seed)
         train = {**global_train, **block.train, **method.train}
         executor_changes: dict = {}
-        for rule in rules:
+        set_by: dict[str, int] = {}  # option -> index of the rule that set it
+        for i, rule in enumerate(rules):
             if _matches(rule.when, cell):
+                _refuse_conflict(rule, i, set_by, train, cell, where)
                 train.update(rule.train)
                 executor_changes.update(rule.executor)
         cell.train = {k: v for k, v in train.items() if v is not None}
@@ -194,6 +198,19 @@ def _expand(block: Grid, where: str, global_train: dict, executor: ExecutorSpec,
             cell.library = f"{lib_name}__{model}"
         cells.append(cell)
     return cells
+
+
+def _refuse_conflict(rule: Rule, index: int, set_by: dict[str, int], train: dict, cell: Cell, where: str) -> None:
+    """Two rules that both match a cell may not give one option different values: a later rule
+    silently winning hid a wrong gate lr in the ablation sweep (issue 19). Rules override the
+    grid's options; among themselves they must agree or not overlap."""
+    for key, value in rule.train.items():
+        if key in set_by and train.get(key) != value:
+            raise UserError(
+                f"{where.split(': ')[0]}: overrides[{set_by[key]}] and overrides[{index}] both match cell "
+                f"{cell.name} and set {key} to {train.get(key)!r} and {value!r}; narrow their `when` so that "
+                f"one rule decides it")
+        set_by[key] = index
 
 
 # A library inherits the sweep's global training options (data, lengths, prompt length, gate
@@ -213,7 +230,8 @@ def cell_prior(cell: Cell, sources: tuple[str, ...] | None) -> str | None:
 
 def spot_input(cell: Cell) -> str | None:
     """What a cell's library job builds for it besides the source prompts, as its method says
-    (library_stage): "spot_g" (SPoT-g's mixture prompt), "probes" (SPoT-t), or None."""
+    (library_stage): "spot_g" (SPoT-g's mixture prompt), "probes" (SPoT-t, and ATTEMPT's
+    single_prompt ablation keeping the source SPoT-t selects), or None."""
     stage = method_hook(cell.method, "library_stage")
     return stage(cell.train) if stage else None
 
@@ -221,6 +239,8 @@ def spot_input(cell: Cell) -> str | None:
 def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: dict) -> dict[str, Library]:
     out: dict[str, Library] = {}
     for cell in cells:
+        if cell.library is not None and cell.library not in out:  # what the spec asks besides its cells
+            out[cell.library] = _declared_library(cell.library, specs)
         if cell.library is None:
             continue
         lib_name, model = cell.library.split("__", 1)
@@ -239,8 +259,25 @@ def _libraries(cells: list[Cell], specs: dict[str, LibrarySpec], global_train: d
             priors=tuple(p for p in buildable_priors(list(sources)) if p == prior or (old and p in old.priors)),
             spot_g=spot == "spot_g" or bool(old and old.spot_g),
             probes=tuple(dict.fromkeys((old.probes if old else ()) + (cell.tasks if spot == "probes" else ()))),
+            folder=spec.folder,
         )
     return out
+
+
+def _declared_library(key: str, specs: dict[str, LibrarySpec]) -> Library:
+    """A library as its spec declares it, before its cells add what they read: a library shared
+    by several sweeps declares everything any of them reads, so each sweep builds the same one."""
+    lib_name, model = key.split("__", 1)
+    spec = specs[lib_name]
+    sources = tuple(spec.sources)
+    buildable = buildable_priors(list(sources))
+    unknown = [p for p in spec.priors if p not in buildable]
+    if unknown:
+        raise UserError(f"libraries.{lib_name}.priors: {', '.join(unknown)} cannot be built from "
+                        f"{', '.join(sources)}; buildable: {', '.join(buildable) or 'none'}")
+    return Library(name=lib_name, model=model, sources=sources, max_steps=spec.max_steps, train={}, needs_prior=bool(spec.priors),
+                   targets=(), priors=tuple(p for p in buildable if p in spec.priors), spot_g=spec.spot_g,
+                   probes=tuple(spec.probes), folder=spec.folder)
 
 
 def _matches(when: When, cell: Cell) -> bool:

@@ -29,7 +29,7 @@ from .executor import executor_json, mem_gb
 from .jobs import CellJob, LibraryJob, set_aside_failure
 from .plan import SweepPlan
 from .spec import Cell, ExecutorSpec, Library, Sweep, cell_prior, options_to_argv, spot_input, train_argv
-from .state import cell_dir, cell_run_dir, library_dir
+from .state import cell_dir, cell_run_dir, library_dir, library_state
 
 
 def check_executor(spec: ExecutorSpec) -> None:
@@ -89,11 +89,18 @@ class Submitter:
 
 
 def submit_slurm(submitter: Submitter, console: Console) -> None:
-    """Every library and cell at once; SLURM holds a cell until its library job succeeded."""
-    lib_jobs = {lib.key: submitter.submit_library(lib) for lib in submitter.plan.libraries}
+    """Every library and cell at once; SLURM holds a cell until its library job succeeded (ours,
+    or the job of another launch still building it)."""
+    plan = submitter.plan
+    lib_jobs = {lib.key: submitter.submit_library(lib) for lib in plan.libraries}
+    # A library another launch is building (a shared one, or this sweep's earlier launch): after its job.
+    elsewhere = {key: library_state(plan.run, key)
+                 for key in {c.library for c in plan.cells if c.library} - set(lib_jobs)}
     groups: dict[tuple, list[Cell]] = {}
-    for cell in submitter.plan.cells:
-        dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else None
+    for cell in plan.cells:
+        building = elsewhere.get(cell.library)
+        dep = lib_jobs[cell.library].job_id if cell.library in lib_jobs else \
+            building.job_id if building is not None and building.status == "running" else None
         groups.setdefault((cell.executor, dep), []).append(cell)
     for (spec, dep), cells in groups.items():
         jobs = submitter.submit_cells(cells, dependency=dep)

@@ -176,6 +176,8 @@ def _metric(name: str, task, predictions, examples) -> float:
         if task.kind == "qa":
             return qa_em(predictions, examples)
         return grouped_em(predictions, examples)
+    if name == "acc_f1":  # the mean of accuracy and F1 (MRPC: the cells of the paper that are not accuracy)
+        return (accuracy(predictions, examples) + binary_f1(predictions, examples, task.label_words)) / 2
     if name == "f1a":
         return multirc_f1a(predictions, examples)
     if name == "f1_macro":
