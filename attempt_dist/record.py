@@ -116,6 +116,8 @@ class RunResult:
     throughput: Throughput | None = None
     wall_time_s: float | None = None
     world_size: int | None = None
+    nodes: int | None = None
+    """How many nodes the ranks ran on (SLURM's node names, else host names)."""
     deepspeed: DeepSpeedUse | None = None
     plan: dict[str, Any] | None = None
     """--ds-config auto: the planner's candidates and choice; None otherwise."""

@@ -214,6 +214,7 @@ class Recipe:
         self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
         check_output_writable(self.out)
         self.info = dist.init_distributed(timeout_s=cfg.dist_timeout)
+        self.nodes = dist.node_count()
         self.progress = RunProgress(enabled=self.info.is_main)
         self.lock = hold_output_lock(self.out, self.info)
         check_output_dir(cfg)
@@ -521,6 +522,7 @@ class Recipe:
                                   eval=self.eval_time),
             wall_time_s=time.time() - started,
             world_size=self.info.world_size,
+            nodes=self.nodes,
             deepspeed=DeepSpeedUse(stage=dist.zero_stage(self.ds_config), config=self.cfg.ds_config),
             plan=self.plan,
             versions=package_versions(),
