@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
+    parser.add_argument("--json", action="store_true",
+                        help="with `status`: print every cell's state and retry history as JSON")
     parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                         help="local/debug executors: seconds for the whole run; cells not started by then are not "
                              "started and running ones are cancelled (both run again on the next launch)")
@@ -41,7 +43,16 @@ def run(args) -> int:
     if args.target == "status":
         if not args.run_dir:
             raise UserError("sweep status needs the sweep's folder: attempt-dist sweep status RUN_DIR")
-        counts = sweep_lib.print_status(Path(args.run_dir))
+        if args.json:
+            import json
+
+            from ..sweep.report import status_json
+
+            data = status_json(Path(args.run_dir))
+            print(json.dumps(data, indent=2))
+            counts = data["counts"]
+        else:
+            counts = sweep_lib.print_status(Path(args.run_dir))
         return 1 if counts["failed"] else 0
     if args.run_dir:
         raise UserError(f"unexpected argument {args.run_dir!r}; use --output-dir to choose the sweep's folder")

@@ -108,6 +108,8 @@ class ExecutorSpec(Strict):
     """minutes, or 'HH:MM:SS' / 'D-HH:MM:SS'"""
     requeues: Count = 3
     """how many times a job cut by its time limit is requeued, resuming from its checkpoints (0: never)"""
+    max_retries: Count = 2
+    """how many times the sweep retries a cell by the cause of its end (requeue, or re-plan after out of memory; 0: never)"""
     mem: str | None = None
     """host memory per node, e.g. 64G"""
     cpus_per_task: Count | None = None

@@ -57,6 +57,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
                         return 0
                 else:
                     run_scheduled(submitter, progress, console, ctrl_c, deadline)
-                return report_outcome(wait_for_cells(progress, ctrl_c), console)
+                resubmit = (lambda cell: submitter.submit_cells([cell])) if sweep.executor.kind == "slurm" else None
+                return report_outcome(wait_for_cells(progress, ctrl_c, resubmit), console)
         except KeyboardInterrupt:
             return interrupted(plan, submitter.started, console)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,6 +56,11 @@ class CellState:
     detail: str = ""
     job_id: str | None = None
     score: str = ""  # done cells: each task's headline test score
+    retries: list = field(default_factory=list)  # the sweep's retry decisions (retry.py), oldest first
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "job_id": self.job_id,
+                "score": self.score, "retries": self.retries}
 
 
 def run_state(run_dir: Path, job_file: Path) -> CellState:
@@ -170,8 +175,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def cell_state(run: Path, name: str) -> CellState:
-    """The state of the sweep's cell `name` (its run folder, its job.json)."""
-    return run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
+    """The state of the sweep's cell `name` (its run folder, its job.json, its retries)."""
+    from .retry import read_history
+
+    state = run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
+    state.retries = read_history(run, name)
+    return state
 
 
 def collect_states(run: Path) -> list[CellState]:
