@@ -94,6 +94,28 @@ def _slurmd_pid_file(node: str) -> Path:
     return Path(line.split("=", 1)[1].replace("%n", node))
 
 
+def _job_processes_on(node: str, job: str) -> list[int]:
+    """The job's task processes on emulated node `node` (by SLURM's variables in their
+    environment) and their slurmstepd parents: what dies with a real node."""
+    tasks = []
+    for proc in Path("/proc").iterdir():
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0") if proc.name.isdigit() else []
+        except OSError:
+            continue
+        if f"SLURMD_NODENAME={node}".encode() in env and f"SLURM_JOB_ID={job}".encode() in env:
+            tasks.append(int(proc.name))
+    parents = set()
+    for pid in tasks:
+        try:
+            parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            if Path(f"/proc/{parent}/comm").read_text().strip() == "slurmstepd":
+                parents.add(parent)
+        except (OSError, IndexError, ValueError):
+            continue
+    return sorted(parents) + tasks
+
+
 def _node_state(node: str) -> str:
     return subprocess.run(["sinfo", "-h", "-N", "-n", node, "-o", "%t"], capture_output=True, text=True,
                           timeout=15).stdout.strip()
@@ -118,12 +140,16 @@ def test_a_lost_node_requeues_the_job_which_resumes_to_the_same_weights(tmp_path
     reference = tmp_path / "reference"
     launch_trainer([*argv[:out_at], str(reference), *argv[out_at + 1:]], launcher="deepspeed", ranks=2)
 
-    os.kill(int(pid_file.read_text()), 9)  # the node dies (its slurmd; the job's processes are orphaned)
+    # The node dies: its slurmd and the job's processes there (rank 1 and its step daemon).
+    doomed = _job_processes_on(second, job)
+    assert doomed, f"no process of job {job} on {second}"
+    for pid in [int(pid_file.read_text()), *doomed]:
+        os.kill(pid, 9)
     wait_for(f"{second} to be marked down", lambda: _node_state(second).startswith("down"), timeout=120)
-    release_requeued(job)
-    # The node comes back (ReturnToService=2); its slurmd ends the job's orphaned processes.
+    # It comes back (ReturnToService=2); then the requeued job may start on both nodes again.
     subprocess.run(["slurmd", "-N", second], check=True, timeout=30)
     wait_for(f"{second} to return", lambda: _node_state(second) in ("idle", "mix", "alloc"), timeout=120)
+    release_requeued(job)
 
     assert wait_done(run, timeout=400) == {CELL: "done"}
     assert resumed_at(run, CELL) == [f"resumed from step{PAUSE} at step {PAUSE}"]

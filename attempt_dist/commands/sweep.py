@@ -26,6 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the jobs it would submit")
     parser.add_argument("--executor", choices=["slurm", "local", "debug"], help="override the file's executor kind")
     parser.add_argument("--data-dir", help="override train.data_dir for every cell")
+    cluster = parser.add_argument_group("cluster settings (override the file's executor block)")
+    cluster.add_argument("--executor-file", metavar="FILE.yaml",
+                         help="your cluster's executor keys (partition, account, qos, time, setup, ...)")
+    for key, what in (("partition", "SLURM partition"), ("account", "SLURM account"), ("qos", "SLURM QOS"),
+                      ("time", "time limit per job: minutes or HH:MM:SS")):
+        cluster.add_argument(f"--{key}", help=what)
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
@@ -39,6 +45,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from .. import sweep as sweep_lib
+    from ..sweep.read import read_executor_file
 
     if args.target == "status":
         if not args.run_dir:
@@ -58,7 +65,10 @@ def run(args) -> int:
         raise UserError(f"unexpected argument {args.run_dir!r}; use --output-dir to choose the sweep's folder")
     if not args.target.endswith((".yaml", ".yml")) and not Path(args.target).is_file():
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
-    sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
+    settings = read_executor_file(args.executor_file) if args.executor_file else {}
+    settings.update({k: getattr(args, k) for k in ("partition", "account", "qos", "time") if getattr(args, k)})
+    sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir,
+                                 executor_settings=settings)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
     return sweep_lib.run_sweep(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
                                deadline_s=args.deadline)

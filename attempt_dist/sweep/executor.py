@@ -154,8 +154,10 @@ class ExecutorSpec(Strict):
 
     def summary(self) -> str:
         parts = [self.kind]
-        if self.partition:
-            parts.append(f"partition={self.partition}")
+        if self.partition or self.kind == "slurm":
+            parts.append(f"partition={self.partition or '(cluster default)'}")
+        if self.account:
+            parts.append(f"account={self.account}")
         parts.append(f"nodes={self.nodes}x{self.ntasks_per_node} tasks")
         if self.gpus_per_node:
             parts.append(f"gpus/node={self.gpus_per_node}")

@@ -76,6 +76,9 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
             if isinstance(record, RunFailure):
                 job = _safe_read(job_file) if job_file.exists() else {}
                 reason = record.reason or last_error_line(job.get("stderr")) or "no reason recorded"
+                if job.get("kind") == "slurm" and job_alive(job)[0] == "pending":
+                    # SLURM requeued the job (a lost node, preemption): its rerun sets this record aside.
+                    return CellState(name, "pending", f"requeued by SLURM after: {reason[:200]}", _job_id(job_file))
                 status = "oom" if record.status == "oom" else "failed"
                 return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
             return CellState(name, "done", "", _job_id(job_file), headline(record))
