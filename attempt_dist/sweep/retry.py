@@ -34,11 +34,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..results import FAILURE_FILENAME, read_json, write_json_atomic
+from ..results import FAILURE_FILENAME, write_json_atomic
 from .spec import Cell
-from .state import CellState, cell_dir, cell_run_dir
-
-RETRIES_FILENAME = "retries.json"
+from .state import RETRIES_FILENAME, CellState, read_json_or_empty, cell_dir, cell_run_dir, read_history
 EXIT_BAD_INPUT, EXIT_OOM, EXIT_DIVERGED, EXIT_RANK_LOST = 2, 3, 4, 5  # the trainer's (train.py)
 REQUEUE_CAUSES = ("preempted", "time limit", "node failure", "rank lost")
 _SLURM_END = {"PREEMPTED": "preempted", "TIMEOUT": "time limit", "NODE_FAIL": "node failure"}
@@ -60,7 +58,7 @@ class Decision:
 def cause_of(run: Path, state: CellState) -> tuple[str, int | None]:
     """(cause, exit code) of a cell that ended without result.json."""
     failure = cell_run_dir(run, state.name) / FAILURE_FILENAME
-    record = _read(failure) if failure.exists() else {}
+    record = read_json_or_empty(failure) if failure.exists() else {}
     code = record.get("exit_code")
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     if code in _BY_EXIT:
@@ -136,13 +134,6 @@ class Retrier:
         return None, decision
 
 
-def read_history(run: Path, name: str) -> list[dict]:
-    path = cell_dir(run, name) / RETRIES_FILENAME
-    data = _read(path) if path.exists() else {}
-    entries = data.get("retries") if isinstance(data, dict) else None
-    return entries if isinstance(entries, list) else []
-
-
 def record(run: Path, name: str, decision: Decision, state: CellState) -> None:
     entries = read_history(run, name) + [{
         "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "cause": decision.cause, "exit_code": decision.exit_code,
@@ -163,10 +154,3 @@ def summary(entries: list[dict]) -> str:
     return "; ".join(f"{e.get('cause')} -> {e.get('action')}" + (f" ({e['note']})" if e.get("note") else "")
                      for e in entries)
 
-
-def _read(path: Path) -> dict:
-    try:
-        data = read_json(path)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}

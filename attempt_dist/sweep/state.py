@@ -3,6 +3,7 @@
     RUN/sweep.json                 the expanded sweep (cells, libraries, executor)
     RUN/cells/<cell>/cell.json     the cell's grid coordinates and options
     RUN/cells/<cell>/job.json      the submitted job(s): id, executor, log paths, argv
+    RUN/cells/<cell>/retries.json  the sweep's retries of the cell by cause (retry.py)
     RUN/cells/<cell>/run/          the trainer's --output-dir (result.json | failure.json)
     RUN/library/<lib>__<model>/    library stage: job.json, run/ (prompts/, prior/), library.json
     RUN/logs/                      submitit's pickles and stdout/stderr per job id
@@ -26,6 +27,7 @@ from ..results import FAILURE_FILENAME, RESULT_FILENAME, read_json
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
 LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/
+RETRIES_FILENAME = "retries.json"  # RUN/cells/<cell>/: the sweep's retry decisions (retry.py)
 log = logging.getLogger("attempt_dist.sweep")
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
                 log.warning("warning: %s", err)
                 return CellState(name, "failed", str(err)[:300], _job_id(job_file))
             if isinstance(record, RunFailure):
-                job = _safe_read(job_file) if job_file.exists() else {}
+                job = read_json_or_empty(job_file) if job_file.exists() else {}
                 reason = record.reason or last_error_line(job.get("stderr")) or "no reason recorded"
                 if job.get("kind") == "slurm" and job_alive(job)[0] == "pending":
                     # SLURM requeued the job (a lost node, preemption): its rerun sets this record aside.
@@ -84,7 +86,7 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
             return CellState(name, "done", "", _job_id(job_file), headline(record))
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
-    job = _safe_read(job_file)
+    job = read_json_or_empty(job_file)
     job_id = str(job.get("job_id"))
     alive, detail = job_alive(job)
     if alive is None:
@@ -179,11 +181,17 @@ def _pid_alive(pid: int) -> bool:
 
 def cell_state(run: Path, name: str) -> CellState:
     """The state of the sweep's cell `name` (its run folder, its job.json, its retries)."""
-    from .retry import read_history
-
     state = run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
     state.retries = read_history(run, name)
     return state
+
+
+def read_history(run: Path, name: str) -> list[dict]:
+    """The sweep's retry decisions for cell `name`, oldest first (written by retry.py)."""
+    path = cell_dir(run, name) / RETRIES_FILENAME
+    data = read_json_or_empty(path) if path.exists() else {}
+    entries = data.get("retries")
+    return entries if isinstance(entries, list) else []
 
 
 def collect_states(run: Path) -> list[CellState]:
@@ -208,11 +216,11 @@ def sweep_cell_names(run: Path) -> list[str]:
 
 def _job_id(job_file: Path) -> str | None:
     if job_file.exists():
-        return str(_safe_read(job_file).get("job_id"))
+        return str(read_json_or_empty(job_file).get("job_id"))
     return None
 
 
-def _safe_read(path: Path) -> dict:
+def read_json_or_empty(path: Path) -> dict:
     try:
         data = read_json(path)
         return data if isinstance(data, dict) else {}
