@@ -124,3 +124,20 @@ def test_the_out_of_memory_ladder():
     auto, note = smaller_layout({"ds_config": "auto", "batch_size": 32})
     assert auto == {"ds_config": "auto", "batch_size": 32, "activation_checkpointing": True}
     assert smaller_layout(auto)[0] is None
+
+
+def test_a_relaunch_retries_only_what_it_ran_not_the_last_launchs_failures(tmp_path, fake_env):
+    run = tmp_path / "run"
+    assert run_sweep(_sweep("debug", max_retries=0), run) == 1
+    assert len(_calls(fake_env, "stalls-once")) == 1
+    # Relaunched with retries: cells wait their turn (one job at a time) while the previous
+    # launch's failure.json still names them; only the end of their new run is decided on.
+    assert run_sweep(_sweep("debug", max_retries=2), run) == 1
+    states = {s.name: s for s in collect_states(run)}
+    assert states[LOST].status == "done" and [c["resume"] for c in _calls(fake_env, "stalls-once")] == [False, True]
+    assert [e["action"] for e in states[LOST].retries] == ["give up"]  # launch 1; launch 2 resumed and finished
+    # One decision per run, each about its own job: none about launch 1's job while the cell waited.
+    first, second = states[DIVERGED].retries
+    assert (first["cause"], second["cause"]) == ("diverged", "diverged")
+    assert first["job_id"] != second["job_id"] == read_json(run / "cells" / DIVERGED / "job.json")["job_id"]
+    assert len(_calls(fake_env, "diverges")) == 2

@@ -47,7 +47,8 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
         if not plan.cells:
             console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
             return 0
-        submitter, progress = Submitter(plan), Progress(plan, console)
+        submitter = Submitter(plan)
+        progress = Progress(plan, console, submitter.submitted)
         try:
             with CtrlC() as ctrl_c:
                 if sweep.executor.kind == "slurm":

@@ -54,9 +54,12 @@ class Progress:
     """One line per cell of the plan that ended since the last call: n/N done, its score or reason;
     or, for a cell the sweep retries by the cause of its end (retry.py), that retry."""
 
-    def __init__(self, plan: SweepPlan, console: Console) -> None:
+    def __init__(self, plan: SweepPlan, console: Console, submitted: set[str] | None = None) -> None:
         self.plan, self.console = plan, console
         self.reported: set[str] = set()  # cells whose end was printed
+        # Cells this launch submitted (the submitter's set, which grows): only their ends are
+        # retried; a cell still waiting for its turn may show its previous launch's failure.
+        self.submitted = submitted if submitted is not None else set(c.name for c in plan.cells)
         self.retrier = Retrier(plan.run)
         self.cells: dict[str, Cell] = {c.name: c for c in plan.cells}  # as last submitted
 
@@ -66,11 +69,13 @@ class Progress:
     def print_ended(self, states: list[CellState] | None = None) -> list[Cell]:
         """Print what ended; return the cells to submit again (a retry by cause)."""
         states = states or self.states()
-        ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in self.reported]
+        ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in self.reported
+                 and (s.name in self.submitted or s.job_id is None)]  # None: failed without running
         done = sum(s.status == "done" for s in states) - sum(s.status == "done" for s in ended)
         again: list[Cell] = []
         for s in ended:
-            retry, decision = self.retrier.after_end(self.cells[s.name], s)
+            retry, decision = (self.retrier.after_end(self.cells[s.name], s) if s.name in self.submitted
+                               else (None, None))
             if retry is not None:
                 self.cells[s.name] = retry
                 again.append(retry)
