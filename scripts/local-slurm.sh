@@ -158,6 +158,7 @@ slurmd_port() { if [[ $NODE_COUNT == 1 ]]; then echo "$SLURMD_PORT"; else echo $
 # The emulated nodes' names resolve to this host (a job's node list names its MASTER_ADDR).
 map_node_names() {
   [[ $NODE_COUNT == 1 ]] && return 0
+  [[ -w /etc/hosts ]] || die "/etc/hosts is not writable: the node names ${NODES[*]} cannot be mapped to 127.0.0.1"
   unmap_node_names
   [[ -z $(tail -c 1 /etc/hosts) ]] || echo >> /etc/hosts  # a last line without its newline
   printf '127.0.0.1 %s %s\n' "${NODES[*]}" "$HOSTS_MARK" >> /etc/hosts

@@ -157,12 +157,32 @@ def job_alive(job: dict):
             state = submitit.SlurmJob(folder=job["folder"], job_id=job_id).state
         except Exception as err:  # sacct missing or unreachable
             return None, f"slurm job {job_id}: state unknown ({type(err).__name__})"
+        if state in _REQUEUE_ENDS:
+            # Accounting (sacct) records this run's end before the controller's requeue shows
+            # there: the queue says whether the job waits to run again.
+            state = _queue_state(job_id) or state
         if state in ("PENDING", "REQUEUED", "CONFIGURING"):
             return "pending", f"queued, slurm job {job_id}"
         if state in ("RUNNING", "COMPLETING", "SUSPENDED", "UNKNOWN", "READY"):
             return True, f"slurm job {job_id} {state.lower()}"
         return False, f"slurm job {job_id} ended {state}"
     return False, f"{kind} job {job_id} is no longer running"
+
+
+# How a run ends that SLURM may requeue (a lost node, preemption, the time limit).
+_REQUEUE_ENDS = ("NODE_FAIL", "PREEMPTED", "TIMEOUT")
+
+
+def _queue_state(job_id: str) -> str | None:
+    """The job's state in the controller's queue (squeue), or None when it is not queued."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = out.stdout.split() if out.returncode == 0 else []
+    return states[0] if states else None
 
 
 def _pid_alive(pid: int) -> bool:
