@@ -36,8 +36,10 @@ from pathlib import Path
 
 from ..results import FAILURE_FILENAME, write_json_atomic
 from .spec import Cell
-from .state import RETRIES_FILENAME, CellState, read_json_or_empty, cell_dir, cell_run_dir, read_history
-EXIT_BAD_INPUT, EXIT_OOM, EXIT_DIVERGED, EXIT_RANK_LOST = 2, 3, 4, 5  # the trainer's (train.py)
+from .state import RETRIES_FILENAME, CellState, cell_dir, cell_run_dir, read_history, read_json_or_empty
+
+# The trainer's exit codes (train.py, not imported here: `sweep status` must not load torch).
+EXIT_BAD_INPUT, EXIT_OOM, EXIT_DIVERGED, EXIT_RANK_LOST = 2, 3, 4, 5
 REQUEUE_CAUSES = ("preempted", "time limit", "node failure", "rank lost")
 _SLURM_END = {"PREEMPTED": "preempted", "TIMEOUT": "time limit", "NODE_FAIL": "node failure"}
 _BY_EXIT = {EXIT_RANK_LOST: "rank lost", EXIT_OOM: "out of memory", EXIT_DIVERGED: "diverged",
