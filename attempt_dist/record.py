@@ -124,6 +124,8 @@ class RunResult:
     throughput: Throughput | None = None
     wall_time_s: float | None = None
     world_size: int | None = None
+    nodes: int | None = None
+    """How many nodes the ranks ran on (SLURM's node names, else host names)."""
     deepspeed: DeepSpeedUse | None = None
     plan: dict[str, Any] | None = None
     """--ds-config auto: the planner's candidates and choice; None otherwise."""
@@ -144,6 +146,8 @@ class RunFailure:
     """One line: what went wrong and what to do."""
     config: dict[str, Any]
     schema: int = SCHEMA_VERSION
+    exit_code: int | None = None
+    """The trainer's exit code where a sweep job saw it (3 out of memory, 4 diverged, 5 a rank lost, 2 bad input)."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -186,6 +190,11 @@ def read_object(path: Path) -> dict:
 
 # --- checking JSON against the dataclass annotations -----------------------------------------
 
+# Optional top-level fields added to schema 2 after records of it were written: a record
+# without one reads as the field's default (None), every other schema-2 field stays required.
+ADDED_IN_SCHEMA_2 = frozenset({"nodes", "exit_code"})
+
+
 def _build(cls, data: dict, path: Path, where: str, *, schema: int):
     """cls(**data) with every field checked. Schema 2 requires every field (None only where the
     annotation admits it); a schema-1 record (lenient) needs only its top-level fields without defaults."""
@@ -196,6 +205,8 @@ def _build(cls, data: dict, path: Path, where: str, *, schema: int):
         label = where + f.name
         if f.name in data:
             values[f.name] = _check(data[f.name], hints[f.name], path, label, schema)
+        elif f.name in ADDED_IN_SCHEMA_2 and where == "":
+            values[f.name] = f.default
         elif lenient and not (where == "" and f.default is MISSING):
             values[f.name] = None if f.default is MISSING else f.default
         else:

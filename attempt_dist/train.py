@@ -82,6 +82,7 @@ class Recipe:
         self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
         check_output_writable(self.out)
         self.info = dist.init_distributed(timeout_s=cfg.dist_timeout)
+        self.nodes = dist.node_count()
         self.progress = RunProgress(enabled=self.info.is_main)
         self.lock = hold_output_lock(self.out, self.info)
         check_output_dir(self.out, resume=cfg.resume, overwrite=cfg.overwrite)

@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
-# A one-node SLURM cluster with accounting on this machine, for trying a sweep before a real
-# cluster and for the SLURM tests: munge, MariaDB, slurmdbd, slurmctld and slurmd from Debian's
-# packages, every file (config, state, spool, logs, database, munge key) under one folder,
-# every daemon bound to 127.0.0.1 on its own ports. Needs root (slurmd runs jobs as their
-# user); no systemd needed.
+# A SLURM cluster with accounting on this machine, for trying a sweep before a real cluster and
+# for the SLURM tests: munge, MariaDB, slurmdbd, slurmctld and one slurmd per emulated node from
+# Debian's packages, every file (config, state, spool, logs, database, munge key) under one
+# folder, every daemon bound to 127.0.0.1 on its own ports. Needs root (slurmd runs jobs as
+# their user); no systemd needed.
+#
+# Several nodes (LOCAL_SLURM_NODES=2) are several `slurmd -N NAME` on this host, each with its
+# own port, spool, log and pid file and its share of the CPUs and memory. Their names
+# (lslurm1, lslurm2, ...) are what a job's node list says, so ranks use them as MASTER_ADDR:
+# `up` maps them to 127.0.0.1 in /etc/hosts (one marked line, removed by `down`). One node
+# (the default) is this host under its own name, as a single-node cluster has always been.
 #
 #   scripts/local-slurm.sh up        install the packages if missing, start (idempotent)
 #   scripts/local-slurm.sh status    exit 0 when every daemon runs and the node answers
 #   scripts/local-slurm.sh env       print `export SLURM_CONF=...` (eval it to use the cluster)
 #   scripts/local-slurm.sh down      cancel its jobs, stop every daemon, remove the folder
 #
-# Settings (environment): LOCAL_SLURM_DIR (default /tmp/attempt-dist-slurm), LOCAL_SLURM_CPUS
-# (default: all cores), LOCAL_SLURM_PORT_BASE (default 16810: slurmctld +7, slurmd +8,
-# slurmdbd +9, MariaDB +6).
+# Settings (environment): LOCAL_SLURM_DIR (default /tmp/attempt-dist-slurm), LOCAL_SLURM_NODES
+# (default 1), LOCAL_SLURM_CPUS (default: all cores; split between the nodes; more than the cores
+# is allowed, emulated CPUs that share them: 4 on 2 cores gives two 2-CPU nodes),
+# LOCAL_SLURM_PORT_BASE (default 16810: slurmctld +7, slurmdbd +9, MariaDB +6, the slurmd of
+# node K +20+K; one node: +8).
 set -euo pipefail
 
 DIR="${LOCAL_SLURM_DIR:-/tmp/attempt-dist-slurm}"
 BASE="${LOCAL_SLURM_PORT_BASE:-16810}"
 CTLD_PORT=$((BASE + 7)) SLURMD_PORT=$((BASE + 8)) DBD_PORT=$((BASE + 9)) DB_PORT=$((BASE + 6))
 CPUS="${LOCAL_SLURM_CPUS:-$(nproc)}"
-NODE="$(hostname -s)"
+NODE_COUNT="${LOCAL_SLURM_NODES:-1}"
+[[ $NODE_COUNT =~ ^[1-9][0-9]*$ ]] || { echo "local-slurm: error: LOCAL_SLURM_NODES=$NODE_COUNT is not a node count (1, 2, ...)" >&2; exit 2; }
+HOST="$(hostname -s)"
+if [[ $NODE_COUNT == 1 ]]; then NODES=("$HOST"); else NODES=(); for k in $(seq 1 "$NODE_COUNT"); do NODES+=("lslurm$k"); done; fi
+NODE_CPUS=$(( CPUS / NODE_COUNT > 0 ? CPUS / NODE_COUNT : 1 ))
+HOSTS_MARK="# local-slurm $DIR"
 CLUSTER=localslurm
 PACKAGES=(munge mariadb-server slurmctld slurmd slurmdbd slurm-client)
 export SLURM_CONF="$DIR/etc/slurm.conf"
@@ -65,11 +78,12 @@ write_configs() {
   [[ -f "$DIR/etc/db.pass" ]] || { head -c 18 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' > "$DIR/etc/db.pass"; chmod 600 "$DIR/etc/db.pass"; }
   local mem_mb per_cpu
   mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 9 / 10 ))
-  per_cpu=$(( mem_mb / CPUS ))
+  mem_mb=$(( mem_mb / NODE_COUNT ))  # per node
+  per_cpu=$(( mem_mb / NODE_CPUS ))
   cat > "$SLURM_CONF" <<EOF
-# Written by scripts/local-slurm.sh: a one-node cluster bound to this host.
+# Written by scripts/local-slurm.sh: a $NODE_COUNT-node cluster bound to this host.
 ClusterName=$CLUSTER
-SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldHost=$HOST(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 SlurmctldPort=$CTLD_PORT
@@ -78,11 +92,12 @@ AuthType=auth/munge
 AuthInfo=socket=$DIR/munge/munge.socket
 CredType=cred/munge
 StateSaveLocation=$DIR/state
-SlurmdSpoolDir=$DIR/spool
+# %n: the node's name, so each slurmd of this host has its own.
+SlurmdSpoolDir=$DIR/spool/%n
 SlurmctldPidFile=$DIR/run/slurmctld.pid
-SlurmdPidFile=$DIR/run/slurmd.pid
+SlurmdPidFile=$DIR/run/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
-SlurmdLogFile=$DIR/log/slurmd.log
+SlurmdLogFile=$DIR/log/slurmd-%n.log
 PlugStackConfig=$DIR/etc/plugstack.conf
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
@@ -92,8 +107,12 @@ SelectTypeParameters=CR_CPU_Memory
 DefMemPerCPU=$per_cpu
 SchedulerType=sched/backfill
 ReturnToService=2
-# Short waits: requeued and cancelled jobs end quickly, as a test expects.
+# Short waits: requeued and cancelled jobs end quickly, and a lost node (its slurmd killed) is
+# marked down, its jobs requeued, within about 30 s, as the tests expect.
 KillWait=5
+SlurmdTimeout=10
+# The nodes are what this file says (LOCAL_SLURM_CPUS may emulate more CPUs than the cores).
+SlurmdParameters=config_overrides
 MinJobAge=300
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
@@ -102,15 +121,15 @@ AccountingStoragePort=$DBD_PORT
 AccountingStoragePass=$DIR/munge/munge.socket
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN
-PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+$(node_lines "$mem_mb")
+PartitionName=local Nodes=$(IFS=,; echo "${NODES[*]}") Default=YES MaxTime=INFINITE State=UP
 EOF
   : > "$DIR/etc/plugstack.conf"
   cat > "$DIR/etc/slurmdbd.conf" <<EOF
 AuthType=auth/munge
 AuthInfo=socket=$DIR/munge/munge.socket
 DbdAddr=127.0.0.1
-DbdHost=$NODE
+DbdHost=$HOST
 DbdPort=$DBD_PORT
 SlurmUser=root
 PidFile=$DIR/run/slurmdbd.pid
@@ -123,6 +142,33 @@ StoragePass=$(cat "$DIR/etc/db.pass")
 StorageLoc=slurm_acct_db
 EOF
   chmod 600 "$DIR/etc/slurmdbd.conf"
+}
+
+# node_lines MEM_MB: one NodeName line per node, each on 127.0.0.1 with its own slurmd port.
+node_lines() {
+  local k=0 name
+  for name in "${NODES[@]}"; do
+    k=$((k + 1))
+    echo "NodeName=$name NodeHostname=$HOST NodeAddr=127.0.0.1 Port=$(slurmd_port $k) CPUs=$NODE_CPUS RealMemory=$1 State=UNKNOWN"
+  done
+}
+
+slurmd_port() { if [[ $NODE_COUNT == 1 ]]; then echo "$SLURMD_PORT"; else echo $((BASE + 20 + $1)); fi; }
+
+# The emulated nodes' names resolve to this host (a job's node list names its MASTER_ADDR).
+map_node_names() {
+  [[ $NODE_COUNT == 1 ]] && return 0
+  [[ -w /etc/hosts ]] || die "/etc/hosts is not writable: the node names ${NODES[*]} cannot be mapped to 127.0.0.1"
+  unmap_node_names
+  [[ -z $(tail -c 1 /etc/hosts) ]] || echo >> /etc/hosts  # a last line without its newline
+  printf '127.0.0.1 %s %s\n' "${NODES[*]}" "$HOSTS_MARK" >> /etc/hosts
+}
+
+unmap_node_names() {
+  [[ -w /etc/hosts ]] || return 0
+  grep -qF "$HOSTS_MARK" /etc/hosts || return 0
+  # Rewritten in place, not replaced: /etc/hosts is often a bind mount in containers.
+  local kept; kept=$(grep -vF "$HOSTS_MARK" /etc/hosts || true); printf '%s\n' "$kept" > /etc/hosts
 }
 
 start_munge() {
@@ -157,33 +203,48 @@ start_slurm() {
   fi
   pid_alive "$DIR/run/slurmctld.pid" || slurmctld -i
   wait_for 30 slurmctld timeout 10 scontrol ping
-  pid_alive "$DIR/run/slurmd.pid" || slurmd -N "$NODE"
-  wait_for 60 "node $NODE" node_idle
+  local name
+  for name in "${NODES[@]}"; do
+    pid_alive "$DIR/run/slurmd-$name.pid" || slurmd -N "$name"
+  done
+  for name in "${NODES[@]}"; do wait_for 60 "node $name" node_idle "$name"; done
 }
 
-node_idle() { timeout 10 sinfo -h -N -n "$NODE" -o %t | grep -Eq '^(idle|mix|alloc)'; }
+node_idle() { timeout 10 sinfo -h -N -n "$1" -o %t | grep -Eq '^(idle|mix|alloc)'; }
 
 up() {
   [[ $(id -u) == 0 ]] || die "run as root (slurmd starts jobs as their user; apt-get installs the packages)"
   install_packages
   if status >/dev/null 2>&1; then say "already up ($SLURM_CONF)"; return 0; fi
+  local running
+  running=$(grep -c '^NodeName=' "$SLURM_CONF" 2>/dev/null || true)
+  if pid_alive "$DIR/run/slurmctld.pid" && [[ -n $running && $running != "$NODE_COUNT" ]]; then
+    die "a $running-node cluster runs in $DIR; stop it first (scripts/local-slurm.sh down) to start $NODE_COUNT node(s)"
+  fi
   write_configs
+  map_node_names
   start_munge
   start_mariadb
   start_slurm
-  say "up: node $NODE, $CPUS CPUs, accounting on; use it with: export SLURM_CONF=$SLURM_CONF"
+  say "up: $NODE_COUNT node(s) ${NODES[*]}, $NODE_CPUS CPUs each, accounting on; use it with: export SLURM_CONF=$SLURM_CONF"
 }
 
 status() {
-  local ok=0
-  for daemon in munged mysqld slurmdbd slurmctld slurmd; do
+  local ok=0 daemon name
+  for daemon in munged mysqld slurmdbd slurmctld "${NODES[@]/#/slurmd-}"; do
     if pid_alive "$DIR/run/$daemon.pid"; then echo "$daemon: running (pid $(cat "$DIR/run/$daemon.pid"))"
     else echo "$daemon: stopped"; ok=1; fi
   done
   [[ $ok == 0 ]] || return 1
-  node_idle || { echo "node $NODE: not answering"; return 1; }
+  # Up means the cluster asked for: one of 1 node is not up for LOCAL_SLURM_NODES=2.
+  [[ $(grep -c '^NodeName=' "$SLURM_CONF" 2>/dev/null) == "$NODE_COUNT" ]] \
+    || { echo "cluster: not the $NODE_COUNT node(s) asked for (see $SLURM_CONF)"; return 1; }
+  for name in "${NODES[@]}"; do
+    node_idle "$name" || { echo "node $name: not answering"; return 1; }
+  done
   timeout 10 sacct -n -X -S now-1minute >/dev/null || { echo "sacct: not answering"; return 1; }
-  echo "node $NODE: $(sinfo -h -N -n "$NODE" -o %t); SLURM_CONF=$SLURM_CONF"
+  for name in "${NODES[@]}"; do echo "node $name: $(sinfo -h -N -n "$name" -o %t)"; done
+  echo "SLURM_CONF=$SLURM_CONF"
 }
 
 stop_pidfile() {  # stop_pidfile FILE NAME: SIGTERM, wait up to 30 s, then SIGKILL
@@ -199,7 +260,7 @@ stop_pidfile() {  # stop_pidfile FILE NAME: SIGTERM, wait up to 30 s, then SIGKI
 }
 
 down() {
-  [[ -d $DIR ]] || { say "nothing to stop ($DIR absent)"; return 0; }
+  [[ -d $DIR ]] || { unmap_node_names; say "nothing to stop ($DIR absent)"; return 0; }
   if pid_alive "$DIR/run/slurmctld.pid"; then
     local jobs
     jobs=$(timeout 10 squeue -h -o %i 2>/dev/null || true)
@@ -209,7 +270,8 @@ down() {
       for _ in $(seq 1 120); do [[ -z $(timeout 10 squeue -h -o %i 2>/dev/null) ]] && break; sleep 0.25; done
     fi
   fi
-  stop_pidfile "$DIR/run/slurmd.pid" slurmd
+  local file
+  for file in "$DIR"/run/slurmd-*.pid; do [[ -e $file ]] && stop_pidfile "$file" "$(basename "$file" .pid)"; done
   # Job steps outlive slurmd: end any left in this cluster's spool (their own process groups).
   for pid in $(pgrep -x slurmstepd || true); do
     if tr '\0' ' ' < "/proc/$pid/environ" 2>/dev/null | grep -q "SLURM_CONF=$SLURM_CONF"; then kill -KILL "$pid" 2>/dev/null || true; fi
@@ -219,6 +281,7 @@ down() {
   stop_pidfile "$DIR/run/mysqld.pid" mariadbd
   stop_pidfile "$DIR/run/munged.pid" munged
   rm -rf "$DIR"
+  unmap_node_names
   say "down: every daemon stopped, $DIR removed"
 }
 

@@ -13,7 +13,9 @@ from attempt_dist import distributed as dist
 from attempt_dist.errors import UserError
 
 VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE",
-        "SLURM_NTASKS", "SLURM_LOCALID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+        "SLURM_NTASKS", "SLURM_LOCALID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_PROCID",
+        "SLURM_STEP_NUM_TASKS", "SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_JOB_ID", "SLURM_STEP_ID",
+        "SLURMD_NODENAME")
 
 
 @pytest.fixture
@@ -42,6 +44,61 @@ def test_slurm_local_id_gives_the_local_rank(clean_env):
     for var, value in {"RANK": "5", "WORLD_SIZE": "8", "SLURM_LOCALID": "1", "MASTER_ADDR": "n", "MASTER_PORT": "1"}.items():
         clean_env.setenv(var, value)
     assert dist.ensure_distributed_env().local_rank == 1
+
+
+def _srun_task(env, procid, localid, node, *, tasks="4", nodelist="gpu[007-008]", job="123456", step="2"):
+    """What srun exports to one task of a 2-node x 2-task step (and nothing of torch's)."""
+    for var, value in {"SLURM_PROCID": procid, "SLURM_LOCALID": localid, "SLURM_STEP_NUM_TASKS": tasks,
+                       "SLURM_NTASKS": tasks, "SLURM_STEP_NODELIST": nodelist, "SLURM_JOB_NODELIST": nodelist,
+                       "SLURM_JOB_ID": job, "SLURM_STEP_ID": step, "SLURMD_NODENAME": node}.items():
+        env.setenv(var, value)
+
+
+def test_srun_tasks_derive_ranks_first_node_and_one_port_from_slurm(clean_env):
+    seen = []
+    for procid, localid, node in (("0", "0", "gpu007"), ("1", "1", "gpu007"), ("2", "0", "gpu008"), ("3", "1", "gpu008")):
+        for var in VARS:
+            clean_env.delenv(var, raising=False)
+        _srun_task(clean_env, procid, localid, node)
+        info = dist.ensure_distributed_env()
+        seen.append((info.rank, info.local_rank, info.world_size, os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]))
+    port = str(20000 + (123456 * 31 + 2) % 12000)
+    assert seen == [(0, 0, 4, "gpu007", port), (1, 1, 4, "gpu007", port), (2, 0, 4, "gpu007", port),
+                    (3, 1, 4, "gpu007", port)]
+
+
+def test_srun_keeps_a_launchers_own_variables(clean_env):
+    _srun_task(clean_env, "1", "1", "gpu007")
+    for var, value in {"RANK": "1", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "head", "MASTER_PORT": "29500"}.items():
+        clean_env.setenv(var, value)
+    dist.ensure_distributed_env()
+    assert (os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"]) == ("head", "29500")
+
+
+def test_a_batch_script_of_two_tasks_is_no_srun_step(clean_env):
+    # sbatch -n2 runs the script once with SLURM_NTASKS=2 and SLURM_PROCID=0: no step variables.
+    for var, value in {"SLURM_NTASKS": "2", "SLURM_PROCID": "0", "SLURM_JOB_NODELIST": "n[1-2]", "SLURM_JOB_ID": "9"}.items():
+        clean_env.setenv(var, value)
+    with pytest.raises(UserError, match="start each rank with srun"):
+        dist.ensure_distributed_env()
+
+
+@pytest.mark.parametrize("nodelist,first", [
+    ("n1", "n1"), ("lslurm[1-2]", "lslurm1"), ("gpu[003-004,9],cpu1", "gpu003"), ("a-[07,09]-x", "a-07-x"),
+    ("node12,node3", "node12"), ("rack2-n[10-11]", "rack2-n10"),
+])
+def test_first_host_of_a_slurm_node_list(nodelist, first):
+    from attempt_dist.distributed.slurm_env import first_host
+
+    assert first_host(nodelist) == first
+
+
+def test_job_ports_agree_per_job_and_differ_between_jobs():
+    from attempt_dist.distributed.slurm_env import PORT_COUNT, PORT_FIRST, job_port
+
+    ports = {job_port(job) for job in range(1000, 1100)}
+    assert len(ports) == 100 and all(PORT_FIRST <= p < PORT_FIRST + PORT_COUNT for p in ports)
+    assert job_port(1000, 0) != job_port(1000, 1)
 
 
 @pytest.mark.parametrize(

@@ -18,4 +18,5 @@ def test_torchrun_and_accelerate_launch_run_the_module_on_two_processes(tmp_path
     a, b = result(by_torchrun), result(by_accelerate)
     assert (a["world_size"], a["steps"], a["throughput"]["examples"]) == (2, 2, 2 * 2 * 2)
     assert (b["world_size"], b["steps"]) == (2, 2)
+    assert a["nodes"] == b["nodes"] == 1  # two ranks of one host
     assert len(a["train_loss"]) == 2 and a["train_loss"] == b["train_loss"]

@@ -36,9 +36,9 @@ def _parse(argv):
     for flag in ("--model", "--method", "--tasks", "--seed", "--output-dir", "--data-dir", "--batch-size",
                  "--source-prompts", "--prior", "--max-steps", "--sources", "--targets", "--stages",
                  "--ablation", "--max-length", "--lr", "--source-epochs", "--priors", "--spot-probe",
-                 "--spot-mode"):
+                 "--spot-mode", "--grad-accum", "--ds-config"):
         parser.add_argument(flag)
-    for flag in ("--resume", "--overwrite", "--no-prior"):
+    for flag in ("--resume", "--overwrite", "--no-prior", "--activation-checkpointing"):
         parser.add_argument(flag, action="store_true")
     return parser.parse_args(argv)
 
@@ -53,7 +53,9 @@ def _log(kind, args):
         handle.write(json.dumps({"kind": kind, "model": args.model, "method": args.method, "tasks": args.tasks,
                                  "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE"),
                                  "resume": args.resume, "source_prompts": args.source_prompts,
-                                 "prior": args.prior, "stages": args.stages}) + "\n")
+                                 "prior": args.prior, "stages": args.stages, "batch_size": args.batch_size,
+                                 "grad_accum": args.grad_accum,
+                                 "checkpointing": args.activation_checkpointing}) + "\n")
 
 
 def train(argv):
@@ -69,6 +71,19 @@ def train(argv):
     if args.method == "refused":  # a trainer that says why on stderr and exits 2, as on a UserError
         print("loading data...\nerror: the refused method takes no options here", file=sys.stderr, flush=True)
         return 2
+    if args.method == "stalls-once" and not args.resume:  # a rank stopped answering after a checkpoint
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / "checkpoints" / "latest").write_text("step2")
+        print("error: rank 0 lost another rank (waited past --dist-timeout)", file=sys.stderr, flush=True)
+        return 5
+    if args.method == "diverges":  # what the trainer writes and returns on a non-finite loss
+        write_json_atomic(out / "failure.json", {"schema": 2, "status": "failed", "config": {},
+                                                 "reason": "loss diverged (nan) at step 3; lower --lr"})
+        return 4
+    if args.method == "big-batch" and int(args.batch_size or 32) > 4:  # fits from micro-batch 4 down
+        write_json_atomic(out / "failure.json", {"schema": 2, "status": "oom", "config": {},
+                                                 "reason": f"batch {args.batch_size} out of memory under the cap"})
+        return 3
     if args.model == "t5-huge":
         write_json_atomic(out / "failure.json", {"schema": 1, "status": "oom",
                                                  "reason": "does not fit under the cap", "config": {}})

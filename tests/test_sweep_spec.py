@@ -173,12 +173,29 @@ def test_cli_slurm_launch_without_sbatch(tmp_path, monkeypatch, capsys):
     assert "--executor local" in capsys.readouterr().err
 
 
-def test_dry_run_lists_jobs_and_executor(tmp_path, capsys):
+def test_dry_run_lists_jobs_and_executor(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # the executor column unfolded
     assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run",
                      "--output-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert "48 job(s) to submit" in out and "4 library stage(s)" in out and "partition=gpu" in out
+    assert "48 job(s) to submit" in out and "4 library stage(s)" in out and "partition=(cluster default)" in out
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+def test_cluster_settings_come_from_the_command_line_and_a_user_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")
+    settings = tmp_path / "cluster.yaml"
+    settings.write_text("partition: a100\naccount: lab42\ntime: '12:00:00'\n")
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run", "--executor-file",
+                     str(settings), "--partition", "h100", "--output-dir", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    # The command line wins over the file; an `overrides` rule (t5-3b's 48 h) over both.
+    assert "partition=h100" in out and "account=lab42" in out and "partition=a100" not in out
+    assert "time=720m" in out and "time=2880m" in out
+    settings.write_text("partition: a100\nnodez: 2\n")
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run", "--executor-file",
+                     str(settings), "--output-dir", str(tmp_path / "r")]) == 2
+    assert "nodez" in capsys.readouterr().err
 
 
 def test_status_needs_a_folder(tmp_path, capsys):

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,8 @@ from attempt_dist.errors import UserError
 from attempt_dist.train_config import (DECLARED_OPTIONS, GROUPS, METHOD_OPTIONS_GROUP, TrainConfig, build_parser,
                                        config_from_args, validate)
 from attempt_dist.train_options import FlagClash, check_flags
+from tests.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _help_sections(text: str) -> dict[str, str]:
@@ -162,7 +161,7 @@ import attempt_dist.train_config
 
 
 def test_a_clashing_method_option_fails_at_import_not_at_help():
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run([sys.executable, "-c", CLASH], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]

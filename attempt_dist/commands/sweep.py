@@ -25,9 +25,16 @@ def register(subparsers) -> None:
     parser.add_argument("--output-dir", help="the sweep's folder (default runs/<sweep name>)")
     parser.add_argument("--dry-run", action="store_true", help="print the grid and the jobs it would submit")
     parser.add_argument("--json", action="store_true",
-                        help="with --dry-run: print every cell with its resolved train options as JSON")
+                        help="as JSON: with `status` every cell's state and retry history; with --dry-run "
+                             "every cell with its resolved train options")
     parser.add_argument("--executor", choices=["slurm", "local", "debug"], help="override the file's executor kind")
     parser.add_argument("--data-dir", help="override train.data_dir for every cell")
+    cluster = parser.add_argument_group("cluster settings (override the file's executor block)")
+    cluster.add_argument("--executor-file", metavar="FILE.yaml",
+                         help="your cluster's executor keys (partition, account, qos, time, setup, ...)")
+    for key, what in (("partition", "SLURM partition"), ("account", "SLURM account"), ("qos", "SLURM QOS"),
+                      ("time", "time limit per job: minutes or HH:MM:SS")):
+        cluster.add_argument(f"--{key}", help=what)
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
@@ -39,11 +46,21 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from .. import sweep as sweep_lib
+    from ..sweep.read import read_executor_file
 
     if args.target == "status":
         if not args.run_dir:
             raise UserError("sweep status needs the sweep's folder: attempt-dist sweep status RUN_DIR")
-        counts = sweep_lib.print_status(Path(args.run_dir))
+        if args.json:
+            import json
+
+            from ..sweep.report import status_json
+
+            data = status_json(Path(args.run_dir))
+            print(json.dumps(data, indent=2))
+            counts = data["counts"]
+        else:
+            counts = sweep_lib.print_status(Path(args.run_dir))
         return 1 if counts["failed"] else 0
     if args.run_dir:
         raise UserError(f"unexpected argument {args.run_dir!r}; use --output-dir to choose the sweep's folder")
@@ -51,7 +68,10 @@ def run(args) -> int:
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
     if args.json and not args.dry_run:
         raise UserError("--json prints the dry run; add --dry-run")
-    sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir)
+    settings = read_executor_file(args.executor_file) if args.executor_file else {}
+    settings.update({k: getattr(args, k) for k in ("partition", "account", "qos", "time") if getattr(args, k)})
+    sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir,
+                                 executor_settings=settings)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)
     if args.json:
         import json

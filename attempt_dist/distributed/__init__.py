@@ -34,6 +34,7 @@ from .env import (
     free_port,
     init_distributed,
     is_collective_timeout,
+    node_count,
     shutdown,
 )
 from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_size, sample_device_memory
@@ -55,6 +56,7 @@ __all__ = [
     "gathered_for_generation",
     "init_distributed",
     "is_collective_timeout",
+    "node_count",
     "initialize_engine",
     "is_oom",
     "load_ds_config",

@@ -4,6 +4,7 @@ Launchers and what they export:
   deepspeed launcher   RANK LOCAL_RANK WORLD_SIZE MASTER_ADDR MASTER_PORT (+ passes --local_rank=N)
   torchrun             the same five (+ LOCAL_WORLD_SIZE), no extra argument
   submitit             the same five once TorchDistributedEnvironment().export() ran
+  srun                 SLURM's own variables only: the five are derived from them (slurm_env.py)
   plain python         nothing: deepspeed.init_distributed then tries MPI discovery and dies
                        with "No module named 'mpi4py'", so a lone process sets the five itself.
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from attempt_dist.errors import UserError
+
+from .slurm_env import node_name, slurm_step_env
 
 _DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -52,16 +55,23 @@ def ensure_distributed_env() -> DistInfo:
     """Make sure RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT are set; return them.
 
     A launcher's values are kept. With none of them set this is one process: it becomes rank 0
-    of 1 on 127.0.0.1 with a free port. Several tasks without the variables (SLURM or MPI
-    started them but nobody exported the torch variables) is an error rather than N ranks that
-    each think they are alone.
+    of 1 on 127.0.0.1 with a free port. The tasks of an `srun` step take theirs from SLURM's
+    variables (the first node of the step as MASTER_ADDR, a port agreed from the job id).
+    Several tasks without the variables otherwise (MPI started them, or a batch script that
+    SLURM_NTASKS says is 2 tasks but did not srun) is an error rather than N ranks that each
+    think they are alone.
     """
+    if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
+        step = slurm_step_env()
+        if step is not None and int(step["WORLD_SIZE"]) > 1:
+            for key, value in step.items():
+                os.environ.setdefault(key, value)
     if "RANK" not in os.environ and "WORLD_SIZE" not in os.environ:
         for var in ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
             if os.environ.get(var, "1").isdigit() and int(os.environ.get(var, "1")) > 1:
                 raise UserError(
-                    f"{var}={os.environ[var]} tasks but RANK/WORLD_SIZE are not set; start with the "
-                    "deepspeed launcher or torchrun, or export them (submitit: "
+                    f"{var}={os.environ[var]} tasks but RANK/WORLD_SIZE are not set; start each rank with "
+                    "srun, the deepspeed launcher or torchrun, or export them (submitit: "
                     "TorchDistributedEnvironment().export(set_cuda_visible_devices=False))"
                 )
         os.environ["RANK"] = "0"
@@ -199,6 +209,12 @@ def all_gather_object(obj: Any) -> list[Any]:
     out: list[Any] = [None] * size
     tdist.all_gather_object(out, obj)
     return out
+
+
+def node_count() -> int:
+    """How many nodes the ranks run on (a collective: every rank calls it). Emulated SLURM
+    nodes on one host count apart, by SLURM's node name."""
+    return len(set(all_gather_object(node_name())))
 
 
 def broadcast_object(obj: Any, src: int = 0) -> Any:

@@ -108,6 +108,8 @@ class ExecutorSpec(Strict):
     """minutes, or 'HH:MM:SS' / 'D-HH:MM:SS'"""
     requeues: Count = 3
     """how many times a job cut by its time limit is requeued, resuming from its checkpoints (0: never)"""
+    max_retries: Count = 2
+    """how many times the sweep retries a cell by the cause of its end (requeue, or re-plan after out of memory; 0: never)"""
     mem: str | None = None
     """host memory per node, e.g. 64G"""
     cpus_per_task: Count | None = None
@@ -152,8 +154,10 @@ class ExecutorSpec(Strict):
 
     def summary(self) -> str:
         parts = [self.kind]
-        if self.partition:
-            parts.append(f"partition={self.partition}")
+        if self.partition or self.kind == "slurm":
+            parts.append(f"partition={self.partition or '(cluster default)'}")
+        if self.account:
+            parts.append(f"account={self.account}")
         parts.append(f"nodes={self.nodes}x{self.ntasks_per_node} tasks")
         if self.gpus_per_node:
             parts.append(f"gpus/node={self.gpus_per_node}")

@@ -99,7 +99,16 @@ class _Job(submitit.helpers.Checkpointable):
             # The trainer said why on stderr (a UserError's one line): that is the reason to keep.
             line = _log_error_line()
             self._record_failure(f"{line} (exit code {code})" if line else f"{self.entry} returned exit code {code}")
+            self._record_exit_code(code)
         return code
+
+    def _record_exit_code(self, code: int) -> None:
+        """The exit code in failure.json: the sweep retries by it (retry.py)."""
+        failure = Path(self.run_dir) / FAILURE_FILENAME
+        if _is_rank_zero() and failure.exists():
+            record = read_json(failure)
+            if isinstance(record, dict) and record.get("exit_code") is None:
+                write_json_atomic(failure, {**record, "exit_code": code})
 
     def _record_failure(self, reason: str) -> None:
         run = Path(self.run_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .retry import with_recorded_layout
 from .spec import Cell, Library, Sweep
 from .state import cell_state, library_state
 
@@ -37,7 +38,7 @@ def plan_sweep(sweep: Sweep, run: Path, *, retry_oom: bool = False) -> SweepPlan
         elif state.status == "pending" and state.job_id:  # queued, or requeued and held by SLURM
             out.skipped[cell.name] = f"queued ({state.detail})"
         else:
-            out.cells.append(cell)
+            out.cells.append(with_recorded_layout(run, cell))  # a re-planned layout is kept
     needed = {c.library for c in out.cells if c.library}
     for key in sorted(needed):
         if library_state(run, key).status not in ("done", "running"):

@@ -17,8 +17,9 @@ from .spec import Sweep, expand_sweep
 
 
 def load_sweep(path: str | Path, *, executor_kind: str | None = None,
-               data_dir: str | None = None) -> Sweep:
-    """Read a sweep file; `executor_kind` and `data_dir` override the file's values."""
+               data_dir: str | None = None, executor_settings: dict | None = None) -> Sweep:
+    """Read a sweep file; `executor_kind`, `data_dir` and `executor_settings` (executor keys:
+    partition, account, time, ...) override the file's values."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"sweep file {path} does not exist; pass a YAML sweep file (see launch/sweeps/)")
@@ -30,12 +31,28 @@ def load_sweep(path: str | Path, *, executor_kind: str | None = None,
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise UserError(f"{where}: not valid YAML: {problem}; fix that line and run again") from None
-    return parse_sweep(raw, source=path, executor_kind=executor_kind, data_dir=data_dir)
+    return parse_sweep(raw, source=path, executor_kind=executor_kind, data_dir=data_dir,
+                       executor_settings=executor_settings)
+
+
+def read_executor_file(path: str | Path) -> dict:
+    """A user's cluster settings: a YAML mapping of executor keys (partition, account, qos, time, ...)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"executor file {path} does not exist; write a YAML mapping such as `partition: gpu`")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML: {getattr(err, 'problem', None) or err}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a mapping of executor keys (partition: gpu, account: ..., time: ...)")
+    return raw
 
 
 def parse_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | None = None,
-                data_dir: str | None = None) -> Sweep:
+                data_dir: str | None = None, executor_settings: dict | None = None) -> Sweep:
     """A sweep from its file's content (`raw`, as YAML gives it), expanded and checked."""
-    sweep = expand_sweep(raw, source=source, executor_kind=executor_kind, data_dir=data_dir)
+    sweep = expand_sweep(raw, source=source, executor_kind=executor_kind, data_dir=data_dir,
+                         executor_settings=executor_settings)
     check_cell_options(sweep)  # the trainer's own parser, on every cell
     return sweep

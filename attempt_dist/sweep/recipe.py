@@ -49,7 +49,8 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
         if not plan.cells:
             console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
             return 0
-        submitter, progress = Submitter(plan), Progress(plan, console)
+        submitter = Submitter(plan)
+        progress = Progress(plan, console, submitter.submitted)
         try:
             with CtrlC() as ctrl_c:
                 if sweep.executor.kind == "slurm":
@@ -59,6 +60,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
                         return 0
                 else:
                     run_scheduled(submitter, progress, console, ctrl_c, deadline)
-                return report_outcome(wait_for_cells(progress, ctrl_c), console)
+                resubmit = (lambda cell: submitter.submit_cells([cell])) if sweep.executor.kind == "slurm" else None
+                return report_outcome(wait_for_cells(progress, ctrl_c, resubmit), console)
         except KeyboardInterrupt:
             return interrupted(plan, submitter.started, console)

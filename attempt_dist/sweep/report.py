@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from .retry import summary as retry_summary
 from .state import STATUSES, CellState, collect_states
 
 if TYPE_CHECKING:
@@ -59,13 +60,21 @@ def status_table(run: str | Path) -> tuple[Table, dict[str, int]]:
     states = collect_states(Path(run))
     table = Table(title=f"sweep status: {run}")
     table.add_column("cell", no_wrap=True)  # names are what users copy: never fold them
-    for col in ("status", "job", "score", "detail"):
+    for col in ("status", "job", "score", "detail", "retries"):
         table.add_column(col, overflow="fold")
     counts = {s: 0 for s in STATUSES}
     for st in states:
         counts[st.status] += 1
-        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.score or "-", st.detail)
+        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.score or "-", st.detail,
+                      retry_summary(st.retries) or "-")
     return table, counts
+
+
+def status_json(run: str | Path) -> dict:
+    """`sweep status --json`: every cell's state with its retry history, and the counts."""
+    states = collect_states(Path(run))
+    return {"run": str(run), "cells": [s.to_json() for s in states],
+            "counts": {status: sum(s.status == status for s in states) for status in STATUSES}}
 
 
 def print_status(run: str | Path, console: Console | None = None) -> dict[str, int]:

@@ -79,7 +79,8 @@ def run_scheduled(submitter: Submitter, progress: Progress, console: Console, ct
                 if item[0] == "library":
                     building.discard(item[1].key)
                 else:
-                    progress.print_ended()
+                    # A retry by cause goes first: its library is built, its checkpoints are fresh.
+                    queue[:0] = [("cell", cell) for cell in progress.print_ended()]
         if deadline is not None and deadline.passed():
             _stop_at_deadline(plan.run, console, queue, running, deadline)
             return

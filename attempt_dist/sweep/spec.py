@@ -132,9 +132,11 @@ class Sweep:
 
 
 def expand_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | None = None,
-                 data_dir: str | None = None) -> Sweep:
+                 data_dir: str | None = None, executor_settings: dict | None = None) -> Sweep:
     """The sweep file's content (`raw`, as YAML gives it) checked key by key and expanded into
-    cells; `executor_kind` and `data_dir` override the file's values."""
+    cells; `executor_kind` and `data_dir` override the file's values, `executor_settings` (the
+    cluster's partition, account, time, ...) its executor block (an `overrides` rule still
+    wins for its cells)."""
     where = str(source) if source else "sweep"
     base = source.parent.resolve() if source else Path.cwd()
     parsed: SweepFile = validate(SweepFile, raw, where, context={
@@ -149,6 +151,8 @@ def expand_sweep(raw: Any, *, source: Path | None = None, executor_kind: str | N
     if data_dir is not None:
         global_train["data_dir"] = str(Path(data_dir).resolve())
     executor = parsed.executor
+    if executor_settings:
+        executor = _executor_with(executor, dict(executor_settings), "command line", ("executor",))
     if executor_kind is not None:
         executor = _executor_with(executor, {"kind": executor_kind}, where, ("executor",))
     for i, rule in enumerate(parsed.overrides):  # each rule's executor, refused where it is written

@@ -3,6 +3,7 @@
     RUN/sweep.json                 the expanded sweep (cells, libraries, executor)
     RUN/cells/<cell>/cell.json     the cell's grid coordinates and options
     RUN/cells/<cell>/job.json      the submitted job(s): id, executor, log paths, argv
+    RUN/cells/<cell>/retries.json  the sweep's retries of the cell by cause (retry.py)
     RUN/cells/<cell>/run/          the trainer's --output-dir (result.json | failure.json)
     RUN/library/<lib>__<model>/    library stage: job.json, run/ (prompts/, prior/), library.json
     RUN/logs/                      submitit's pickles and stdout/stderr per job id
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunFailure,
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
 LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/
+RETRIES_FILENAME = "retries.json"  # RUN/cells/<cell>/: the sweep's retry decisions (retry.py)
 log = logging.getLogger("attempt_dist.sweep")
 
 if TYPE_CHECKING:
@@ -56,6 +58,11 @@ class CellState:
     detail: str = ""
     job_id: str | None = None
     score: str = ""  # done cells: each task's headline test score
+    retries: list = field(default_factory=list)  # the sweep's retry decisions (retry.py), oldest first
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "job_id": self.job_id,
+                "score": self.score, "retries": self.retries}
 
 
 def run_state(run_dir: Path, job_file: Path) -> CellState:
@@ -69,14 +76,17 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
                 log.warning("warning: %s", err)
                 return CellState(name, "failed", str(err)[:300], _job_id(job_file))
             if isinstance(record, RunFailure):
-                job = _safe_read(job_file) if job_file.exists() else {}
+                job = read_json_or_empty(job_file) if job_file.exists() else {}
                 reason = record.reason or last_error_line(job.get("stderr")) or "no reason recorded"
+                if job.get("kind") == "slurm" and job_alive(job)[0] == "pending":
+                    # SLURM requeued the job (a lost node, preemption): its rerun sets this record aside.
+                    return CellState(name, "pending", f"requeued by SLURM after: {reason[:200]}", _job_id(job_file))
                 status = "oom" if record.status == "oom" else "failed"
                 return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
             return CellState(name, "done", "", _job_id(job_file), headline(record))
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
-    job = _safe_read(job_file)
+    job = read_json_or_empty(job_file)
     job_id = str(job.get("job_id"))
     alive, detail = job_alive(job)
     if alive is None:
@@ -147,12 +157,32 @@ def job_alive(job: dict):
             state = submitit.SlurmJob(folder=job["folder"], job_id=job_id).state
         except Exception as err:  # sacct missing or unreachable
             return None, f"slurm job {job_id}: state unknown ({type(err).__name__})"
+        if state in _REQUEUE_ENDS:
+            # Accounting (sacct) records this run's end before the controller's requeue shows
+            # there: the queue says whether the job waits to run again.
+            state = _queue_state(job_id) or state
         if state in ("PENDING", "REQUEUED", "CONFIGURING"):
             return "pending", f"queued, slurm job {job_id}"
         if state in ("RUNNING", "COMPLETING", "SUSPENDED", "UNKNOWN", "READY"):
             return True, f"slurm job {job_id} {state.lower()}"
         return False, f"slurm job {job_id} ended {state}"
     return False, f"{kind} job {job_id} is no longer running"
+
+
+# How a run ends that SLURM may requeue (a lost node, preemption, the time limit).
+_REQUEUE_ENDS = ("NODE_FAIL", "PREEMPTED", "TIMEOUT")
+
+
+def _queue_state(job_id: str) -> str | None:
+    """The job's state in the controller's queue (squeue), or None when it is not queued."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    states = out.stdout.split() if out.returncode == 0 else []
+    return states[0] if states else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -170,8 +200,18 @@ def _pid_alive(pid: int) -> bool:
 
 
 def cell_state(run: Path, name: str) -> CellState:
-    """The state of the sweep's cell `name` (its run folder, its job.json)."""
-    return run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
+    """The state of the sweep's cell `name` (its run folder, its job.json, its retries)."""
+    state = run_state(cell_run_dir(run, name), cell_dir(run, name) / "job.json")
+    state.retries = read_history(run, name)
+    return state
+
+
+def read_history(run: Path, name: str) -> list[dict]:
+    """The sweep's retry decisions for cell `name`, oldest first (written by retry.py)."""
+    path = cell_dir(run, name) / RETRIES_FILENAME
+    data = read_json_or_empty(path) if path.exists() else {}
+    entries = data.get("retries")
+    return entries if isinstance(entries, list) else []
 
 
 def collect_states(run: Path) -> list[CellState]:
@@ -196,11 +236,11 @@ def sweep_cell_names(run: Path) -> list[str]:
 
 def _job_id(job_file: Path) -> str | None:
     if job_file.exists():
-        return str(_safe_read(job_file).get("job_id"))
+        return str(read_json_or_empty(job_file).get("job_id"))
     return None
 
 
-def _safe_read(path: Path) -> dict:
+def read_json_or_empty(path: Path) -> dict:
     try:
         data = read_json(path)
         return data if isinstance(data, dict) else {}

@@ -45,11 +45,13 @@ def check_executors(plan: SweepPlan) -> None:
 
 
 class Submitter:
-    """Submits a plan's cells and libraries; `started` is every job this launch submitted."""
+    """Submits a plan's cells and libraries; `started` is every job this launch submitted,
+    `submitted` the names of the cells among them."""
 
     def __init__(self, plan: SweepPlan) -> None:
         self.plan = plan
         self.started: list[submitit.Job] = []
+        self.submitted: set[str] = set()
 
     def submit_cells(self, cells: list[Cell], dependency: str | None = None) -> list[submitit.Job]:
         run, sweep = self.plan.run, self.plan.sweep
@@ -72,6 +74,7 @@ class Submitter:
             for (folder, job_obj), job in zip(jobs_to_make, jobs):
                 _record_job(folder / "job.json", job, spec, job_obj.argv, dependency)
             self.started.extend(jobs)
+            self.submitted.update(cell.name for cell in cells)
         return jobs
 
     def submit_library(self, lib: Library) -> submitit.Job:

@@ -15,6 +15,8 @@ import submitit
 from rich.console import Console
 
 from .plan import SweepPlan
+from .retry import Retrier
+from .spec import Cell
 from .state import CellState, cell_state
 
 POLL_S = 1.0
@@ -49,33 +51,59 @@ class CtrlC:
 
 
 class Progress:
-    """One line per cell of the plan that ended since the last call: n/N done, its score or reason."""
+    """One line per cell of the plan that ended since the last call: n/N done, its score or reason;
+    or, for a cell the sweep retries by the cause of its end (retry.py), that retry."""
 
-    def __init__(self, plan: SweepPlan, console: Console) -> None:
+    def __init__(self, plan: SweepPlan, console: Console, submitted: set[str] | None = None) -> None:
         self.plan, self.console = plan, console
         self.reported: set[str] = set()  # cells whose end was printed
+        # Cells this launch submitted (the submitter's set, which grows): only their ends are
+        # retried; a cell still waiting for its turn may show its previous launch's failure.
+        self.submitted = submitted if submitted is not None else set(c.name for c in plan.cells)
+        self.retrier = Retrier(plan.run)
+        self.cells: dict[str, Cell] = {c.name: c for c in plan.cells}  # as last submitted
 
     def states(self) -> list[CellState]:
-        return [cell_state(self.plan.run, c.name) for c in self.plan.cells]
+        return [cell_state(self.plan.run, name) for name in self.cells]
 
-    def print_ended(self, states: list[CellState] | None = None) -> None:
+    def print_ended(self, states: list[CellState] | None = None) -> list[Cell]:
+        """Print what ended; return the cells to submit again (a retry by cause)."""
         states = states or self.states()
-        ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in self.reported]
+        ended = [s for s in states if s.status in ("done", "failed", "oom") and s.name not in self.reported
+                 and (s.name in self.submitted or s.job_id is None)]  # None: failed without running
         done = sum(s.status == "done" for s in states) - sum(s.status == "done" for s in ended)
+        again: list[Cell] = []
         for s in ended:
+            retry, decision = (self.retrier.after_end(self.cells[s.name], s) if s.name in self.submitted
+                               else (None, None))
+            if retry is not None:
+                self.cells[s.name] = retry
+                again.append(retry)
+                self.console.print(f"retrying {s.name}: {decision.cause} -> {decision.action} ({decision.note})",
+                                   highlight=False, soft_wrap=True)
+                continue
             self.reported.add(s.name)
             done += s.status == "done"
             what = s.score or "no score" if s.status == "done" else s.detail
+            if decision is not None and decision.cause != "failed":
+                what = f"{what} [{decision.cause}: {decision.action}, {decision.note}]"
             self.console.print(f"[{done}/{len(states)} done] {s.name} {s.status}: {what}", highlight=False,
                                soft_wrap=True)
+        return again
 
 
-def wait_for_cells(progress: Progress, ctrl_c: CtrlC) -> list[CellState]:
-    """Wait until no cell of the plan runs or is queued; the cells' states then."""
+def wait_for_cells(progress: Progress, ctrl_c: CtrlC, resubmit=None) -> list[CellState]:
+    """Wait until no cell of the plan runs or is queued; the cells' states then.
+
+    resubmit(cell): submits a cell the sweep retries (SLURM; the local scheduler retries its own)."""
     while True:
         ctrl_c.check()
         states = progress.states()
-        progress.print_ended(states)
+        again = progress.print_ended(states)
+        if again and resubmit is not None:
+            for cell in again:
+                resubmit(cell)
+            continue
         # Slurm jobs still queued count as pending with a job id: keep waiting for those too.
         if all(s.status != "running" and not (s.status == "pending" and s.job_id) for s in states):
             return states
