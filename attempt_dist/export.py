@@ -60,6 +60,23 @@ def staged_folder(out: Path, overwrite: bool):
         raise
 
 
+def base_model(cfg) -> tuple[str, str]:
+    """(what the adapter's base model is, the Python lines that build it as `base`).
+
+    A pretrained run: its hub id or local folder, loaded with from_pretrained. A random-weight
+    run (the test backbones, or --init random): the exact call that rebuilt its frozen backbone
+    (model_setup.load_backbone), which an id cannot name."""
+    from .backbones import get_spec
+    from .model_setup import init_mode
+
+    if init_mode(cfg) == "pretrained":
+        source = str(cfg.model_path or get_spec(cfg.model).hub_id)
+        return source, ("from transformers import T5ForConditionalGeneration\n"
+                        f"base = T5ForConditionalGeneration.from_pretrained({source!r})\n")
+    call = f"build_backbone({cfg.model!r}, 'random', seed={cfg.seed!r})"
+    return f"attempt_dist.backbones.{call}", f"from attempt_dist.backbones import build_backbone\nbase = {call}\n"
+
+
 def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
     """PEFT's PromptTuningConfig as saved by save_pretrained (adapter_config.json)."""
     from .backbones import get_spec
@@ -67,7 +84,7 @@ def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
     spec = get_spec(cfg.model)
     return {"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": num_virtual_tokens,
             "token_dim": token_dim, "num_transformer_submodules": 1, "num_attention_heads": spec.num_heads,
-            "num_layers": spec.num_layers, "base_model_name_or_path": cfg.model_path or spec.hub_id or None,
+            "num_layers": spec.num_layers, "base_model_name_or_path": base_model(cfg)[0],
             "revision": None, "inference_mode": True, "prompt_tuning_init": "RANDOM",
             "prompt_tuning_init_text": None, "tokenizer_name_or_path": None, "tokenizer_kwargs": None,
             "modules_to_save": None}
@@ -78,13 +95,13 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
     from safetensors.torch import save_file
 
     from .artifacts import read_artifact
-    from .atomic_files import write_json_atomic, write_text_atomic
+    from .atomic_files import atomic_path, write_json_atomic, write_text_atomic
     from .train_config import TrainConfig
 
     artifact = read_artifact(run)
     cfg = TrainConfig.from_dict(artifact.meta["train"])
     if cfg.method not in PEFT_METHODS:
-        raise UserError(f"a {cfg.method} run has no PEFT form: {NOT_IN_PEFT[cfg.method]}; "
+        raise UserError(f"{cfg.method} runs have no PEFT form: {NOT_IN_PEFT[cfg.method]}; "
                         f"PEFT export works for {', '.join(PEFT_METHODS)} runs (use --format safetensors)")
     prompts = artifact.state["prompt.weight"]  # [tasks, m, d], in task-id order
     single = len(cfg.tasks) == 1
@@ -93,24 +110,26 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
         for task_id, task in enumerate(cfg.tasks):
             folder = tmp if single else tmp / task
             folder.mkdir(parents=True, exist_ok=True)
-            save_file({"prompt_embeddings": prompts[task_id].float().contiguous()}, str(folder / PEFT_WEIGHTS),
-                      metadata={"format": "pt"})
+            with atomic_path(folder / PEFT_WEIGHTS) as weights:  # atomic_path also gives it the usual mode
+                save_file({"prompt_embeddings": prompts[task_id].float().contiguous()}, str(weights),
+                          metadata={"format": "pt"})
             write_json_atomic(folder / PEFT_CONFIG, peft_adapter_config(cfg, *prompts.shape[1:]))
-            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run))
-            folders.append(Path(out) if single else Path(out) / task)
+            final = Path(out) if single else Path(out) / task
+            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run, final))
+            folders.append(final)
     return folders
 
 
-def _peft_card(cfg, task: str, run) -> str:
-    from .backbones import get_spec
-
-    base = cfg.model_path or get_spec(cfg.model).hub_id or f"{cfg.model} (random weights, seed {cfg.seed})"
+def _peft_card(cfg, task: str, run, folder: Path) -> str:
+    """The adapter's README: what it is and Python lines that load it, runnable as written."""
+    base, build = base_model(cfg)
     return (f"# PEFT prompt-tuning adapter: {cfg.method} on {task}\n\n"
-            f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {base}).\n\n"
-            "```python\nfrom peft import PeftModel\nfrom transformers import T5ForConditionalGeneration\n"
-            f"model = PeftModel.from_pretrained(T5ForConditionalGeneration.from_pretrained(\"{base}\"), \"ADAPTER\")\n"
+            f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {cfg.model}: {base}).\n\n"
+            f"```python\n{build}from peft import PeftModel\n"
+            f"model = PeftModel.from_pretrained(base, {str(folder.resolve())!r}).eval()\n"
             "```\n\nInputs are formatted as in training, e.g. "
-            f"\"{task} <field>: ... <field>: ...\" (see `attempt-dist tasks`).\n")
+            f"\"{task} <field>: ... <field>: ...\" (see `attempt-dist tasks`), and tokenized with the "
+            "run's tokenizer (`attempt_dist.load_run(RUN).tokenizer`).\n")
 
 
 def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:

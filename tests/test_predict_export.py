@@ -184,7 +184,7 @@ def test_peft_export_reproduces_our_logits(prompt_run, tmp_path):
 
 def test_methods_without_a_peft_form_say_why(finetune_run, tmp_path):
     proc = cli("export", finetune_run, tmp_path / "x", "--format", "peft", check=False)
-    assert proc.returncode == 2 and "a finetune run has no PEFT form" in proc.stderr
+    assert proc.returncode == 2 and "finetune runs have no PEFT form" in proc.stderr
     assert not (tmp_path / "x").exists()
     proc = cli("export", "--help")
     assert "attempt:" in proc.stdout.replace("\n", " ") and "input-dependent" in proc.stdout.replace("\n", " ")
