@@ -18,7 +18,8 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export"]
+COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export",
+            "prepare"]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

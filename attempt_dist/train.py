@@ -51,6 +51,7 @@ from .eval_outputs import save_attention, save_predictions
 from .runlock import FolderLock
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
+from .prepare import apply_prepared
 
 log = logging.getLogger("attempt_dist.train")
 EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5
@@ -589,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     """One run per process (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
     try:
         args = parse_train_args(build_parser(), argv)
-        cfg = config_from_args(args)
+        cfg = apply_prepared(config_from_args(args))  # weights and data: the prepared cache, or the hub
         code = run(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
