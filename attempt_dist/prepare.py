@@ -39,7 +39,9 @@ PREPARED_ENV = "ATTEMPT_DIST_PREPARED"
 MANIFEST_VERSION = 1
 # Files of a T5 hub repository that from_pretrained and AutoTokenizer read (not the other
 # frameworks' weights: tf_model.h5, flax, onnx).
-MODEL_FILES = ["*.json", "*.safetensors", "spiece.model", "*.txt"]
+MODEL_FILES = ["*.json", "spiece.model", "*.txt"]
+WEIGHT_FILES = ["*.safetensors"]  # else the PyTorch pickles, when a repository has no safetensors
+LEGACY_WEIGHT_FILES = ["pytorch_model*.bin"]
 HUB_PROBE_TIMEOUT_S = 3.0
 
 
@@ -219,9 +221,13 @@ def _fetch_model(need: Need, dest: Path, mirror: Path | None) -> None:
             raise UserError(f"the mirror {mirror} has no {need.hub_id}/")
         shutil.copytree(source, dest, dirs_exist_ok=True)
         return
-    from huggingface_hub import snapshot_download
+    from fnmatch import fnmatch
 
-    snapshot_download(need.hub_id, local_dir=str(dest), allow_patterns=MODEL_FILES)
+    from huggingface_hub import list_repo_files, snapshot_download
+
+    files = list_repo_files(need.hub_id)
+    weights = WEIGHT_FILES if any(fnmatch(f, WEIGHT_FILES[0]) for f in files) else LEGACY_WEIGHT_FILES
+    snapshot_download(need.hub_id, local_dir=str(dest), allow_patterns=MODEL_FILES + weights)
 
 
 def _fetch_split(need: Need, dest: Path, mirror: Path | None, cache: Path) -> None:
