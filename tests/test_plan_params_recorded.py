@@ -1,14 +1,16 @@
 """`plan` and `params` answer from the shape cache with the numbers they computed before it.
 
 tests/recorded/ holds the JSON these commands printed on main before the cache existed
-(commit 1c0d2c3; the commands are in RECORDED below). Each one is recomputed here twice in a
-fresh cache: once computed (a miss) and once read back (a hit, with model building disabled so
-that a hit that still built the model would fail), and both must equal the recording.
+(commit 1c0d2c3; the commands are in RECORDED below). Each one runs here three times in a
+fresh cache: computed (a miss), from the cached counts and traces (model building disabled, so
+a hit that still built the model fails), and replayed as a kept answer (the command itself
+disabled); all three must equal the recording.
 """
 
 import contextlib
 import io
 import json
+import shutil
 
 import pytest
 
@@ -70,7 +72,16 @@ def test_cached_answers_equal_the_recorded_ones(name, tmp_path, monkeypatch):
     def no_building(*args, **kwargs):
         raise AssertionError("a cache hit built the model")
 
+    # The counts and traces alone (the printed answer forgotten): read back, never rebuilt.
+    shutil.rmtree(tmp_path / "shapes" / "answers")
     monkeypatch.setattr("attempt_dist.params.build_on_meta", no_building)
+    assert _as_recorded(name, _json_of(RECORDED[name])) == recorded
+
+    # The printed answer: replayed without running the command at all.
+    def no_running(*args, **kwargs):
+        raise AssertionError("a kept answer ran the command")
+
+    monkeypatch.setattr("attempt_dist.cli._run", no_running)
     assert _as_recorded(name, _json_of(RECORDED[name])) == recorded
 
 
