@@ -86,8 +86,9 @@ def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | 
     return needs
 
 
-def needs_of_config(cfg) -> list[Need]:
-    return needs_for([cfg.model], cfg.tasks, model_path=cfg.model_path, data_dir=cfg.data_dir, init=cfg.init)
+def needs_of_config(cfg, tasks: Iterable[str] | None = None) -> list[Need]:
+    return needs_for([cfg.model], cfg.tasks if tasks is None else tasks, model_path=cfg.model_path,
+                     data_dir=cfg.data_dir, init=cfg.init)
 
 
 def needs_of_sweep(sweep) -> list[Need]:
@@ -162,13 +163,14 @@ def check_sweep_prepared(sweep) -> None:
         check_prepared(needs_of_sweep(sweep), cache)
 
 
-def apply_prepared(cfg):
+def apply_prepared(cfg, tasks: Iterable[str] | None = None):
     """cfg with its weights and data read from $ATTEMPT_DIST_PREPARED when that is set (after
-    checking the cache holds all of it); cfg unchanged otherwise."""
+    checking the cache holds all of it); cfg unchanged otherwise. tasks: every task the caller
+    will train with cfg (the pipeline's sources and targets), default cfg.tasks."""
     import dataclasses
 
     cache = os.environ.get(PREPARED_ENV)
-    needs = needs_of_config(cfg)
+    needs = needs_of_config(cfg, tasks)
     if not cache:
         require_hub(needs)
         return cfg
