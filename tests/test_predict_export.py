@@ -212,3 +212,10 @@ def test_a_runs_config_json_reproduces_its_config_and_flags_override_it(prompt_r
     with pytest.raises(UserError, match=r"unknown option\(s\) batchsize, learning_rate"):
         parse_train_args(build_parser(), ["--config", str(tmp_path / "bad.yaml")])
     assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_predict_says_when_predictions_are_empty(prompt_run):
+    # Two steps of a random-weight prompt run: the model writes only its end token.
+    proc = cli("predict", prompt_run, "--text", "rte sentence1: A dog ran. sentence2: An animal ran.", "--task", "rte")
+    assert json.loads(proc.stdout)["prediction"] == ""
+    assert "note: 1 of 1 predictions are empty" in proc.stderr
