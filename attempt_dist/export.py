@@ -135,6 +135,7 @@ def _peft_card(cfg, task: str, run, folder: Path) -> str:
 def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """The self-contained artefact of a run in `out` (an older trainable.pt run converted)."""
     from .artifacts import CARD_FILE, META_FILE, WEIGHTS_FILE, Artifact, read_artifact, write_artifact
+    from .atomic_files import write_text_atomic
 
     run = Path(run)
     artifact = read_artifact(run)
@@ -155,8 +156,19 @@ def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = Fa
         else:
             write_artifact(tmp, artifact)
         if (run / CARD_FILE).exists():
-            shutil.copyfile(run / CARD_FILE, tmp / CARD_FILE)
+            write_text_atomic(tmp / CARD_FILE, _artefact_card((run / CARD_FILE).read_text(), run))
     return Path(out)
+
+
+def _artefact_card(run_card: str, run: Path) -> str:
+    """The run's model card with its Files section saying what the artefact holds: only the
+    tensors, their metadata and this card (the run record and predictions stay with the run)."""
+    from .artifacts import META_FILE, WEIGHTS_FILE
+
+    head = run_card.split("\n## Files\n")[0].rstrip("\n")
+    return (f"{head}\n\n## Files\n\n"
+            f"- `{WEIGHTS_FILE}`, `{META_FILE}`: the trained tensors and what rebuilds the model around them\n"
+            f"- exported from {run.resolve()}, which keeps `config.json`, `result.json`, `predictions/`\n")
 
 
 def _legacy_meta(cfg, model) -> dict:

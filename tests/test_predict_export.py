@@ -219,3 +219,13 @@ def test_predict_says_when_predictions_are_empty(prompt_run):
     proc = cli("predict", prompt_run, "--text", "rte sentence1: A dog ran. sentence2: An animal ran.", "--task", "rte")
     assert json.loads(proc.stdout)["prediction"] == ""
     assert "note: 1 of 1 predictions are empty" in proc.stderr
+
+
+def test_the_safetensors_artefact_card_lists_only_what_it_holds(prompt_run, tmp_path):
+    cli("export", prompt_run, tmp_path / "artefact", "--format", "safetensors")
+    held = sorted(p.name for p in (tmp_path / "artefact").iterdir())
+    assert held == ["README.md", "trainable.json", "trainable.safetensors"]
+    card = (tmp_path / "artefact" / "README.md").read_text()
+    files = card.split("## Files")[1]
+    assert "`trainable.safetensors`, `trainable.json`" in files and "`predictions/`, `attention/`" not in files
+    assert "## Scores" in card  # the rest of the run's card is kept
