@@ -18,7 +18,8 @@ from rich.console import Console
 
 from .errors import UserError
 
-COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export"]
+COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export",
+            "prepare"]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -38,9 +39,22 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Answers that depend only on their arguments and the code: a repeated one is replayed from
+# the cache before any heavy import (shape_cache.cached_answer).
+CACHED_ANSWERS = ("params", "plan")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)  # no global options take a value
+    if command in CACHED_ANSWERS and "-h" not in argv and "--help" not in argv:
+        from .shape_cache import cached_answer
+
+        return cached_answer(argv, lambda: _run(command, argv))
+    return _run(command, argv)
+
+
+def _run(command: str | None, argv: list[str]) -> int:
     parser = build_parser(command)
     args = parser.parse_args(argv)
     try:

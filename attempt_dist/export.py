@@ -47,12 +47,29 @@ def staged_folder(out: Path, overwrite: bool):
         raise
 
 
+def base_model(cfg) -> tuple[str, str]:
+    """(what the adapter's base model is, the Python lines that build it as `base`).
+
+    A pretrained run: its hub id or local folder, loaded with from_pretrained. A random-weight
+    run (the test backbones, or --init random): the exact call that rebuilt its frozen backbone
+    (model_setup.load_backbone), which an id cannot name."""
+    from .backbones import get_spec
+    from .model_setup import init_mode
+
+    if init_mode(cfg) == "pretrained":
+        source = str(cfg.model_path or get_spec(cfg.model).hub_id)
+        return source, ("from transformers import T5ForConditionalGeneration\n"
+                        f"base = T5ForConditionalGeneration.from_pretrained({source!r})\n")
+    call = f"build_backbone({cfg.model!r}, 'random', seed={cfg.seed!r})"
+    return f"attempt_dist.backbones.{call}", f"from attempt_dist.backbones import build_backbone\nbase = {call}\n"
+
+
 def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) -> list[Path]:
     """Write the run's prompt(s) as PEFT prompt-tuning adapter(s); returns the adapter folders."""
     from safetensors.torch import save_file
 
     from .artifacts import read_artifact
-    from .atomic_files import write_json_atomic, write_text_atomic
+    from .atomic_files import atomic_path, write_json_atomic, write_text_atomic
     from .train_config import TrainConfig
 
     artifact = read_artifact(run)
@@ -65,10 +82,13 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
         for task, tensors, adapter_config in adapters:
             folder = tmp if single else tmp / task
             folder.mkdir(parents=True, exist_ok=True)
-            save_file(tensors, str(folder / PEFT_WEIGHTS), metadata={"format": "pt"})
-            write_json_atomic(folder / PEFT_CONFIG, adapter_config)
-            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run, form.kind))
-            folders.append(Path(out) if single else Path(out) / task)
+            with atomic_path(folder / PEFT_WEIGHTS) as weights:  # atomic_path also gives it the usual mode
+                save_file(tensors, str(weights), metadata={"format": "pt"})
+            # The base model is the run's, not the method's: filled in here for every PEFT form.
+            write_json_atomic(folder / PEFT_CONFIG, {**adapter_config, "base_model_name_or_path": base_model(cfg)[0]})
+            final = Path(out) if single else Path(out) / task
+            write_text_atomic(folder / "README.md", _peft_card(cfg, task, run, final, form.kind))
+            folders.append(final)
     return folders
 
 
@@ -80,26 +100,27 @@ def peft_form(method: str):
     chosen = profile(method)
     if chosen.peft is None:
         exporting = [m for m in METHODS if profile(m).peft is not None]
-        raise UserError(f"a {method} run has no PEFT form: {chosen.not_in_peft}; "
+        raise UserError(f"{method} runs have no PEFT form: {chosen.not_in_peft}; "
                         f"PEFT export works for {', '.join(exporting)} runs (use --format safetensors)")
     return chosen.peft
 
 
-def _peft_card(cfg, task: str, run, kind: str) -> str:
-    from .backbones import get_spec
-
-    base = cfg.model_path or get_spec(cfg.model).hub_id or f"{cfg.model} (random weights, seed {cfg.seed})"
+def _peft_card(cfg, task: str, run, folder: Path, kind: str) -> str:
+    """The adapter's README: what it is and Python lines that load it, runnable as written."""
+    base, build = base_model(cfg)
     return (f"# PEFT {kind} adapter: {cfg.method} on {task}\n\n"
-            f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {base}).\n\n"
-            "```python\nfrom peft import PeftModel\nfrom transformers import T5ForConditionalGeneration\n"
-            f"model = PeftModel.from_pretrained(T5ForConditionalGeneration.from_pretrained(\"{base}\"), \"ADAPTER\")\n"
+            f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {cfg.model}: {base}).\n\n"
+            f"```python\n{build}from peft import PeftModel\n"
+            f"model = PeftModel.from_pretrained(base, {str(folder.resolve())!r}).eval()\n"
             "```\n\nInputs are formatted as in training, e.g. "
-            f"\"{task} <field>: ... <field>: ...\" (see `attempt-dist tasks`).\n")
+            f"\"{task} <field>: ... <field>: ...\" (see `attempt-dist tasks`), and tokenized with the "
+            "run's tokenizer (`attempt_dist.load_run(RUN).tokenizer`).\n")
 
 
 def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """The self-contained artefact of a run in `out` (an older trainable.pt run converted)."""
     from .artifacts import CARD_FILE, META_FILE, WEIGHTS_FILE, Artifact, read_artifact, write_artifact
+    from .atomic_files import write_text_atomic
 
     run = Path(run)
     artifact = read_artifact(run)
@@ -120,8 +141,19 @@ def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = Fa
         else:
             write_artifact(tmp, artifact)
         if (run / CARD_FILE).exists():
-            shutil.copyfile(run / CARD_FILE, tmp / CARD_FILE)
+            write_text_atomic(tmp / CARD_FILE, _artefact_card((run / CARD_FILE).read_text(), run))
     return Path(out)
+
+
+def _artefact_card(run_card: str, run: Path) -> str:
+    """The run's model card with its Files section saying what the artefact holds: only the
+    tensors, their metadata and this card (the run record and predictions stay with the run)."""
+    from .artifacts import META_FILE, WEIGHTS_FILE
+
+    head = run_card.split("\n## Files\n")[0].rstrip("\n")
+    return (f"{head}\n\n## Files\n\n"
+            f"- `{WEIGHTS_FILE}`, `{META_FILE}`: the trained tensors and what rebuilds the model around them\n"
+            f"- exported from {run.resolve()}, which keeps `config.json`, `result.json`, `predictions/`\n")
 
 
 def _legacy_meta(cfg, model) -> dict:

@@ -15,6 +15,7 @@ import torch
 from .backbones import build_backbone, get_spec
 from .methods import MethodInputs, apply_method, needs
 from .methods.options import config_from_options
+from .shape_cache import cached
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
 # Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.
@@ -67,6 +68,12 @@ def build_on_meta(model: str, method: str, **options):
 
 
 def count_trainable(model: str, method: str, *, num_tasks: int = 1, **options) -> ParamCount:
-    wrapped, total = build_on_meta(model, method, num_tasks=num_tasks, **options)
-    trainable = wrapped.num_trainable()
-    return ParamCount(model, method, num_tasks, trainable, trainable / num_tasks, total)
+    """Counted on the meta device once per configuration and code version (shape_cache.py)."""
+    def count() -> dict:
+        wrapped, total = build_on_meta(model, method, num_tasks=num_tasks, **options)
+        return {"trainable": wrapped.num_trainable(), "total": total}
+
+    get_spec(model)  # an unknown backbone is refused before the cache is looked at
+    config_from_options(method, options)  # so are an unknown method and bad options
+    found = cached("params", {"model": model, "method": method, "num_tasks": num_tasks, "options": options}, count)
+    return ParamCount(model, method, num_tasks, found["trainable"], found["trainable"] / num_tasks, found["total"])

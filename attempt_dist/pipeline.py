@@ -43,6 +43,7 @@ from .methods.prompts import add_to_library, library_names, load_library
 from .methods.spot import similarities
 from .atomic_files import atomic_path, read_json
 from .record import RESULT_FILENAME
+from .prepare import apply_prepared
 from .train import run
 from .train_config import TrainConfig, add_train_args, config_from_args, validate
 
@@ -237,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     validate(base)  # model, source tasks, numbers: fail before any training starts
     for task in args.targets:
         validate(dataclasses.replace(base, tasks=[task]))
+    base = apply_prepared(base, tasks=[*(base.sources or []), *(args.targets or [])])  # the prepared cache, or the hub
     priors = prior_names(base, args.priors) if "prior" in stages else []
     out = Path(base.output_dir)
     steps = {"sources": lambda: run_sources(base, out, args.source_epochs),

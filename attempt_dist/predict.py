@@ -197,7 +197,7 @@ def trained_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
     expected = ({n for n, p in model.named_parameters() if p.requires_grad} | set(method_buffers(model)))
     lacking, extra = sorted(expected - set(state)), sorted(set(state) - set(model.state_dict()))
     if lacking or extra:
-        raise UserError(f"{where}: the saved tensors do not fit a {cfg.method} model of this run's options "
+        raise UserError(f"{where}: the saved tensors do not fit the {cfg.method} model of this run's options "
                         f"(missing {', '.join(lacking) or 'none'}; unexpected {', '.join(extra) or 'none'})")
     try:
         model.load_state_dict(state, strict=False)
@@ -282,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for row in out:
             print(json.dumps(row), flush=True)
+    empty = sum(row["prediction"] == "" for row in out)
+    if empty:  # on stderr: stdout stays one JSON row per input
+        print(f"note: {empty} of {len(out)} predictions are empty (the model generated only its end token, "
+              "as an undertrained run does: a few steps or random weights); the run's result.json has its "
+              "dev and test scores", file=sys.stderr, flush=True)
     return 0
 
 

@@ -42,6 +42,7 @@ from .run_record import completed_record
 from .run_state import RunState
 from .runlock import FolderLock
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
+from .prepare import apply_prepared
 
 log = logging.getLogger("attempt_dist.train")
 
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     """One run per process (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
     try:
         args = parse_train_args(build_parser(), argv)
-        cfg = config_from_args(args)
+        cfg = apply_prepared(config_from_args(args))  # weights and data: the prepared cache, or the hub
         code = run(cfg)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)

@@ -36,7 +36,7 @@ def test_peft_export_is_the_methods_say():
     for method in ("finetune", "adapter", "bitfit", "attempt"):
         with pytest.raises(UserError) as err:
             peft_form(method)
-        assert f"a {method} run has no PEFT form: {profile(method).not_in_peft}; " in str(err.value)
+        assert f"{method} runs have no PEFT form: {profile(method).not_in_peft}; " in str(err.value)
         assert "PEFT export works for prompt, spot runs" in str(err.value)
 
 

@@ -184,7 +184,7 @@ def test_peft_export_reproduces_our_logits(prompt_run, tmp_path):
 
 def test_methods_without_a_peft_form_say_why(finetune_run, tmp_path):
     proc = cli("export", finetune_run, tmp_path / "x", "--format", "peft", check=False)
-    assert proc.returncode == 2 and "a finetune run has no PEFT form" in proc.stderr
+    assert proc.returncode == 2 and "finetune runs have no PEFT form" in proc.stderr
     assert not (tmp_path / "x").exists()
     proc = cli("export", "--help")
     assert "attempt:" in proc.stdout.replace("\n", " ") and "input-dependent" in proc.stdout.replace("\n", " ")
@@ -212,3 +212,20 @@ def test_a_runs_config_json_reproduces_its_config_and_flags_override_it(prompt_r
     with pytest.raises(UserError, match=r"unknown option\(s\) batchsize, learning_rate"):
         parse_train_args(build_parser(), ["--config", str(tmp_path / "bad.yaml")])
     assert train_main(["--config", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_predict_says_when_predictions_are_empty(prompt_run):
+    # Two steps of a random-weight prompt run: the model writes only its end token.
+    proc = cli("predict", prompt_run, "--text", "rte sentence1: A dog ran. sentence2: An animal ran.", "--task", "rte")
+    assert json.loads(proc.stdout)["prediction"] == ""
+    assert "note: 1 of 1 predictions are empty" in proc.stderr
+
+
+def test_the_safetensors_artefact_card_lists_only_what_it_holds(prompt_run, tmp_path):
+    cli("export", prompt_run, tmp_path / "artefact", "--format", "safetensors")
+    held = sorted(p.name for p in (tmp_path / "artefact").iterdir())
+    assert held == ["README.md", "trainable.json", "trainable.safetensors"]
+    card = (tmp_path / "artefact" / "README.md").read_text()
+    files = card.split("## Files")[1]
+    assert "`trainable.safetensors`, `trainable.json`" in files and "`predictions/`, `attention/`" not in files
+    assert "## Scores" in card  # the rest of the run's card is kept

@@ -41,7 +41,9 @@ def register(subparsers) -> None:
     parser.add_argument("--max-target-length", type=int, default=128, help="target tokens (default 128)")
     parser.add_argument("--world-size", type=int, default=1, help="data-parallel ranks (default 1)")
     parser.add_argument("--gpu-mem-cap", default="24GiB", help="per-GPU memory, e.g. 24GiB (default), 80GB")
-    parser.add_argument("--host-mem", default=None, help="host memory per node for offload, e.g. 128GiB (default: not checked)")
+    parser.add_argument("--host-mem", default=None,
+                        help="host memory per node for offload, e.g. 512GiB (default: this machine's; "
+                             "give the compute nodes' when planning from a login node)")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"],
                         help="cuda: bf16 and the GPU's attention kernel (default); cpu: fp32, this project's CPU path")
     parser.add_argument("--all", action="store_true", help="list every micro-batch, not only each layout's largest that fits")
@@ -54,6 +56,7 @@ def request_from_args(args):
     from ..distributed.memory import parse_size
     from ..methods.options import given_options
     from ..planning import PlanRequest
+    from ..planning.auto import host_memory_bytes
     from ..tasks import get_task
 
     tasks = split_csv(args.tasks)
@@ -62,7 +65,8 @@ def request_from_args(args):
                        max_target_length=args.max_target_length, options=given_options(args),
                        num_tasks=max(1, len(tasks)), world_size=args.world_size,
                        gpu_mem_cap=parse_size(args.gpu_mem_cap),
-                       host_mem=parse_size(args.host_mem) if args.host_mem else None, device=args.device)
+                       host_mem=parse_size(args.host_mem) if args.host_mem else host_memory_bytes(),
+                       device=args.device)
 
 
 def _gib(nbytes: int) -> str:
@@ -77,13 +81,13 @@ def print_table(report) -> None:
     title = (f"{req.model} {req.method}, batch {req.batch_size} per rank, {req.world_size} rank(s), "
              f"input {req.max_length}+{req.source_length - req.max_length} prompt, target {req.max_target_length}, "
              f"cap {req.gpu_mem_cap / 2**30:.1f} GiB ({'bf16' if req.device == 'cuda' else 'fp32'})")
-    table = Table(title=title, caption=f"GiB per GPU; peak includes {req.context / 2**30:.2f} GiB of CUDA context and what evaluation "
+    table = Table(title=title, caption=f"GiB per GPU; fits: no names the memory that ran out (GPU or host); peak includes {req.context / 2**30:.2f} GiB of CUDA context and what evaluation "
                                        "needs beyond training (eval extra); "
                                        "host = node memory for offload; cost = step time relative to the fastest that fits")
     for name in ["layout", "ckpt", "micro x acc", *[label for label, _ in COLUMNS], "peak", "host", "fits", "cost"]:
         table.add_column(name, justify="left" if name in ("layout", "fits") else "right", no_wrap=True)
     for c in report.candidates:
-        mark = "[bold green]yes *[/]" if c is report.recommended else ("yes" if c.fits else "[red]no[/]")
+        mark = "[bold green]yes *[/]" if c is report.recommended else ("yes" if c.fits else f"[red]no: {c.short_of}[/]")
         table.add_row(c.layout.replace("offload", "off"), "on" if c.activation_checkpointing else "off",
                       f"{c.micro_batch} x {c.grad_accum}",
                       *[_gib(sum(c.components[k] for k in keys)) for _, keys in COLUMNS],

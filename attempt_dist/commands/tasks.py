@@ -13,6 +13,8 @@ from rich.table import Table
 from ..tasks import TASKS
 
 HELP = "list the tasks: groups, metrics, lengths, data sources"
+WIDE_COLUMNS = 150
+
 
 def task_rows(role: str | None = None, group: str | None = None) -> list[dict]:
     rows = []
@@ -35,15 +37,20 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = Table(title=f"{len(rows)} tasks")
-    for column in ("name", "group", "role", "kind", "metrics", "max len", "splits", "loads from"):
-        table.add_column(column, overflow="fold")
+    console = Console()
+    # Every column whole (no word cut mid-way): below WIDE_COLUMNS the long ones are left out.
+    wide = console.width >= WIDE_COLUMNS
+    table = Table(title=f"{len(rows)} tasks", caption=None if wide else
+                  f"splits and sources: --json, or a terminal of {WIDE_COLUMNS}+ columns")
+    columns = ["name", "group", "role", "kind", "metrics", "max len"] + (["splits", "loads from"] if wide else [])
+    for column in columns:
+        table.add_column(column, no_wrap=column not in ("metrics", "splits", "loads from"))
     for r in rows:
         splits = r["splits"]["scheme"] + (f", train<={r['train_cap']:,}" if r["train_cap"] else "")
         where = f"{r['hub_id']} ({r['hub_config']})" + (f" subset={r['mrqa_subset']}" if r["mrqa_subset"] else "")
-        table.add_row(r["name"], r["group"], r["role"], r["kind"], ", ".join(r["metrics"]),
-                      str(r["max_length"]), splits, where)
-    Console().print(table)
+        cells = [r["name"], r["group"], r["role"], r["kind"], ", ".join(r["metrics"]), str(r["max_length"])]
+        table.add_row(*cells, *([splits, where] if wide else []))
+    console.print(table)
     return 0
 
 

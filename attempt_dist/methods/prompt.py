@@ -42,7 +42,7 @@ def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
     spec = get_spec(cfg.model)
     return {"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": num_virtual_tokens,
             "token_dim": token_dim, "num_transformer_submodules": 1, "num_attention_heads": spec.num_heads,
-            "num_layers": spec.num_layers, "base_model_name_or_path": cfg.model_path or spec.hub_id or None,
+            "num_layers": spec.num_layers, "base_model_name_or_path": None,  # the run's base model: export fills it in
             "revision": None, "inference_mode": True, "prompt_tuning_init": "RANDOM",
             "prompt_tuning_init_text": None, "tokenizer_name_or_path": None, "tokenizer_kwargs": None,
             "modules_to_save": None}

@@ -13,7 +13,7 @@ batch. Its predicted peak is the sum of
   generation, at the largest evaluation batch (up to 2x the micro-batch) that fits,
 - the CUDA context and library workspaces, which the allocator cap does not see.
 A candidate fits when that sum is at most the cap less a headroom for allocator fragmentation,
-and its host needs (offload) fit the host memory when one is given.
+and its host needs (offload) fit the host memory (`plan`: this machine's unless --host-mem is given).
 
 The step cost is a rough roofline (constants below, an H100-class GPU on PCIe): compute at an
 efficiency that grows with the tokens of a micro-step, ZeRO-3 parameter gathers, and the
@@ -31,6 +31,7 @@ import torch
 from ..backbones import get_spec
 from ..errors import UserError
 from ..methods import profile
+from ..shape_cache import cached
 from .model_states import LAYOUTS, ModelStates, ZeroLayout, model_states
 from .trace import StepTrace, trace_step
 
@@ -141,6 +142,8 @@ class Candidate:
     eval_batch: int = 1
     """Evaluation batch predicted to fit (at most 2x the micro-batch: evaluate.EVAL_BATCH_FACTOR)."""
     relative_cost: float = 1.0
+    short_of: str | None = None
+    """The memory that ran out when it does not fit: "GPU" or "host"."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -217,13 +220,22 @@ def training_dtype(device: str) -> torch.dtype:
 
 
 def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None = None) -> StepTrace:
+    """The meta-device trace of one micro-step, cached per configuration (shape_cache.py)."""
+    dtype = dtype or training_dtype(req.device)
+    config = {**_model_key(req), "checkpointing": checkpointing, "dtype": str(dtype), "attention": req.device,
+              "max_length": req.max_length, "max_target_length": req.max_target_length,
+              "padded": req.padded_batches}
+    return StepTrace.from_dict(cached("trace", config, lambda: _trace(req, checkpointing, dtype).to_dict()))
+
+
+def _trace(req: PlanRequest, checkpointing: bool, dtype: torch.dtype) -> StepTrace:
     from ..backbones import enable_activation_checkpointing
     from ..params import build_on_meta
 
     def build():
         wrapped, _ = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
         # As DeepSpeed does with bf16 on: the whole module, prompts included, in bf16.
-        wrapped = wrapped.to(dtype or training_dtype(req.device))
+        wrapped = wrapped.to(dtype)
         if checkpointing:
             enable_activation_checkpointing(wrapped.backbone)
         return wrapped
@@ -233,7 +245,16 @@ def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None =
                       attention=req.device, vocab=vocab, padded=req.padded_batches)
 
 
+def _model_key(req: PlanRequest) -> dict:
+    """What the wrapped model depends on (its parameters, and so its trace)."""
+    return {"model": req.model, "method": req.method, "num_tasks": req.num_tasks, "options": req.options}
+
+
 def _params(req: PlanRequest) -> dict[str, int]:
+    return cached("plan-params", _model_key(req), lambda: _count_params(req))
+
+
+def _count_params(req: PlanRequest) -> dict[str, int]:
     from ..params import build_on_meta
 
     wrapped, backbone_total = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
@@ -310,15 +331,18 @@ def evaluate_candidate(req: PlanRequest, params: dict, layout: ZeroLayout, check
         "cuda_context": req.context,
     }
     peak = sum(components.values())
-    why_not = None
+    why_not = short_of = None
     if req.gpu_mem_cap is not None and peak > req.gpu_mem_cap * (1 - req.headroom):
         why_not = f"needs {peak / GIB:.1f} GiB of {req.gpu_mem_cap / GIB:.1f} GiB less {req.headroom:.0%} headroom"
+        short_of = "GPU"
     elif req.host_mem is not None and states.host > req.host_mem:
         why_not = f"needs {states.host / GIB:.1f} GiB of host memory, {req.host_mem / GIB:.1f} GiB available"
+        short_of = "host"
     accum = req.batch_size // micro
     seconds = step_seconds(req, layout, checkpointing, micro, accum, params["trainable"], params["frozen"])
     return Candidate(layout.name, layout.stage, layout.offload_optimizer, layout.offload_param, checkpointing,
-                     micro, accum, components, peak, states.host, why_not is None, why_not, seconds, eval_batch)
+                     micro, accum, components, peak, states.host, why_not is None, why_not, seconds, eval_batch,
+                     short_of=short_of)
 
 
 def plan_memory(req: PlanRequest, *, all_micro_batches: bool = False) -> PlanReport:
@@ -353,5 +377,5 @@ def _nothing_fits(req: PlanRequest, candidates: list[Candidate], smallest_cap: f
     if gpu_ok:  # only the host is short: offload fits the GPU
         least = min(gpu_ok, key=lambda c: c.host_bytes)
         return (f"{head}; {least.layout} would fit the GPU but needs {least.host_bytes / GIB:.1f} GiB of host "
-                f"memory ({req.host_mem / GIB:.1f} GiB here)")
+                f"memory ({req.host_mem / GIB:.1f} GiB available; --host-mem sets the compute nodes')")
     return f"{head}; the smallest cap that fits is {math.ceil(smallest_cap / GIB * 10) / 10:.1f} GiB"

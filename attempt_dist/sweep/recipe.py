@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..prepare import check_sweep_prepared
 from ..runlock import FolderLock
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
@@ -38,6 +39,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     deadline = Deadline.start(deadline_s, sweep.executor.kind)
     console = console or Console()
     run = Path(run).resolve()
+    check_sweep_prepared(sweep)  # with ATTEMPT_DIST_PREPARED: the cache holds every cell's weights and data
     if dry_run:
         print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
         return 0

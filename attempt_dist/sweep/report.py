@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 _STYLE = {"done": "green", "running": "cyan", "failed": "red", "oom": "magenta", "pending": "yellow"}
 
 
+# A file or pipe has no width: rich then assumes 80 columns and folds a wide table one letter
+# per line. Unwrapped lines read better in a file (and `less -S` scrolls them).
+PIPED_WIDTH = 400
+
+
+def _for_tables(console: Console) -> Console:
+    return console if console.is_terminal else Console(file=console.file, width=PIPED_WIDTH)
+
+
 def print_plan(p: SweepPlan, console: Console) -> None:
     table = Table(title=f"sweep {p.sweep.name}: {len(p.sweep.cells)} cells -> {p.run}", show_lines=False)
     table.add_column("cell", no_wrap=True)
@@ -35,14 +44,14 @@ def print_plan(p: SweepPlan, console: Console) -> None:
                         + [library_inputs(cell, p.sweep.libraries.get(cell.library))]).strip()
         table.add_row(cell.name, cell.model, cell.variant, ",".join(cell.tasks), str(cell.seed), action,
                       cell.executor.summary(), cell.library or "-", opts)
-    console.print(table)
+    _for_tables(console).print(table)
     if p.libraries:
         libs = Table(title="library stages (run before the cells that need them)")
         for col in ("library", "model", "sources", "stages", "executor"):
             libs.add_column(col, overflow="fold")
         for lib in p.libraries:
             libs.add_row(lib.key, lib.model, ",".join(lib.sources), lib.stages, p.sweep.executor.summary())
-        console.print(libs)
+        _for_tables(console).print(libs)
     console.print(f"{len(p.cells)} job(s) to submit, {len(p.skipped)} skipped, {len(p.libraries)} library stage(s)")
 
 
