@@ -41,11 +41,13 @@ from .methods import needs, param_groups
 from .planning.auto import DoesNotFit
 from .model_setup import build_model, load_backbone, tokenizer_source
 from .progress import RunProgress, print_summary, score_line
-from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, Throughput
+from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunFailure, RunResult, SteadyThroughput, Throughput
 from .results import FAILURE_FILENAME, RESULT_FILENAME, git_revision, package_versions, write_json_atomic
 from .artifacts import ARTIFACT_FILES, artifact_meta, save_artifact, write_model_card
 from .run_outputs import dump_full_state, save_attention, save_predictions
 from .runlock import FolderLock
+from .loss_window import LossWindow
+from .step_meter import meter_for_run
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
 
@@ -333,6 +335,9 @@ class Recipe:
         scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
         self.engine = dist.initialize_engine(model, optimizer, scheduler, self.ds_config)
         self.synced_gpus = dist.needs_synced_gpus(self.ds_config)
+        self.meter = meter_for_run(model, self.method_cfg, self.ds_config, checkpointing=cfg.activation_checkpointing,
+                                   world_size=self.info.world_size)
+        self.loss_window = LossWindow(self.info.world_size)
         self.hooks = FaultHooks(self.out, self.info.rank)
         self.hooks.dump_state(self.engine.module, "initial")
 
@@ -355,12 +360,14 @@ class Recipe:
         client = {"recipe": state.to_dict(), "per_rank": {"sampler": self.sampler.state_dict()}}
         ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, config=self.requested, latest=latest)
 
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
-        if self.info.world_size > 1:
-            torch.distributed.all_reduce(bad)
-        if bad.item() > 0:
-            raise Diverged(f"the loss became {loss.item()} at step {self.engine.global_steps + 1}")
+    def _read_step_loss(self) -> float:
+        """The step's one host sync, before its update: Diverged when any rank's loss of any
+        micro-batch was not finite; else this rank's last micro-batch loss."""
+        finite, losses = self.loss_window.read()
+        if not finite:
+            shown = next((value for value in losses if not math.isfinite(value)), losses[-1])
+            raise Diverged(f"the loss became {shown} at step {self.engine.global_steps + 1}")
+        return losses[-1]
 
     def _step(self) -> None:
         try:
@@ -420,30 +427,36 @@ class Recipe:
                     start = time.perf_counter()
                     batch = self.collator([self.train_features[t][i] for t, i in items])
                     batch.pop("indices")
+                    self.meter.micro_batch(batch)
                     batch = {k: v.to(device) for k, v in batch.items()}
                     loss = engine(**batch).loss
-                    self._check_finite(loss)
+                    self.loss_window.add(loss)
                     engine.backward(loss)
+                    if engine.is_gradient_accumulation_boundary():
+                        last_loss = self._read_step_loss()
                     before = engine.global_steps
                     self._step()
                     state.train_seconds += time.perf_counter() - start
                     state.examples += len(items) * self.info.world_size
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
+                    self.meter.step_end()
                     step = engine.global_steps
-                    state.losses.append(round(loss.item(), 6))
-                    self.tracker.step_loss(loss.item())
+                    state.losses.append(round(last_loss, 6))
+                    self.tracker.step_loss(last_loss)
                     rate = state.examples_per_s
-                    self.progress.train_step(step, loss.item(), rate)
+                    self.progress.train_step(step, last_loss, rate)
                     if step % cfg.log_every == 0 or step == self.total_steps:
-                        log.info("step %d loss %.4f lr %s %.1f ex/s", step, loss.item(),
+                        log.info("step %d loss %.4f lr %s %.1f ex/s", step, last_loss,
                                  [round(g["lr"], 6) for g in engine.optimizer.param_groups], rate)
                         self._track_step(step, state)
                     if step % eval_every == 0 or step == self.total_steps:
                         self._evaluate_dev(state)
+                        self.meter.restart_interval()  # evaluation is not a training step's time
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
                         self.hooks.after_checkpoint(step)
+                        self.meter.restart_interval()
                     self.hooks.after_step(step)
                     if step >= self.total_steps:
                         break
@@ -454,7 +467,8 @@ class Recipe:
             return
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(self.engine.optimizer.param_groups)}
         self.tracker.train(step=step, epoch=self._epochs_done(step), lr=lrs, examples=state.examples,
-                           examples_per_s=state.examples_per_s, memory=dist.memory_report())
+                           examples_per_s=state.examples_per_s, memory=dist.memory_report(),
+                           steady=self.meter.summary())
 
     # --- finish: best weights back, final evaluation, artefacts, the run record --------------
     def finish(self, state: RunState, started: float) -> RunResult | None:
@@ -518,7 +532,7 @@ class Recipe:
             steps=steps,
             memory=MemoryUse(**{**memory, "cap_bytes": self.memory_cap.get("cap_bytes")}),
             throughput=Throughput(train_examples_per_s=state.examples_per_s, steps=steps, examples=state.examples,
-                                  eval=self.eval_time),
+                                  eval=self.eval_time, steady=SteadyThroughput.of(self.meter.summary())),
             wall_time_s=time.time() - started,
             world_size=self.info.world_size,
             deepspeed=DeepSpeedUse(stage=dist.zero_stage(self.ds_config), config=self.cfg.ds_config),
