@@ -310,7 +310,9 @@ class Recipe:
                 self.eval_data[split].append(TaskEvalData(task, task_id, examples, feats(examples)))
         self.sampler = MultiTaskSampler([len(f) for f in self.train_features], cfg.batch_size,
                                         self.info.rank, self.info.world_size, cfg.seed,
-                                        temperature=cfg.temperature_sampling)
+                                        temperature=cfg.temperature_sampling, group_by_length=cfg.group_by_length,
+                                        lengths=[[len(x["input_ids"]) for x in f] for f in self.train_features]
+                                        if cfg.group_by_length else None)
         steps_per_epoch = max(1, len(self.sampler) // cfg.grad_accum)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         self.steps_per_epoch = steps_per_epoch

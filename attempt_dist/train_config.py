@@ -48,6 +48,7 @@ class TrainConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     temperature_sampling: float = 1.0
+    group_by_length: bool = False
     seed: int = 42
     data_seed: int = 42
     eval_every: int | None = None
@@ -114,6 +115,9 @@ def add_train_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--max-eval-examples", type=int, default=None, help="cap each task's dev and test sets")
     g.add_argument("--temperature-sampling", type=float, default=d.temperature_sampling,
                    help="multi-task mixing temperature (1 = proportional to size)")
+    g.add_argument("--group-by-length", action="store_true",
+                   help="training batches of similar input length (sorted inside mega-batches of 50 batches, "
+                        "then shuffled): less padding, same examples per epoch, still seeded and resumable")
     g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the dev/test splits (default 42)")
     g = parser.add_argument_group("optimisation")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help="per-rank micro-batch (default 32)")

@@ -68,8 +68,10 @@ def test_attempt_gate_trains_at_its_own_rate(tmp_path, library):
     assert torch.allclose(state["prompt.target"][0], mnli, atol=1.0)  # ...but from there
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
-    common = [*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "8", "--save-every", "2"]
+@pytest.mark.parametrize("data", [["--tasks", "rte"], ["--tasks", "rte,cb", "--group-by-length"]],
+                         ids=["random-batches", "length-grouped"])
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, data):
+    common = [*TINY, "--method", "prompt", *data, "--max-steps", "8", "--save-every", "2"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     launch([*common, "--output-dir", str(straight)])
     killed = launch([*common, "--output-dir", str(resumed)], env={"ATTEMPT_DIST_CRASH_AFTER_STEP": "4"}, check=False)
