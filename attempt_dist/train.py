@@ -48,6 +48,7 @@ from .run_outputs import dump_full_state, save_attention, save_predictions
 from .runlock import FolderLock
 from .loss_window import LossWindow
 from .step_meter import meter_for_run
+from .step_profiler import StepProfiler
 from .tasks import get_task
 from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
 
@@ -340,6 +341,7 @@ class Recipe:
         self.meter = meter_for_run(model, self.method_cfg, self.ds_config, checkpointing=cfg.activation_checkpointing,
                                    world_size=self.info.world_size)
         self.loss_window = LossWindow(self.info.world_size)
+        self.profiler = StepProfiler.from_env(self.out, enabled=self.info.is_main)
         self.hooks = FaultHooks(self.out, self.info.rank)
         self.hooks.dump_state(self.engine.module, "initial")
 
@@ -443,6 +445,7 @@ class Recipe:
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     self.meter.step_end()
+                    self.profiler.after_step(engine.global_steps)
                     step = engine.global_steps
                     state.losses.append(round(last_loss, 6))
                     self.tracker.step_loss(last_loss)

@@ -81,3 +81,27 @@ def test_loss_window_reads_every_micro_batch_and_finds_a_bad_one():
     assert not finite and math.isnan(losses[0]) and losses[1] == 2.0
     with pytest.raises(RuntimeError):
         window.read()  # emptied by the read
+
+
+def test_step_profiler_window_writes_the_top_ops(tmp_path):
+    import json
+
+    from attempt_dist.step_profiler import StepProfiler, parse_window
+
+    assert parse_window("") is None and parse_window("5:7") == (5, 7) and parse_window("4") == (4, 4)
+    for bad in ("x", "1:3", "5:4"):
+        with pytest.raises(ValueError, match="ATTEMPT_DIST_PROFILE_STEPS"):
+            parse_window(bad)
+    profiler = StepProfiler(tmp_path, (2, 3))
+    a = torch.randn(64, 64)
+    for step in range(1, 5):
+        if step in (2, 3):
+            a = a @ a / 64  # only steps 2 and 3 are inside the window
+        profiler.after_step(step)
+    top = json.loads((tmp_path / "profile" / "top_ops.json").read_text())
+    assert top["steps"] == 2
+    matmuls = [row for row in top["rows"] if row["name"] == "aten::mm"]
+    assert matmuls and matmuls[0]["calls"] == 2
+    assert (tmp_path / "profile" / "trace.json").exists()
+    StepProfiler(tmp_path / "off", None).after_step(1)
+    assert not (tmp_path / "off").exists()
