@@ -39,6 +39,11 @@ class StepMeter:
         self._pending = self._zero()
         self._timed = self._zero()
         self._step_times: list[float] = []
+        self._left_out: tuple[int, int] | None = None
+
+    def leave_out(self, window: tuple[int, int] | None) -> None:
+        """Steps FIRST..LAST (a profiler's window: slowed by the profiling) are not timed."""
+        self._left_out = window
 
     @staticmethod
     def _zero() -> dict:
@@ -61,7 +66,8 @@ class StepMeter:
         """An optimizer step ended (and the device with it)."""
         now = self.clock()
         self.steps += 1
-        if self.steps > self.warmup and self._last_end is not None:
+        profiled = self._left_out is not None and self._left_out[0] <= self.steps <= self._left_out[1]
+        if self.steps > self.warmup and self._last_end is not None and not profiled:
             self._step_times.append(now - self._last_end)
             for key, value in self._pending.items():
                 self._timed[key] = self._timed[key] + value

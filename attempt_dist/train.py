@@ -342,6 +342,7 @@ class Recipe:
                                    world_size=self.info.world_size)
         self.loss_window = LossWindow(self.info.world_size)
         self.profiler = StepProfiler.from_env(self.out, enabled=self.info.is_main)
+        self.meter.leave_out(self.profiler.window)
         self.hooks = FaultHooks(self.out, self.info.rank)
         self.hooks.dump_state(self.engine.module, "initial")
 

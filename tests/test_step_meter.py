@@ -70,6 +70,19 @@ def test_restart_interval_leaves_evaluation_out():
     assert meter.summary()["mfu"] is None  # no known peak
 
 
+def test_a_profiled_window_is_not_timed():
+    config = get_spec("t5-tiny").config()
+    meter = StepMeter(config, prompt_len=0, backbone_trainable=True, checkpointing=False, warmup=1,
+                      clock=FakeClock([0.0, 1.0, 11.0, 21.0, 22.0]))
+    meter.leave_out((3, 4))  # steps 3 and 4 ran under the profiler: 10 s each
+    for _ in range(5):
+        meter.micro_batch(_batch([3], 3, 2))
+        meter.step_end()
+    summary = meter.summary()
+    assert summary["timed_steps"] == 2 and summary["step_time_s"] == pytest.approx(1.0)
+    assert summary["examples_per_s"] == pytest.approx(1.0)
+
+
 def test_loss_window_reads_every_micro_batch_and_finds_a_bad_one():
     window = LossWindow(world_size=1)
     window.add(torch.tensor(1.5))
