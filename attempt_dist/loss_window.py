@@ -2,9 +2,11 @@
 
 Reading a GPU value on the host (loss.item(), a bool tested in Python) waits for every queued
 kernel: done per micro-batch, it stalls the launch queue once per forward. The training loop
-adds each micro-batch's loss here and reads the window once, before the optimizer step: one
-sync per step, which also tells whether any rank's loss was not finite (so a divergence still
-stops the run before the update at the same step).
+adds each micro-batch's loss here and reads the window once per optimizer step, after the
+forward of its last micro-batch and before that backward (whose gradient collectives would
+wait for a stopped rank without --dist-timeout's bound; this all-reduce is bounded): one sync
+per step, which also tells whether any rank's loss was not finite, so a divergence still stops
+the run before the update at the same step.
 """
 
 from __future__ import annotations

@@ -436,9 +436,11 @@ class Recipe:
                     batch = {k: v.to(device) for k, v in batch.items()}
                     loss = engine(**batch).loss
                     self.loss_window.add(loss)
-                    engine.backward(loss)
                     if engine.is_gradient_accumulation_boundary():
+                        # Before this backward: its collectives would wait for a stopped rank
+                        # without --dist-timeout's bound; this one is bounded.
                         last_loss = self._read_step_loss()
+                    engine.backward(loss)
                     before = engine.global_steps
                     self._step()
                     state.train_seconds += time.perf_counter() - start
