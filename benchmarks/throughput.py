@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py --cpu                  # CI-sized cells (minutes on 2 cores) -> results/throughput-cpu.*
     python benchmarks/throughput.py --gpu                  # the GPU cells, one command, < 8 min on an H100/H200
+    python benchmarks/throughput.py --cpu --paired-only    # only the in-process pairs -> results/throughput-cpu-paired.*
     python benchmarks/throughput.py --gpu --dry-run        # print each cell's trainer command
     python benchmarks/throughput.py --gpu --peak-tflops 989 --cells 't5-3b_*'
 
@@ -29,9 +30,9 @@ padding; --group-by-length cells sort it away.
 
 CPU mode also times, in one process (plain torch, no DeepSpeed: the models' own costs), our
 prompt tuning against PEFT's on the same backbone, batch and prompt length, and ATTEMPT-MT
-against multi-task prompt tuning, the two of a pair taking turns step by step (a busy machine
-slows both alike; separate trainer processes on a shared CPU are not), median of the timed
-steps.
+against multi-task prompt tuning, and random against length-grouped batches of the mix (the
+trainer's sampler and collator, one prompt-tuning model), the two of a pair taking turns step
+by step (a busy machine slows both alike; separate trainer processes on a shared CPU are not).
 
 Output: <out>/<stem>.json and .md with the date, command, versions, device and every cell.
 """
@@ -332,6 +333,58 @@ def attempt_comparison(model: str, batch: int, input_len: int, prompt_length: in
             "timed_steps": TIMED, "median_step_s": median, "attempt_over_prompt": median["attempt"] / median["prompt"]}
 
 
+def grouping_comparison(data_dir: Path, model: str = "t5-mini", batch: int = 8, prompt_length: int = 100,
+                        timed: int = 2 * TIMED) -> dict:
+    """Random against length-grouped batches of the mix at `data_dir`, in one process: the same
+    prompt-tuning model steps on the next random batch, then on the next grouped one (the
+    trainer's sampler and collator, epoch 0), `timed` steps each after WARMUP; examples/s,
+    real tokens/s and padding of each."""
+    import torch
+    from transformers import T5ForConditionalGeneration
+
+    from attempt_dist.backbones import get_spec
+    from attempt_dist.data import MultiTaskSampler, Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
+    from attempt_dist.methods import prompt as prompt_method
+    from attempt_dist.methods.inputs import MethodInputs
+    from attempt_dist.tasks import get_task
+
+    tok = load_tokenizer("t5-tiny")
+    features = [tokenize_examples(load_task_splits(t, str(data_dir), seed=42)["train"], tok, i, get_task(t).max_length, 8)
+                for i, t in enumerate(MIX_TASKS)]
+    sizes = [len(f) for f in features]
+    lengths = [[len(x["input_ids"]) for x in f] for f in features]
+    samplers = {"random": MultiTaskSampler(sizes, batch, 0, 1, seed=42),
+                "grouped": MultiTaskSampler(sizes, batch, 0, 1, seed=42, lengths=lengths, group_by_length=True)}
+    torch.manual_seed(0)
+    config = get_spec(model).config()
+    wrapped = prompt_method.wrap(T5ForConditionalGeneration(config), prompt_method.Config(prompt_length=prompt_length),
+                                 MethodInputs(num_tasks=len(MIX_TASKS)))
+    collate = Seq2SeqCollator(tok.pad_token_id)
+    batches = {k: iter(v) for k, v in samplers.items()}
+    optimizer = torch.optim.AdamW([p for p in wrapped.parameters() if p.requires_grad], lr=0.3)
+    totals = {k: {"seconds": 0.0, "examples": 0, "real": 0, "padded": 0} for k in samplers}
+    wrapped.train()
+    for step in range(WARMUP + timed):
+        for name in samplers:
+            items = next(batches[name])
+            data = collate([features[t][i] for t, i in items])
+            data.pop("indices")
+            start = time.perf_counter()
+            wrapped(**data).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if step >= WARMUP:
+                total = totals[name]
+                total["seconds"] += time.perf_counter() - start
+                total["examples"] += len(items)
+                total["real"] += int(data["attention_mask"].sum()) + int((data["labels"] >= 0).sum())
+                total["padded"] += data["input_ids"].numel() + data["labels"].numel()
+    figures = {k: {"examples_per_s": t["examples"] / t["seconds"], "tokens_per_s": t["real"] / t["seconds"],
+                   "padding_fraction": 1 - t["real"] / t["padded"]} for k, t in totals.items()}
+    return {"model": model, "batch": batch, "prompt_length": prompt_length, "timed_steps": timed, **figures,
+            "grouped_over_random": figures["grouped"]["examples_per_s"] / figures["random"]["examples_per_s"]}
+
+
 # --- report -------------------------------------------------------------------------------------------
 COLUMNS = [("cell", "cell"), ("status", "status"), ("step_time_s", "step s"), ("step_time_median_s", "median s"),
            ("examples_per_s", "examples/s"), ("tokens_per_s", "real tokens/s"), ("padding_fraction", "padding"),
@@ -392,6 +445,13 @@ def markdown(report: dict) -> str:
                      f"batch {p['batch']} x {p['input_len']} tokens, prompt {p['prompt_length']} (plain torch, median of "
                      f"{p['timed_steps']} steps each, alternating): {p['attempt_over_prompt']:.3f}x step time "
                      f"({p['median_step_s']['attempt']:.3f} s vs {p['median_step_s']['prompt']:.3f} s)")
+    if report.get("grouping_in_process"):
+        g = report["grouping_in_process"]
+        lines.append(f"- --group-by-length / random batches of the length mix in one process, {g['model']} prompt tuning "
+                     f"(prompt {g['prompt_length']}), batch {g['batch']} (plain torch, {g['timed_steps']} batches each, "
+                     f"alternating): {g['grouped_over_random']:.2f}x examples/s ({g['grouped']['examples_per_s']:.2f} vs "
+                     f"{g['random']['examples_per_s']:.2f}), padding {g['random']['padding_fraction']:.1%} -> "
+                     f"{g['grouped']['padding_fraction']:.1%}")
     if report.get("data"):
         lines += ["", "## Training input lengths (tokens, as cut by the trainer)", ""]
         for name, tasks in report["data"].items():
@@ -420,7 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, overriding the table")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell (default 900)")
     parser.add_argument("--deadline", type=int, default=None, help="seconds for the whole run: later cells are skipped")
-    parser.add_argument("--no-peft", action="store_true", help="CPU: skip the PEFT comparison")
+    parser.add_argument("--no-peft", action="store_true", help="CPU: skip the in-process comparisons")
+    parser.add_argument("--paired-only", action="store_true",
+                        help="CPU: only the in-process comparisons, into <stem>-paired.json/.md")
     parser.add_argument("--dry-run", action="store_true", help="print the trainer commands and exit")
     return parser
 
@@ -431,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     mode = CPU if args.cpu else GPU
-    cells = list(mode.cells)
+    cells = [] if args.paired_only else list(mode.cells)
     if args.cells:
         patterns = args.cells.split(",")
         cells = [c for c in cells if any(fnmatch.fnmatch(c.name, p) for p in patterns)]
@@ -445,13 +507,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    stem = mode.stem if args.cpu else f"{mode.stem}-{ms.slug(ms.device_name())}"
+    stem = (mode.stem if args.cpu else f"{mode.stem}-{ms.slug(ms.device_name())}") + ("-paired" if args.paired_only else "")
     fixed_tasks = sorted({t for c in cells if c.data == "fixed" for t in c.tasks.split(",")})
     data = {}
     if fixed_tasks:
         write_fixed_data(work / "data-fixed", fixed_tasks, mode.max_length)
         data["fixed"] = input_lengths(fixed_tasks, work / "data-fixed", "t5-tiny", mode.max_length)
-    if any(c.data == "mix" for c in cells):
+    if any(c.data == "mix" for c in cells) or (mode.peft_model and not args.no_peft and not args.cells):
         write_mix_data(work / "data-mix")
         data["mix"] = input_lengths(list(MIX_TASKS), work / "data-mix", "t5-tiny", None)
     for cell in cells:
@@ -464,10 +526,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(with_peak(run_cell(cell, mode, work, out, stem, args.timeout), args.peak_tflops))
         print(json.dumps({k: rows[-1].get(k) for k in ("cell", "status", "steady")}), flush=True)
-    peft_row = paired = None
+    peft_row = paired = grouping = None
     if mode.peft_model and not args.no_peft and not args.cells:
         peft_row = peft_comparison(mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
         paired = attempt_comparison(mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
+        grouping = grouping_comparison(work / "data-mix", prompt_length=mode.prompt_length)
     from attempt_dist.results import package_versions, write_json_atomic, write_text_atomic
 
     report = {"mode": "cpu" if args.cpu else "gpu", "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -476,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
               | {"peft": _version("peft")},
               "command": "python benchmarks/throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "warmup_steps": WARMUP, "timed_steps": TIMED, "max_length": mode.max_length,
-              "prompt_length": mode.prompt_length, "data": data, "cells": rows, "peft": peft_row, "attempt_in_process": paired,
+              "prompt_length": mode.prompt_length, "data": data, "cells": rows, "peft": peft_row, "attempt_in_process": paired, "grouping_in_process": grouping,
               "comparisons": comparisons(rows)}
     write_json_atomic(out / f"{stem}.json", report)
     write_text_atomic(out / f"{stem}.md", markdown(report))

@@ -96,3 +96,13 @@ def test_one_tiny_cell_end_to_end(tmp_path, monkeypatch):
     assert steady["examples_per_s"] > 0 and 0 <= steady["padding_fraction"] < 1
     assert (tmp_path / "out" / cell["profile"]).read_text().startswith("steps 14..15")
     assert "| cell |" in (tmp_path / "out" / "tiny.md").read_text()
+
+
+@pytest.mark.slow
+def test_grouping_comparison_times_both_batchings_on_the_mix(tmp_path):
+    tp.write_mix_data(tmp_path, examples=40)
+    result = tp.grouping_comparison(tmp_path, model="t5-tiny", batch=8, prompt_length=4, timed=2)
+    assert result["timed_steps"] == 2
+    assert result["grouped"]["padding_fraction"] < 0.05 < 0.2 < result["random"]["padding_fraction"]
+    assert result["grouped_over_random"] == pytest.approx(
+        result["grouped"]["examples_per_s"] / result["random"]["examples_per_s"])
