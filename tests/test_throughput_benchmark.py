@@ -56,7 +56,8 @@ def test_length_mix_is_realistic_and_random_batches_pay_its_padding(tmp_path):
 
     tp.write_mix_data(tmp_path, examples=120)
     lengths = tp.input_lengths(list(tp.MIX_TASKS), tmp_path, "t5-tiny", None)
-    assert {t: d["examples"] for t, d in lengths.items()} == {"boolq": 120, "multirc": 120, "record": 120}
+    # ReCoRD's dev split is held out of its hub train split (the paper's scheme): 95 of the 120 rows train.
+    assert {t: d["examples"] for t, d in lengths.items()} == {"boolq": 120, "multirc": 120, "record": 95}
     medians = {t: d["median"] for t, d in lengths.items()}
     assert 90 < medians["boolq"] < medians["record"] < medians["multirc"] <= 348
     assert lengths["record"]["max"] <= 512 and lengths["boolq"]["min"] < 100 < lengths["boolq"]["max"]
