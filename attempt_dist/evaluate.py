@@ -22,9 +22,8 @@ import torch
 
 from . import distributed as dist
 from .tasks import get_task, headline_score, score
+from .tasks.formats import stsb_target
 
-# Generated tokens for label-word tasks; QA answers may use the whole target budget.
-LABEL_NEW_TOKENS = 16
 # Default per-rank evaluation batch = this x the training micro-batch: generation keeps no
 # activations for backward (training at batch b does, for every layer) and frees each step's
 # activations, so twice the batch stays under what training itself needed.
@@ -43,8 +42,17 @@ class TaskEvalData:
     features: list[dict]
 
 
-def max_new_tokens(task: str, max_target_length: int) -> int:
-    return max_target_length if get_task(task).kind == "qa" else min(LABEL_NEW_TOKENS, max_target_length)
+def max_new_tokens(task: str, max_target_length: int, tokenizer) -> int:
+    """Tokens to generate for `task`: a QA answer may use the whole target budget; a label-word
+    (or STS-B score) task never needs more than its longest possible target plus eos, and each
+    further step would cost a whole decoder pass for nothing. (A generation cut there cannot
+    become a label: it is longer than every label.)"""
+    spec = get_task(task)
+    if spec.kind == "qa":
+        return max_target_length
+    words = spec.label_words if spec.kind == "classification" else [stsb_target(k / 5) for k in range(26)]
+    longest = max(len(ids) for ids in tokenizer(list(words), add_special_tokens=False)["input_ids"])
+    return min(longest + 1, max_target_length)
 
 
 def length_order(features: list[dict]) -> list[int]:
@@ -68,7 +76,7 @@ def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int,
     positions = length_order(data.features) if sort_by_length else list(range(len(data.features)))
     order = [positions[i] for i in _shard(len(positions), rank, world)]
     out = []
-    new_tokens = max_new_tokens(data.task, max_target_length)
+    new_tokens = max_new_tokens(data.task, max_target_length, tokenizer)
     device = next(iter(module.parameters())).device
     for start in range(0, len(order), batch_size):
         feats = [data.features[i] for i in order[start:start + batch_size]]

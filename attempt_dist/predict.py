@@ -84,7 +84,8 @@ class LoadedRun:
                                                           cfg.max_target_length)):
                 features[i] = feature
         collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
-        budget = [max_new_tokens(t, cfg.max_target_length) for t in tasks]
+        budget = {t: max_new_tokens(t, cfg.max_target_length, self.tokenizer) for t in set(tasks)}
+        budget = [budget[t] for t in tasks]
         names = self.attention_prompts if attention else None
         results: list[dict | None] = [None] * len(texts)
         order = length_order(features)  # as evaluation batches: longest first, little padding

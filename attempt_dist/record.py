@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -82,6 +82,37 @@ class MemoryUse:
     """--gpu-mem-cap, when one was set."""
 
 
+def added_field():
+    """A field added to schema 2 after its first records: absent in those, read as None."""
+    return field(default=None, metadata={"added": True})
+
+
+@dataclass
+class SteadyThroughput:
+    """Training speed past the first steps (attempt_dist.step_meter; FLOPs: attempt_dist.flops)."""
+
+    warmup_steps: int
+    """Optimizer steps left out (of this process: a --resume starts counting again)."""
+    timed_steps: int
+    step_time_s: float
+    step_time_median_s: float
+    examples_per_s: float
+    tokens_per_s: float
+    """Real (non-padding) input and target tokens per second, all ranks."""
+    padding_fraction: float
+    model_tflops_per_s: float
+    """Per device: forward plus the method's backward."""
+    mfu: float | None
+    """model FLOP/s over the device's dense peak; None where the peak is unknown (the CPU)."""
+    hfu: float | None
+    """As mfu, with activation checkpointing's recomputation."""
+    peak_tflops: float | None
+
+    @classmethod
+    def of(cls, summary: dict | None) -> "SteadyThroughput | None":
+        return None if summary is None else cls(**summary)
+
+
 @dataclass
 class Throughput:
     train_examples_per_s: float
@@ -89,6 +120,8 @@ class Throughput:
     examples: int
     eval: dict[str, dict[str, float]]
     """split -> {"seconds", "calls"}: this process's evaluations (not carried over --resume)."""
+    steady: SteadyThroughput | None = added_field()
+    """None when the run had no step past the warm-up to time."""
 
 
 @dataclass
@@ -209,6 +242,8 @@ def _build(cls, data: dict, path: Path, where: str, *, schema: int):
             values[f.name] = f.default
         elif lenient and not (where == "" and f.default is MISSING):
             values[f.name] = None if f.default is MISSING else f.default
+        elif f.metadata.get("added"):
+            values[f.name] = None
         else:
             raise RecordError(f"{path}: required field {label!r} is missing from this schema {schema} record")
     return cls(**values)

@@ -39,5 +39,7 @@ def load_run_data(cfg, rank: int, world_size: int) -> RunData:
             examples = splits[split][: cfg.max_eval_examples] if cfg.max_eval_examples else splits[split]
             eval_data[split].append(TaskEvalData(task, task_id, examples, feats(examples)))
     sampler = MultiTaskSampler([len(f) for f in train_features], cfg.batch_size, rank, world_size, cfg.seed,
-                               temperature=cfg.temperature_sampling)
+                               temperature=cfg.temperature_sampling, group_by_length=cfg.group_by_length,
+                               lengths=[[len(x["input_ids"]) for x in f] for f in train_features]
+                               if cfg.group_by_length else None)
     return RunData(tokenizer, Seq2SeqCollator(tokenizer.pad_token_id), train_features, eval_data, sampler)

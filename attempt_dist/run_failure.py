@@ -17,9 +17,8 @@ from pathlib import Path
 from . import checkpoint as ckpt
 from . import distributed as dist
 from .planning.auto import DoesNotFit
-from .record import RunFailure
 from .atomic_files import write_json_atomic
-from .record import FAILURE_FILENAME
+from .record import FAILURE_FILENAME, RunFailure
 
 EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5
 
@@ -28,15 +27,16 @@ class Diverged(RuntimeError):
     """The loss became non-finite or an update overflowed: training stops at the last good checkpoint."""
 
 
-def check_finite(loss, world_size: int, step: int) -> None:
-    """Diverged on every rank when the loss of optimizer step `step` is not finite on any rank."""
-    import torch
+def read_step_loss(loss_window, step: int) -> float:
+    """The step's one host sync, before its update: Diverged when any rank's loss of any
+    micro-batch of optimizer step `step` was not finite; else this rank's last micro-batch loss."""
+    import math
 
-    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
-    if world_size > 1:
-        torch.distributed.all_reduce(bad)
-    if bad.item() > 0:
-        raise Diverged(f"the loss became {loss.item()} at step {step}")
+    finite, losses = loss_window.read()
+    if not finite:
+        shown = next((value for value in losses if not math.isfinite(value)), losses[-1])
+        raise Diverged(f"the loss became {shown} at step {step}")
+    return losses[-1]
 
 
 def optimizer_step(engine, group_lrs: dict[str, float]) -> None:

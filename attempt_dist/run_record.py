@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import distributed as dist
-from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunResult, Throughput
+from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunResult, SteadyThroughput, Throughput
 from .provenance import git_revision, package_versions
 from .run_state import RunState
 
@@ -37,7 +37,8 @@ def completed_record(recipe: Recipe, state: RunState, results: dict, steps: int,
         steps=steps,
         memory=MemoryUse(**{**memory, "cap_bytes": recipe.memory_cap.get("cap_bytes")}),
         throughput=Throughput(train_examples_per_s=state.examples_per_s, steps=steps, examples=state.examples,
-                              eval=recipe.eval_time),
+                              eval=recipe.eval_time,
+                              steady=SteadyThroughput.of(recipe.instruments.meter.summary())),
         wall_time_s=time.time() - started,
         world_size=recipe.info.world_size,
         nodes=recipe.nodes,

@@ -83,6 +83,9 @@ def _scalars(row: dict) -> dict[str, float]:
     if row["kind"] == "train":
         found = {"train/loss": row["loss"], "train/examples_per_s": row["examples_per_s"]}
         found.update({f"train/lr/{group}": lr for group, lr in row["lr"].items()})
+        steady = row.get("steady") or {}
+        found.update({f"train/steady/{key}": steady[key] for key in ("examples_per_s", "tokens_per_s", "mfu")
+                      if steady.get(key) is not None})
         peak = (row.get("memory") or {}).get("peak_allocated_bytes")
         if peak is not None:
             found["train/peak_memory_gib"] = peak / 2**30
@@ -163,13 +166,14 @@ class Tracker:
             self._window.append(loss)
 
     def train(self, *, step: int, epoch: float, lr: dict[str, float], examples: int, examples_per_s: float,
-              memory: dict | None) -> None:
+              memory: dict | None, steady: dict | None = None) -> None:
+        """steady: attempt_dist.step_meter's summary so far (None before the warm-up is over)."""
         if not self.enabled or not self._window:
             return
         loss = sum(self._window) / len(self._window)
         self._window = []
         self._emit({"kind": "train", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "examples": examples,
-                    "examples_per_s": examples_per_s, "memory": memory})
+                    "examples_per_s": examples_per_s, "memory": memory, "steady": steady})
 
     def evaluation(self, *, split: str, step: int, epoch: float, score: float, metrics: dict,
                    final: bool = False) -> None:

@@ -6,9 +6,8 @@
     torchrun --nproc_per_node 2 -m attempt_dist.train ...  deepspeed --module attempt_dist.train ...
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
 
-Exit codes: 0 done (result.json written), 2 bad input, 3-5 a run failure (run_failure.py).
-One run owns its --output-dir (run_folder.py); --resume continues the newest complete
-checkpoint and refuses a changed run (resume_config.py).
+Exit codes: 0 done (result.json written), 2 bad input, 3-5 a run failure (run_failure.py). One run
+owns its --output-dir (run_folder.py); --resume refuses a changed run (resume_config.py).
 """
 
 from __future__ import annotations
@@ -34,14 +33,15 @@ from .progress import RunProgress, print_summary, score_line
 from .atomic_files import write_json_atomic
 from .record import RESULT_FILENAME, RunResult
 from .run_data import RunData, load_run_data
-from .run_failure import check_finite, failure_of, optimizer_step, record_failure
+from .run_failure import failure_of, optimizer_step, read_step_loss, record_failure
 from .run_folder import check_output_dir, check_output_writable, clear_for_overwrite, hold_output_lock
 from .run_logging import attach_log_file, setup_logging
 from .eval_outputs import save_attention, save_predictions
 from .run_record import completed_record
 from .run_state import RunState
 from .runlock import FolderLock
-from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args
+from .step_meter import StepInstruments
+from .train_config import TrainConfig, build_parser, config_from_args, parse_train_args, warmup_steps
 from .prepare import apply_prepared
 
 log = logging.getLogger("attempt_dist.train")
@@ -59,6 +59,7 @@ class Recipe:
         self.resume_from: ckpt.TagCheck | None = None
         # setup(): the ranks, where metrics go, the memory cap and plan, DeepSpeed's config
         self.info: dist.DistInfo | None = None
+        self.nodes = 1  # how many machines the ranks run on (the record says)
         self.progress: RunProgress | None = None
         self.report_to: list[str] = []
         self.memory_cap: dict = {}
@@ -75,6 +76,7 @@ class Recipe:
         self.engine = None
         self.synced_gpus = False
         self.hooks: FaultHooks | None = None
+        self.instruments: StepInstruments | None = None  # steady speed, the step's losses, the profiler
         self.tracker: tracking.Tracker | None = None  # train()
 
     # --- setup ------------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class Recipe:
         scheduler = get_linear_schedule_with_warmup(optimizer, self.warmup, self.total_steps)
         self.engine = dist.initialize_engine(model, optimizer, scheduler, self.ds_config)
         self.synced_gpus = dist.needs_synced_gpus(self.ds_config)
+        self.instruments = StepInstruments.for_run(self, model)
         self.hooks = FaultHooks(self.out, self.info.rank)
         self.hooks.dump_state(self.engine.module, "initial")
 
@@ -184,8 +187,7 @@ class Recipe:
                 self._save("best", state, latest=False)
 
     def epochs_done(self, step: int) -> float:
-        # Epochs completed at an optimizer step (the sampler's own counter only moves once its
-        # generator is exhausted, after the step that ends the epoch).
+        # Epochs done at an optimizer step (the sampler's counter moves only after an epoch's last step).
         return round(step / self.steps_per_epoch, 4)
 
     def _evaluate(self, split: str, with_attention: bool) -> dict:
@@ -218,9 +220,12 @@ class Recipe:
                     start = time.perf_counter()
                     batch = self.data.collator([self.data.train_features[t][i] for t, i in items])
                     batch.pop("indices")
+                    self.instruments.meter.micro_batch(batch)
                     batch = {k: v.to(device) for k, v in batch.items()}
                     loss = engine(**batch).loss
-                    check_finite(loss, self.info.world_size, engine.global_steps + 1)
+                    self.instruments.losses.add(loss)
+                    if engine.is_gradient_accumulation_boundary():  # before backward: --dist-timeout bounds it
+                        last_loss = read_step_loss(self.instruments.losses, engine.global_steps + 1)
                     engine.backward(loss)
                     before = engine.global_steps
                     optimizer_step(engine, self.group_lrs)
@@ -229,19 +234,22 @@ class Recipe:
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
-                    state.losses.append(round(loss.item(), 6))
-                    self.tracker.step_loss(loss.item())
+                    self.instruments.step_end(engine.global_steps)
+                    state.losses.append(round(last_loss, 6))
+                    self.tracker.step_loss(last_loss)
                     rate = state.examples_per_s
-                    self.progress.train_step(step, loss.item(), rate)
+                    self.progress.train_step(step, last_loss, rate)
                     if step % cfg.log_every == 0 or step == self.total_steps:
-                        log.info("step %d loss %.4f lr %s %.1f ex/s", step, loss.item(),
+                        log.info("step %d loss %.4f lr %s %.1f ex/s", step, last_loss,
                                  [round(g["lr"], 6) for g in engine.optimizer.param_groups], rate)
                         self._track_step(step, state)
                     if step % eval_every == 0 or step == self.total_steps:
                         self._evaluate_dev(state)
+                        self.instruments.meter.restart_interval()  # evaluation is not a step's time
                     if not cfg.no_checkpoints and (step % cfg.save_every == 0 or step == self.total_steps):
                         self._save(f"step{step}", state)
                         self.hooks.after_checkpoint(step)
+                        self.instruments.meter.restart_interval()
                     self.hooks.after_step(step)
                     if step >= self.total_steps:
                         break
@@ -252,7 +260,8 @@ class Recipe:
             return
         lrs = {g.get("name", str(i)): g["lr"] for i, g in enumerate(self.engine.optimizer.param_groups)}
         self.tracker.train(step=step, epoch=self.epochs_done(step), lr=lrs, examples=state.examples,
-                           examples_per_s=state.examples_per_s, memory=dist.memory_report())
+                           examples_per_s=state.examples_per_s, memory=dist.memory_report(),
+                           steady=self.instruments.meter.summary())
 
     # --- finish: best weights back, final evaluation, artefacts, the run record --------------
     def finish(self, state: RunState, started: float) -> RunResult | None:
@@ -292,15 +301,6 @@ class Recipe:
             save_predictions(self.out, split, self.data.eval_data[split], res["predictions"])
             if attention:
                 save_attention(self.out, split, self.engine.module, res["attention"], self.data.eval_data[split])
-
-
-def warmup_steps(cfg: TrainConfig, total_steps: int) -> tuple[int, bool]:
-    """(warm-up steps, capped?): the paper's --warmup-steps (500, B.5), whatever the run's
-    length; only a run sized by an explicit --max-steps (a smoke run) gets at most a tenth of
-    its steps, so that a 20-step check still reaches its learning rate."""
-    if cfg.max_steps is not None and total_steps // 10 < cfg.warmup_steps:
-        return total_steps // 10, True
-    return cfg.warmup_steps, False
 
 
 def run(cfg: TrainConfig) -> int:
@@ -343,8 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # python -m attempt_dist.train, torchrun -m, deepspeed --module, accelerate launch -m
-    # The importable module's main, not this __main__ copy's: one set of classes and loggers
-    # for anything (sweep jobs, the pipeline) that imports attempt_dist.train in this process.
+    # The importable module's main, not this __main__ copy's: one set of classes and loggers.
     from attempt_dist.train import main as _main
 
     sys.exit(_main())

@@ -76,6 +76,9 @@ class TrainConfig:
     max_eval_examples: int | None = train_option(None, "cap each task's dev and test sets", group="data", at_least=1)
     temperature_sampling: float = train_option(1.0, "multi-task mixing temperature (1 = proportional to size)",
                                                group="data")
+    group_by_length: bool = train_option(
+        False, "training batches of similar input length (sorted inside mega-batches of 50 batches, then "
+               "shuffled): less padding, same examples per epoch, still seeded and resumable", group="data")
     data_seed: int = train_option(42, "seed of the dev/test splits (default %(default)s)", group="data")
     # --- optimisation
     batch_size: int = train_option(32, "per-rank micro-batch (default %(default)s)", group="optimisation", at_least=1)
@@ -296,3 +299,12 @@ def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None = N
     if known.config:
         parser.set_defaults(**load_config_file(known.config))
     return parser.parse_args(argv)
+
+
+def warmup_steps(cfg: TrainConfig, total_steps: int) -> tuple[int, bool]:
+    """(warm-up steps, capped?): the paper's --warmup-steps (500, B.5), whatever the run's
+    length; only a run sized by an explicit --max-steps (a smoke run) gets at most a tenth of
+    its steps, so that a 20-step check still reaches its learning rate."""
+    if cfg.max_steps is not None and total_steps // 10 < cfg.warmup_steps:
+        return total_steps // 10, True
+    return cfg.warmup_steps, False

@@ -86,3 +86,61 @@ def test_cap_and_temperature_change_the_mixture():
 def test_no_shuffle_keeps_task_order():
     s = MultiTaskSampler([3, 2], 2, 0, 1, seed=0, shuffle=False)
     assert list(s) == [[(0, 0), (0, 1)], [(0, 2), (1, 0)], [(1, 1), (0, 0)]]
+
+
+# --- length grouping ------------------------------------------------------------------------------
+def _lengths(sizes, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(5, 500, size=n)) for n in sizes]
+
+
+def _padding(batches, lengths):
+    padded = sum(len(b) * max(lengths[t][i] for t, i in b) for b in batches)
+    real = sum(lengths[t][i] for b in batches for t, i in b)
+    return 1 - real / padded
+
+
+def test_length_grouping_keeps_the_epoch_and_cuts_padding():
+    sizes = [300, 200, 100]
+    lengths = _lengths(sizes)
+    plain = run_epoch(sizes, world=2, bs=8, epoch=1)
+    grouped = run_epoch(sizes, world=2, bs=8, epoch=1, lengths=lengths, group_by_length=True, mega_batch=10)
+    # The same items, the same number of steps on every rank, every example once (606 = 38 * 16 - 2 repeats).
+    assert [len(r) for r in grouped] == [len(r) for r in plain] == [38, 38]
+    items = lambda ranks: Counter(item for batches in ranks for b in batches for item in b)  # noqa: E731
+    assert items(grouped) == items(plain)
+    # Within a global batch (both ranks' halves) lengths are close: a mega-batch of 160 sorted items.
+    assert _padding(grouped[0], lengths) < 0.1 < 0.4 < _padding(plain[0], lengths)
+    # Tasks still meet inside batches, and the long batches are not all at the start.
+    assert any(len({t for t, _ in b}) > 1 for b in grouped[0])
+    maxima = [max(lengths[t][i] for t, i in b) for b in grouped[0]]
+    assert maxima != sorted(maxima, reverse=True)
+
+
+def test_length_grouping_is_seeded_and_resumes_mid_epoch_identically():
+    sizes = [40, 25, 17]
+    lengths = _lengths(sizes, seed=1)
+    kw = dict(lengths=lengths, group_by_length=True, mega_batch=3)
+    full = MultiTaskSampler(sizes, 4, 1, 2, seed=11, **kw)
+    full.set_epoch(2)
+    reference = list(full)
+    assert reference == run_epoch(sizes, world=2, bs=4, seed=11, epoch=2, **kw)[1]
+    assert reference != run_epoch(sizes, world=2, bs=4, seed=12, epoch=2, **kw)[1]
+    killed = MultiTaskSampler(sizes, 4, 1, 2, seed=11, **kw)
+    killed.set_epoch(2)
+    it = iter(killed)
+    head = [next(it) for _ in range(5)]
+    resumed = MultiTaskSampler(sizes, 4, 1, 2, seed=11, **kw)
+    resumed.load_state_dict(killed.state_dict())
+    resumed.set_epoch(2)
+    assert head + list(resumed) == reference
+    plain = MultiTaskSampler(sizes, 4, 1, 2, seed=11)
+    with pytest.raises(Exception, match="cannot resume.*group_by_length"):
+        plain.load_state_dict(killed.state_dict())
+
+
+def test_length_grouping_needs_every_length():
+    with pytest.raises(ValueError, match="input length of every example"):
+        MultiTaskSampler([3, 2], 2, 0, 1, seed=0, lengths=[[1, 2, 3]], group_by_length=True)

@@ -5,7 +5,7 @@ import torch
 
 from attempt_dist.data import Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
 from attempt_dist.distributed import DistInfo
-from attempt_dist.evaluate import TaskEvalData, _shard, evaluate
+from attempt_dist.evaluate import TaskEvalData, _shard, evaluate, max_new_tokens
 from tests.model_helpers import wrap
 from tests.train_helpers import DATA
 
@@ -24,7 +24,7 @@ def generate_all(model, data, tokenizer, task_id):
     collator = Seq2SeqCollator(tokenizer.pad_token_id)
     batch = collator(data.features)
     out = model.generate(batch["input_ids"], batch["attention_mask"], task_ids=torch.full_like(batch["task_ids"], task_id),
-                         max_new_tokens=8, do_sample=False)
+                         max_new_tokens=max_new_tokens(data.task, 8, tokenizer), do_sample=False)
     return [t.strip() for t in tokenizer.batch_decode(out, skip_special_tokens=True)]
 
 
@@ -62,3 +62,22 @@ def test_eval_shards_cover_everything_with_equal_lengths(n, world):
     shards = [_shard(n, r, world) for r in range(world)]
     assert len({len(s) for s in shards}) == 1  # every rank runs the same number of generate calls
     assert sorted(set(i for s in shards for i in s)) == list(range(n))
+
+
+def test_label_tasks_decode_at_most_their_longest_target_plus_eos():
+    from attempt_dist.tasks import get_task
+
+    tokenizer = load_tokenizer("t5-tiny")
+    lengths = lambda words: [len(ids) for ids in tokenizer(list(words), add_special_tokens=False)["input_ids"]]  # noqa: E731
+    for task in ("rte", "cb", "boolq", "multirc", "copa", "wsc", "stsb"):
+        budget = max_new_tokens(task, 128, tokenizer)
+        # Every training target of the example data fits, eos included (labels end in eos) ...
+        for split in ("train", "dev"):
+            examples = load_task_splits(task, DATA)[split]
+            feats = tokenize_examples(examples, tokenizer, 0, 64, 128)
+            assert max(len(f["labels"]) for f in feats) <= budget, task
+        # ... and the budget is exactly the longest possible target plus eos, far below the old 16.
+        if get_task(task).kind == "classification":
+            assert budget == max(lengths(get_task(task).label_words)) + 1, task
+    assert max_new_tokens("cb", 2, tokenizer) == 2  # never past --max-target-length
+    assert max_new_tokens("squad", 128, tokenizer) == 128  # QA answers keep the whole budget

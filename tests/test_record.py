@@ -104,3 +104,22 @@ def test_sweep_status_counts_a_corrupt_record_as_failed_and_names_it(tmp_path, c
     write_json_atomic(run_dir / "failure.json", RunFailure(status="oom", reason="does not fit", config={}).to_json())
     assert (run_state(run_dir, run_dir.parent / "job.json").status,
             run_state(run_dir, run_dir.parent / "job.json").detail) == ("oom", "does not fit")
+
+
+def test_steady_throughput_reads_back_and_an_earlier_schema_2_record_without_it_reads_none(tmp_path):
+    from attempt_dist.record import SteadyThroughput
+
+    steady = SteadyThroughput(warmup_steps=3, timed_steps=10, step_time_s=0.5, step_time_median_s=0.49,
+                              examples_per_s=64.0, tokens_per_s=14000.0, padding_fraction=0.25,
+                              model_tflops_per_s=300.0, mfu=0.303, hfu=0.303, peak_tflops=989.0)
+    record = full_record()
+    record.throughput.steady = steady
+    path = write_json_atomic(tmp_path / "result.json", record.to_json())
+    assert read_record(path).throughput.steady == steady
+    older = full_record().to_json()
+    del older["throughput"]["steady"]  # written before the field existed
+    assert read_record(_write(tmp_path, older)).throughput.steady is None
+    broken = record.to_json()
+    del broken["throughput"]["steady"]["mfu"]
+    with pytest.raises(RecordError, match="'throughput.steady.mfu' is missing"):
+        read_record(_write(tmp_path, broken))

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from attempt_dist.methods.prompts import read_prompt
+from attempt_dist import tracking
 from attempt_dist.record import read_record
 from tests.train_helpers import TINY, assert_same_training, launch, make_library, result, trainable
 
@@ -30,6 +31,13 @@ def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
     for key in ("memory", "throughput", "versions", "wall_time_s", "config", "world_size"):
         assert key in rec
     assert rec["throughput"]["train_examples_per_s"] > 0
+    steady = rec["throughput"]["steady"]  # 12 steps: 3 of warm-up left out, 9 timed
+    assert steady["warmup_steps"] == 3 and steady["timed_steps"] == 9
+    assert steady["examples_per_s"] > 0 and steady["tokens_per_s"] > steady["examples_per_s"]
+    assert 0 <= steady["padding_fraction"] < 1 and steady["model_tflops_per_s"] > 0
+    assert steady["mfu"] is None  # the CPU has no known peak
+    train_lines = [row for row in tracking.read_metrics(out) if row["kind"] == "train"]
+    assert train_lines[-1]["steady"]["timed_steps"] == 9
     losses = rec["train_loss"]
     assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     saved = json.loads((out / "config.json").read_text())
@@ -60,8 +68,10 @@ def test_attempt_gate_trains_at_its_own_rate(tmp_path, library):
     assert torch.allclose(state["prompt.target"][0], mnli, atol=1.0)  # ...but from there
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
-    common = [*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "8", "--save-every", "2"]
+@pytest.mark.parametrize("data", [["--tasks", "rte"], ["--tasks", "rte,cb", "--group-by-length"]],
+                         ids=["random-batches", "length-grouped"])
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path, data):
+    common = [*TINY, "--method", "prompt", *data, "--max-steps", "8", "--save-every", "2"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     launch([*common, "--output-dir", str(straight)])
     killed = launch([*common, "--output-dir", str(resumed)], env={"ATTEMPT_DIST_CRASH_AFTER_STEP": "4"}, check=False)
@@ -147,6 +157,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert not (out / "result.json").exists()
     tag = (out / "checkpoints" / "latest").read_text().strip()
     assert (out / "checkpoints" / tag).is_dir()
+
+
+def test_nan_loss_under_accumulation_stops_at_the_same_step_before_its_update(tmp_path):
+    # The loss is read once per optimizer step (not per micro-batch): a non-finite loss in any
+    # micro-batch of step 4 still stops the run at step 4, with step 3's checkpoint the last.
+    out = tmp_path / "run"
+    proc = launch([*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "20", "--save-every", "1",
+                   "--lr", "1e30", "--grad-accum", "2", "--output-dir", str(out)], check=False)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    assert "the loss became nan at step 4;" in proc.stderr
+    assert (out / "checkpoints" / "latest").read_text().strip() == "step3"
 
 
 def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch, capsys):

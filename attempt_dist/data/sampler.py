@@ -21,6 +21,16 @@ of steps: with drop_last=False the last global batch is filled by repeating item
 start of the epoch's order (at most B*W - 1 repeats; deduplicate by (task_id, index) when
 scoring); with drop_last=True the incomplete last global batch is dropped.
 
+Length grouping (`lengths` given, `group_by_length=True`; --group-by-length): the epoch's
+global order is cut into mega-batches of `mega_batch` global batches; inside each, items are
+sorted by input length (longest first, ties in their shuffled order) and cut into global
+batches again, and the epoch's global batches are then shuffled (seeded by (seed, epoch)) so
+long and short batches alternate through the epoch. A batch then holds examples of similar
+length and pays little padding. The epoch's items, their count per task, the per-rank slicing
+and the number of steps are exactly those without grouping; tasks still mix (a batch holds
+the examples of any task whose lengths are alike). The order is a function of (seed, epoch)
+alone, so resume is exact as below.
+
 Resume: state_dict() holds (epoch, position) where position counts batches already handed
 out in the epoch; load_state_dict() makes the next iteration continue with the next batch.
 A finished pass advances to the next epoch by itself, so set_epoch(e) for the current epoch
@@ -37,11 +47,16 @@ import numpy as np
 
 from ..errors import UserError
 
+MEGA_BATCH = 50  # global batches sorted together by length (as transformers' length grouping)
+GROUPING_STREAM = 1  # a third seed word: the batch shuffle's generator differs from the item shuffle's
+
 
 class MultiTaskSampler:
     def __init__(self, sizes: Sequence[int], batch_size: int, rank: int, world_size: int,
                  seed: int, temperature: float = 1.0, cap: int | None = None,
-                 shuffle: bool = True, drop_last: bool = False):
+                 shuffle: bool = True, drop_last: bool = False,
+                 lengths: Sequence[Sequence[int]] | None = None, group_by_length: bool = False,
+                 mega_batch: int = MEGA_BATCH):
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"bad batch_size={batch_size} rank={rank} world_size={world_size}")
         if temperature <= 0:
@@ -57,6 +72,13 @@ class MultiTaskSampler:
         self.cap = cap
         self.shuffle = shuffle
         self.drop_last = drop_last
+        if group_by_length and (lengths is None or [len(x) for x in lengths] != self.sizes):
+            raise ValueError("group_by_length needs the input length of every example of every task")
+        if mega_batch < 1:
+            raise ValueError(f"mega_batch must be >= 1, got {mega_batch}")
+        self.group_by_length = group_by_length
+        self.lengths = [np.asarray(x, dtype=np.int64) for x in lengths] if group_by_length else None
+        self.mega_batch = mega_batch
         self.epoch = 0
         self.position = 0
 
@@ -102,7 +124,21 @@ class MultiTaskSampler:
         if needed > len(items):  # pad by repeating from the start (documented above)
             reps = math.ceil(needed / len(items))
             items = np.concatenate([items] * reps)
-        return items[:needed]
+        items = items[:needed]
+        return self._grouped(items) if self.group_by_length else items
+
+    def _grouped(self, items: np.ndarray) -> np.ndarray:
+        """items regrouped by length inside mega-batches, then whole global batches shuffled."""
+        offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        lengths = np.concatenate(self.lengths)[offsets[items[:, 0]] + items[:, 1]]
+        span = self.mega_batch * self.global_batch
+        order = []
+        for start in range(0, len(items), span):
+            chunk = np.arange(start, min(start + span, len(items)))
+            order.append(chunk[np.argsort(-lengths[chunk], kind="stable")])
+        batches = np.concatenate(order).reshape(-1, self.global_batch)
+        rng = np.random.default_rng([self.seed, self.epoch, GROUPING_STREAM])
+        return items[batches[rng.permutation(len(batches))].reshape(-1)]
 
     # --- iteration -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
@@ -126,10 +162,11 @@ class MultiTaskSampler:
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "position": self.position, "seed": self.seed,
                 "sizes": list(self.sizes), "batch_size": self.batch_size,
-                "world_size": self.world_size, "temperature": self.temperature, "cap": self.cap}
+                "world_size": self.world_size, "temperature": self.temperature, "cap": self.cap,
+                "group_by_length": self.group_by_length}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("seed", "sizes", "batch_size", "world_size", "temperature", "cap"):
+        for key in ("seed", "sizes", "batch_size", "world_size", "temperature", "cap", "group_by_length"):
             if key in state and state[key] != getattr(self, key):
                 raise UserError(
                     f"cannot resume the data order: saved {key}={state[key]!r} but this run has "
