@@ -34,7 +34,7 @@ import torch
 from . import checkpoint as ckpt
 from . import distributed as dist
 from . import resume_config, tracking
-from .data import MultiTaskSampler, Seq2SeqCollator, cached_tokenize, default_cache_dir, load_task_splits, load_tokenizer
+from .data import MultiTaskSampler, Seq2SeqCollator, default_cache_dir, load_tokenizer, task_features
 from .errors import AgreedError, UserError
 from .evaluate import TaskEvalData, default_eval_batch_size, evaluate
 from .methods import needs, param_groups
@@ -302,13 +302,14 @@ class Recipe:
         self.train_features, self.eval_data = [], {"dev": [], "test": []}
         cache = None if cfg.no_data_cache else (Path(cfg.cache_dir) / "features" if cfg.cache_dir else default_cache_dir())
         for task_id, task in enumerate(cfg.tasks):
-            splits = load_task_splits(task, cfg.data_dir, seed=cfg.data_seed, max_train=cfg.max_train_examples)
             max_len = cfg.max_length or get_task(task).max_length
-            feats = lambda exs: cached_tokenize(exs, self.tokenizer, task_id, max_len, cfg.max_target_length, cache)  # noqa: E731
-            self.train_features.append(feats(splits["train"]))
-            for split in ("dev", "test"):
-                examples = splits[split][: cfg.max_eval_examples] if cfg.max_eval_examples else splits[split]
-                self.eval_data[split].append(TaskEvalData(task, task_id, examples, feats(examples)))
+            # Built once per node (the other ranks wait), then memory-mapped by every rank.
+            data = task_features(task, task_id, cfg.data_dir, cfg.data_seed, cfg.max_train_examples,
+                                 self.tokenizer, max_len, cfg.max_target_length, cache)
+            self.train_features.append(data.train)
+            for split, examples in (("dev", data.dev_examples), ("test", data.test_examples)):
+                features = getattr(data, split).head(cfg.max_eval_examples)
+                self.eval_data[split].append(TaskEvalData(task, task_id, examples[:len(features)], features))
         self.sampler = MultiTaskSampler([len(f) for f in self.train_features], cfg.batch_size,
                                         self.info.rank, self.info.world_size, cfg.seed,
                                         temperature=cfg.temperature_sampling)

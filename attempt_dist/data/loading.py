@@ -32,6 +32,21 @@ def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
     return _hub_rows(task, split, looked)
 
 
+def local_source_files(task: Task, data_dir: str | Path | None) -> list[Path] | None:
+    """The local file each of the task's hub splits reads (as load_rows picks them), or None
+    when any split would come from the hub."""
+    if data_dir is None:
+        return None
+    found = []
+    for split in task.hub_splits.values():
+        paths = [p for p in candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None)
+                 if p.is_file()]
+        if not paths:
+            return None
+        found.append(paths[0])
+    return found
+
+
 def _hub_rows(task: Task, split: str, looked: list[Path]) -> Rows:
     import datasets
 
