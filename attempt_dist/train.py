@@ -301,15 +301,19 @@ class Recipe:
         self.collator = Seq2SeqCollator(self.tokenizer.pad_token_id)
         self.train_features, self.eval_data = [], {"dev": [], "test": []}
         cache = None if cfg.no_data_cache else (Path(cfg.cache_dir) / "features" if cfg.cache_dir else default_cache_dir())
+        started, built = time.perf_counter(), 0
         for task_id, task in enumerate(cfg.tasks):
             max_len = cfg.max_length or get_task(task).max_length
             # Built once per node (the other ranks wait), then memory-mapped by every rank.
             data = task_features(task, task_id, cfg.data_dir, cfg.data_seed, cfg.max_train_examples,
                                  self.tokenizer, max_len, cfg.max_target_length, cache)
             self.train_features.append(data.train)
+            built += data.built
             for split, examples in (("dev", data.dev_examples), ("test", data.test_examples)):
                 features = getattr(data, split).head(cfg.max_eval_examples)
                 self.eval_data[split].append(TaskEvalData(task, task_id, examples[:len(features)], features))
+        log.info("data ready in %.1f s: %d training examples over %d tasks, %d tokenised by this rank",
+                 time.perf_counter() - started, sum(len(f) for f in self.train_features), len(cfg.tasks), built)
         self.sampler = MultiTaskSampler([len(f) for f in self.train_features], cfg.batch_size,
                                         self.info.rank, self.info.world_size, cfg.seed,
                                         temperature=cfg.temperature_sampling)

@@ -15,6 +15,8 @@ Peak host memory per rank: the largest ru_maxrss of any process of the run (each
 started from its own small wrapper process, whose RUSAGE_CHILDREN covers exactly that run's
 ranks); memory-mapped pages a rank has touched count there as well, although the page cache
 shares them between ranks. Cache size: the bytes under the run's cache folder after the cold run.
+Data setup: rank 0's own "data ready in X s" log line (the new code only). The fixture-rows
+scenario (the six tasks on the few dozen rows of examples/data) is the fixed cost of a run.
 With --resume-check: the six sources, 2 ranks, 12 steps uninterrupted against 12 steps killed
 after step 6 (the recipe's crash hook, an abrupt exit mid-epoch) and resumed; equal when every
 trainable tensor and the loss history match exactly.
@@ -78,10 +80,12 @@ def launch(tree: Path, args: list[str], out: Path, timeout: int, extra_env: dict
     wall = time.time() - started
     maxrss = next((int(line.split()[1]) for line in proc.stdout.splitlines() if line.startswith("MAXRSS")), None)
     first = first_step_time(out / "logs" / "rank0.log")
+    data_s = data_ready_seconds(out / "logs" / "rank0.log")
     return {"status": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
             "wall_s": round(wall, 1),
             "first_step_s": round(first - started, 1) if first else None,
             "peak_rss_gib": round(maxrss / 2**20, 2) if maxrss else None,
+            **({"data_setup_s": data_s} if data_s is not None else {}),
             **({"tail": (proc.stdout + proc.stderr)[-1500:]} if proc.returncode else {})}
 
 
@@ -97,19 +101,33 @@ def first_step_time(log: Path) -> float | None:
     return None
 
 
+def data_ready_seconds(log: Path) -> float | None:
+    """Rank 0's own 'data ready in X s' (the new code logs it; today's code does not)."""
+    if not log.is_file():
+        return None
+    for line in log.read_text().splitlines():
+        if " data ready in " in line:
+            return float(line.split(" data ready in ")[1].split(" s")[0])
+    return None
+
+
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def measure(label: str, tree: Path, scenario: str, data_dir: Path, work: Path, timeout: int) -> dict:
+def measure(label: str, tree: Path, scenario: str, data_dir: Path, work: Path, timeout: int,
+            states: tuple[str, ...] = ("cold", "warm")) -> dict:
     cell = work / label / scenario.replace(" ", "-")
-    shutil.rmtree(cell, ignore_errors=True)
+    for state in states:  # warm alone reuses the cache an earlier cold run left
+        shutil.rmtree(cell / state, ignore_errors=True)
+    if "cold" in states:
+        shutil.rmtree(cell, ignore_errors=True)
     cache = cell / "cache"
     data_dir = FIXTURES if scenario == FIXTURE_SCENARIO else data_dir
     args = [*RUN_ARGS, "--tasks", SCENARIOS[scenario], "--data-dir", str(data_dir), "--cache-dir", str(cache),
             "--no-checkpoints", "--max-steps", "1"]
     row = {"label": label, "scenario": scenario}
-    for state in ("cold", "warm"):
+    for state in states:
         print(f"[{label}] {scenario}, {state} cache ...", flush=True)
         row[state] = launch(tree, args, cell / state, timeout)
         print(f"    {row[state]}", flush=True)
@@ -150,13 +168,14 @@ def markdown(results: dict) -> str:
         lines += [f"## {key}", "", f"Command: `{block['command']}`  ", f"Measured {block['when']}; "
                   f"data: {block['data']}", "",
                   "| code | sources | cold first step (s) | warm first step (s) | cold peak RSS/rank (GiB) | "
-                  "warm peak RSS/rank (GiB) | cache on disk (MiB) |", "|---|---|---|---|---|---|---|"]
+                  "warm peak RSS/rank (GiB) | cache on disk (MiB) | data setup cold / warm (s) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for row in block["rows"]:
             cold, warm = row.get("cold", {}), row.get("warm", {})
             cell = lambda run, k: run.get(k) if run.get("status") == "ok" else run.get("status", "-")  # noqa: E731
             lines.append(f"| {row['label']} | {row['scenario']} | {cell(cold, 'first_step_s')} | "
                          f"{cell(warm, 'first_step_s')} | {cell(cold, 'peak_rss_gib')} | {cell(warm, 'peak_rss_gib')} | "
-                         f"{row.get('cache_mib')} |")
+                         f"{row.get('cache_mib')} | {cold.get('data_setup_s', '-')} / {warm.get('data_setup_s', '-')} |")
         if block.get("resume_check"):
             lines += ["", f"Resume after an abrupt exit at step 6 of 12 (six sources): identical to the "
                       f"uninterrupted run: **{block['resume_check']['identical']}**"]
@@ -175,11 +194,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per run")
     parser.add_argument("--resume-check", action="store_true")
     parser.add_argument("--skip-after", action="store_true", help="only the --before-tree runs")
+    parser.add_argument("--states", default="cold,warm",
+                        help="cold,warm (default) or warm alone: rerun on the cache a previous cold run left")
     args = parser.parse_args(argv)
     data_dir, work = Path(args.data_dir).resolve(), Path(args.work_dir).resolve()
     trees = ([] if args.skip_after else [("new", REPO)]) + \
         ([("today", Path(args.before_tree).resolve())] if args.before_tree else [])
-    rows = [measure(label, tree, scenario, data_dir, work, args.timeout)
+    states = tuple(args.states.split(","))
+    rows = [measure(label, tree, scenario, data_dir, work, args.timeout, states)
             for scenario in args.scenarios.split(",") for label, tree in trees]
     block = {"command": "python benchmarks/data_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
              "when": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "data": args.data_label,
@@ -193,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = machine()
     key = args.data_label
     previous = results["runs"].get(key, {}).get("rows", [])
+    for row in rows:  # a warm-only rerun keeps the cold numbers of the row it updates
+        earlier = next((r for r in previous if (r["label"], r["scenario"]) == (row["label"], row["scenario"])), {})
+        row.update({k: v for k, v in earlier.items() if k not in row})
     done = {(r["label"], r["scenario"]) for r in rows}
     block["rows"] = [r for r in previous if (r["label"], r["scenario"]) not in done] + rows
     if "resume_check" not in block and "resume_check" in results["runs"].get(key, {}):
