@@ -165,7 +165,7 @@ def markdown(results: dict) -> str:
              f"Machine: {results['machine']['description']}. Goals (six full-size sources): warm-cache first "
              f"step <= {GOAL_WARM_FIRST_STEP_S:.0f} s, peak host memory per rank <= {GOAL_PEAK_RSS_GIB} GiB.", ""]
     for key, block in sorted(results["runs"].items()):
-        lines += [f"## {key}", "", *(f"Command: `{c}`  " for c in block["commands"]),
+        lines += [f"## {key}", "", *(f"Command: `{c}`  " for c in block.get("commands") or [block["command"]]),
                   f"Last measured {block['when']}; data: {block['data']}", "",
                   "| code | sources | cold first step (s) | warm first step (s) | cold peak RSS/rank (GiB) | "
                   "warm peak RSS/rank (GiB) | cache on disk (MiB) | data setup cold / warm (s) |",
@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     block["rows"] = [r for r in previous if (r["label"], r["scenario"]) not in done] + rows
     if "resume_check" not in block and "resume_check" in results["runs"].get(key, {}):
         block["resume_check"] = results["runs"][key]["resume_check"]
-    earlier_commands = results["runs"].get(key, {}).get("commands", [])
+    earlier = results["runs"].get(key, {})
+    earlier_commands = earlier.get("commands") or ([earlier["command"]] if "command" in earlier else [])
     block["commands"] = [*earlier_commands, block.pop("command")]
     results["runs"][key] = block
     out.mkdir(parents=True, exist_ok=True)
