@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_scaling import machine  # noqa: E402
 
 SCENARIOS = {"six sources": "mnli,qqp,qnli,sst2,squad,record", "record alone": "record",
-             "six sources, fixture rows": "mnli,qqp,qnli,sst2,squad,record"}
+             "fixture rows (six tasks)": "mnli,qqp,qnli,sst2,squad,record"}
 # The reference scenario reads the few dozen fixture rows per task: what a run costs with almost
 # no data (interpreter, torch, model and engine start-up), to set the other rows against.
-FIXTURE_SCENARIO, FIXTURES = "six sources, fixture rows", REPO / "examples" / "data"
+FIXTURE_SCENARIO, FIXTURES = "fixture rows (six tasks)", REPO / "examples" / "data"
 # The goals on this machine (six full-size sources, 2 ranks, t5-tiny).
 GOAL_WARM_FIRST_STEP_S = 15.0
 GOAL_PEAK_RSS_GIB = 1.5
@@ -191,15 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", required=True)
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma list of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--labels", default="new,today", help="which code to run: new (this checkout), today (--before-tree)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per run")
     parser.add_argument("--resume-check", action="store_true")
-    parser.add_argument("--skip-after", action="store_true", help="only the --before-tree runs")
     parser.add_argument("--states", default="cold,warm",
                         help="cold,warm (default) or warm alone: rerun on the cache a previous cold run left")
     args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios.split(",") if s not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
     data_dir, work = Path(args.data_dir).resolve(), Path(args.work_dir).resolve()
-    trees = ([] if args.skip_after else [("new", REPO)]) + \
-        ([("today", Path(args.before_tree).resolve())] if args.before_tree else [])
+    labels = args.labels.split(",")
+    trees = ([("new", REPO)] if "new" in labels else []) + \
+        ([("today", Path(args.before_tree).resolve())] if args.before_tree and "today" in labels else [])
     states = tuple(args.states.split(","))
     rows = [measure(label, tree, scenario, data_dir, work, args.timeout, states)
             for scenario in args.scenarios.split(",") for label, tree in trees]
