@@ -17,7 +17,8 @@ ranks); memory-mapped pages a rank has touched count there as well, although the
 shares them between ranks. Cache size: the bytes under the run's cache folder after the cold run.
 Data setup: rank 0's own "data ready in X s" log line (the new code only). The fixture-rows
 scenario (the six tasks on the few dozen rows of examples/data) is the fixed cost of a run.
-With --resume-check: the six sources, 2 ranks, 12 steps uninterrupted against 12 steps killed
+With --resume-check (on the cache the six-source cell of the same --work-dir left, if any):
+the six sources, 2 ranks, 12 steps uninterrupted against 12 steps killed
 after step 6 (the recipe's crash hook, an abrupt exit mid-epoch) and resumed; equal when every
 trainable tensor and the loss history match exactly.
 Results of every label/scale are kept side by side in <out>/data-scale.json and data-scale.md.
@@ -147,7 +148,7 @@ def resume_check(tree: Path, data_dir: Path, work: Path, timeout: int) -> dict:
     folder = work / "resume-check"
     shutil.rmtree(folder, ignore_errors=True)
     args = [*RUN_ARGS, "--tasks", SCENARIOS["six sources"], "--data-dir", str(data_dir),
-            "--cache-dir", str(folder / "cache"), "--max-steps", "12", "--save-every", "2", "--lr", "0.3"]
+            "--cache-dir", str(work / "new" / "six-sources" / "cache"), "--max-steps", "12", "--save-every", "2", "--lr", "0.3"]
     straight = launch(tree, args, folder / "straight", timeout)
     killed = launch(tree, args, folder / "resumed", timeout, {"ATTEMPT_DIST_CRASH_AFTER_STEP": "6"})
     resumed = launch(tree, [*args, "--resume"], folder / "resumed", timeout)
