@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -40,14 +41,14 @@ class TaskEvalData:
     task: str
     task_id: int
     examples: list
-    features: list[dict]
+    features: Sequence[dict]  # a list, or data.Features over (memory-mapped) token arrays
 
 
 def max_new_tokens(task: str, max_target_length: int) -> int:
     return max_target_length if get_task(task).kind == "qa" else min(LABEL_NEW_TOKENS, max_target_length)
 
 
-def length_order(features: list[dict]) -> list[int]:
+def length_order(features: Sequence[dict]) -> list[int]:
     """Example positions, longest input first (ties keep their order)."""
     return sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
 
