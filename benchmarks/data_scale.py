@@ -30,6 +30,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -167,16 +168,21 @@ def markdown(results: dict) -> str:
              f"step <= {GOAL_WARM_FIRST_STEP_S:.0f} s, peak host memory per rank <= {GOAL_PEAK_RSS_GIB} GiB.", ""]
     for key, block in sorted(results["runs"].items()):
         lines += [f"## {key}", "", *(f"Command: `{c}`  " for c in block.get("commands") or [block["command"]]),
-                  f"Last measured {block['when']}; data: {block['data']}", "",
-                  "| code | sources | cold first step (s) | warm first step (s) | cold peak RSS/rank (GiB) | "
-                  "warm peak RSS/rank (GiB) | cache on disk (MiB) | data setup cold / warm (s) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  f"Last measured {block['when']}; data: {block['data']}", ""]
+        if not block["rows"]:
+            lines = lines[:-1]
+        else:
+            lines += ["| code | sources | cold first step (s) | warm first step (s) | cold peak RSS/rank (GiB) | "
+                      "warm peak RSS/rank (GiB) | cache on disk (MiB) | data setup cold / warm (s) |",
+                      "|---|---|---|---|---|---|---|---|"]
         for row in block["rows"]:
             cold, warm = row.get("cold", {}), row.get("warm", {})
             cell = lambda run, k: run.get(k) if run.get("status") == "ok" else run.get("status", "-")  # noqa: E731
             lines.append(f"| {row['label']} | {row['scenario']} | {cell(cold, 'first_step_s')} | "
                          f"{cell(warm, 'first_step_s')} | {cell(cold, 'peak_rss_gib')} | {cell(warm, 'peak_rss_gib')} | "
                          f"{row.get('cache_mib')} | {cold.get('data_setup_s', '-')} / {warm.get('data_setup_s', '-')} |")
+        notes = dict.fromkeys(row["cold"]["note"] for row in block["rows"] if row.get("cold", {}).get("note"))
+        lines += [f"\nCold runs: {note}." for note in notes]
         if block.get("resume_check"):
             lines += ["", f"Resume after an abrupt exit at step 6 of 12 (six sources): identical to the "
                       f"uninterrupted run: **{block['resume_check']['identical']}**"]
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     states = tuple(args.states.split(","))
     rows = [measure(label, tree, scenario, data_dir, work, args.timeout, states)
             for scenario in args.scenarios.split(",") for label, tree in trees]
-    block = {"command": "python benchmarks/data_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    block = {"command": shlex.join(["python", "benchmarks/data_scale.py", *(argv if argv is not None else sys.argv[1:])]),
              "when": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "data": args.data_label,
              "rows": rows}
     if args.resume_check:
