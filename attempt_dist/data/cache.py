@@ -38,10 +38,10 @@ FORMAT_VERSION = 2  # bump when the entry layout changes
 SPLITS = ("train", "dev", "test")
 DONE_FILENAME = "entry.json"  # written last: an entry without it is incomplete
 # The code between rows and features: a change in any of these files is a new key (the
-# sampler, collation and this file's own protocol are not: FORMAT_VERSION covers the layout).
+# sampler and this file's own protocol are not: FORMAT_VERSION covers the layout).
 _PACKAGE = Path(__file__).resolve().parents[1]
 CODE_FILES = sorted([*(_PACKAGE / "tasks").glob("*.py"),
-                     *(_PACKAGE / "data" / name for name in ("files.py", "loading.py", "token_arrays.py"))])
+                     *(_PACKAGE / "data" / name for name in ("files.py", "loading.py", "features.py", "token_arrays.py"))])
 
 
 def default_cache_dir() -> Path:
