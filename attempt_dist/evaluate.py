@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -39,7 +40,7 @@ class TaskEvalData:
     task: str
     task_id: int
     examples: list
-    features: list[dict]
+    features: Sequence[dict]  # a list, or data.Features over (memory-mapped) token arrays
 
 
 def max_new_tokens(task: str, max_target_length: int, tokenizer) -> int:
@@ -55,7 +56,7 @@ def max_new_tokens(task: str, max_target_length: int, tokenizer) -> int:
     return min(longest + 1, max_target_length)
 
 
-def length_order(features: list[dict]) -> list[int]:
+def length_order(features: Sequence[dict]) -> list[int]:
     """Example positions, longest input first (ties keep their order)."""
     return sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
 

@@ -265,12 +265,12 @@ def write_benchmark_data(source: Path, dest: Path, task: str, max_length: int) -
 def data_lengths(task: str, data_dir: str | Path, tokenizer: str, max_length: int, max_target_length: int) -> dict:
     """Token lengths of the training split as the runs see it: {"examples", "input_min",
     "input_max", "target_max", "targets_cut"} (targets_cut: targets truncated by max_target_length)."""
-    from attempt_dist.data import cached_tokenize, load_task_splits, load_tokenizer
+    from attempt_dist.data import load_task_splits, load_tokenizer, tokenize_examples
 
     tok = load_tokenizer(tokenizer)
     train = load_task_splits(task, str(_repo_path(data_dir)), seed=42)["train"]
-    feats = cached_tokenize(train, tok, 0, max_length, max_target_length, None)
-    full = cached_tokenize(train, tok, 0, max_length, 10**6, None)
+    feats = tokenize_examples(train, tok, 0, max_length, max_target_length)
+    full = tokenize_examples(train, tok, 0, max_length, 10**6)
     inputs = [len(f["input_ids"]) for f in feats]
     return {"examples": len(feats), "input_min": min(inputs), "input_max": max(inputs),
             "target_max": max(len(f["labels"]) for f in feats),

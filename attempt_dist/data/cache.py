@@ -1,32 +1,61 @@
-"""A content-addressed cache of tokenised features.
+"""A content-addressed, node-shared cache of one task's tokenised splits.
 
-The key hashes everything the features depend on: the tokenizer itself (its serialised
-definition), the length limits, the task id and every example's text and index. Loading and
-formatting still run (the hub data is cached by `datasets` itself); what is saved is the
-tokenisation, the slow part on large tasks (MNLI's 393k pairs), repeated by every rank of
-every run. A stale entry cannot be hit: any change of data, tokenizer or limits is a new key.
+    data = task_features("mnli", task_id=0, data_dir=..., seed=42, max_train=None, tokenizer=tok,
+                         max_source_length=256, max_target_length=128, cache_dir=default_cache_dir())
+    data.train[i], data.dev, data.dev_examples, data.test, data.test_examples
+
+One entry per (data, split settings, tokenizer, length limits): the key hashes the bytes of
+every local file the task reads (or, for hub data, every formatted example), the code that turns
+rows into examples, the seed and train cap, the tokenizer's definition and both limits. A stale
+entry cannot be hit: any change of data, code, tokenizer or limits is a new key.
+
+Once per node: the first rank to take `<key>.lock` (an flock, released by the kernel if its
+holder dies) loads, formats and tokenises, writes the entry into a temporary folder and renames
+it into place; every other rank of the node waits on the lock, then finds the entry. Every rank
+then maps the token arrays read-only (token_arrays.py), so N ranks share one copy in the page
+cache and none holds a Python object per example. With local files a warm start reads no rows
+at all: it hashes the files and maps the arrays. The dev/test Examples (scoring needs their
+answers) are kept beside the arrays as JSON; they are small (at most ~10k per task).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import hashlib
 import json
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-import torch
-
-from ..atomic_files import atomic_path
-from ..tasks import Example
-from .features import tokenize_examples
+from ..tasks import Example, get_task
+from .loading import load_task_splits, local_source_files
+from .token_arrays import Features, load_arrays, save_arrays, tokenize_to_arrays
 
 CACHE_ENV = "ATTEMPT_DIST_CACHE"
-FORMAT_VERSION = 1  # bump when the feature layout changes
+FORMAT_VERSION = 2  # bump when the entry layout changes
+SPLITS = ("train", "dev", "test")
+DONE_FILENAME = "entry.json"  # written last: an entry without it is incomplete
+# The code between rows and features: a change in any of these files is a new key (the
+# sampler and this file's own protocol are not: FORMAT_VERSION covers the layout).
+_PACKAGE = Path(__file__).resolve().parents[1]
+CODE_FILES = sorted([*(_PACKAGE / "tasks").glob("*.py"),
+                     *(_PACKAGE / "data" / name for name in ("files.py", "loading.py", "features.py", "token_arrays.py"))])
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "attempt-dist") / "features"
+
+
+@dataclass
+class TaskFeatures:
+    train: Features
+    dev: Features
+    test: Features
+    dev_examples: list[Example]
+    test_examples: list[Example]
+    built: bool  # this process tokenised (False: the entry was found, or another rank built it)
 
 
 def _tokenizer_fingerprint(tokenizer) -> bytes:
@@ -41,30 +70,117 @@ def _tokenizer_fingerprint(tokenizer) -> bytes:
     return f"{tokenizer.name_or_path}:{len(tokenizer)}".encode()
 
 
-def feature_key(examples: Sequence[Example], tokenizer, task_id: int, max_source_length: int,
-                max_target_length: int) -> str:
-    digest = hashlib.sha256(_tokenizer_fingerprint(tokenizer))
-    digest.update(json.dumps([FORMAT_VERSION, task_id, max_source_length, max_target_length]).encode())
-    for example in examples:
-        digest.update(json.dumps([example.index, example.source, example.target]).encode())
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
     return digest.hexdigest()
 
 
-def cached_tokenize(examples: Sequence[Example], tokenizer, task_id: int, max_source_length: int,
-                    max_target_length: int, cache_dir: str | Path | None) -> list[dict]:
-    """tokenize_examples(...), read from / written to `cache_dir` (None: no cache)."""
-    if cache_dir is None or not examples:
-        return tokenize_examples(examples, tokenizer, task_id, max_source_length, max_target_length)
-    path = Path(cache_dir) / f"{feature_key(examples, tokenizer, task_id, max_source_length, max_target_length)}.pt"
-    if path.exists():
-        try:
-            return torch.load(path, weights_only=True)
-        except Exception:  # noqa: BLE001 - a damaged entry is rebuilt, never trusted
-            path.unlink(missing_ok=True)
-    features = tokenize_examples(examples, tokenizer, task_id, max_source_length, max_target_length)
+def _data_identity(task: str, data_dir, seed: int, max_train: int | None) -> tuple[str, dict | None]:
+    """(a digest of the task's data and split settings, the splits when they had to be loaded
+    to compute it: hub data is identified by its formatted examples, local files by their bytes)."""
+    digest = hashlib.sha256(json.dumps([FORMAT_VERSION, task, seed, max_train]).encode())
+    for path in CODE_FILES:
+        digest.update(path.read_bytes())
+    files = local_source_files(get_task(task), data_dir)
+    if files is not None:
+        for path in files:
+            digest.update(f"{path.name}:{_file_digest(path)}".encode())
+        return digest.hexdigest(), None
+    splits = load_task_splits(task, data_dir, seed=seed, max_train=max_train)
+    for name in SPLITS:
+        for e in splits[name]:
+            digest.update(json.dumps([name, e.index, e.source, e.target, e.answers]).encode())
+    return digest.hexdigest(), splits
+
+
+def feature_key(data_identity: str, tokenizer, max_source_length: int, max_target_length: int) -> str:
+    digest = hashlib.sha256(_tokenizer_fingerprint(tokenizer))
+    digest.update(json.dumps([data_identity, max_source_length, max_target_length]).encode())
+    return digest.hexdigest()
+
+
+def task_features(task: str, task_id: int, data_dir, seed: int, max_train: int | None, tokenizer,
+                  max_source_length: int, max_target_length: int, cache_dir: str | Path | None) -> TaskFeatures:
+    """The task's train/dev/test features, from the node's cache entry (built once per node);
+    cache_dir None: tokenised in memory, nothing written."""
+    identity, splits = _data_identity(task, data_dir, seed, max_train)
+    limits = (max_source_length, max_target_length)
+
+    def build() -> tuple[dict, dict]:
+        loaded = splits or load_task_splits(task, data_dir, seed=seed, max_train=max_train)
+        arrays = {name: tokenize_to_arrays(loaded[name], tokenizer, *limits) for name in SPLITS}
+        return arrays, {name: loaded[name] for name in ("dev", "test")}
+
+    if cache_dir is None:
+        arrays, examples = build()
+        return _assemble(arrays, examples, task_id, built=True)
+    cache_dir = Path(cache_dir)
+    entry = cache_dir / feature_key(identity, tokenizer, *limits)
+    opened = _open_entry(entry)
+    if opened is not None:
+        return _assemble(*opened, task_id, built=False)
     try:
-        with atomic_path(path) as tmp:  # ranks may write the same entry: the temp name is per process
-            torch.save(features, tmp)
-    except OSError:
-        pass  # a read-only cache folder costs speed, not correctness
-    return features
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(cache_dir / f"{entry.name}.lock", "a")
+    except OSError:  # a read-only cache folder costs speed, not correctness
+        arrays, examples = build()
+        return _assemble(arrays, examples, task_id, built=True)
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another rank building this entry: wait for it
+        opened = _open_entry(entry)
+        if opened is not None:
+            return _assemble(*opened, task_id, built=False)
+        arrays, examples = build()
+        try:
+            _write_entry(entry, arrays, examples)
+        except OSError:
+            return _assemble(arrays, examples, task_id, built=True)
+    del arrays  # the in-memory copy: every rank, the builder too, reads the shared map instead
+    opened = _open_entry(entry)
+    if opened is None:
+        raise RuntimeError(f"{entry}: the cache entry just written cannot be read back")
+    return _assemble(*opened, task_id, built=True)
+
+
+def _assemble(arrays: dict, examples: dict, task_id: int, built: bool) -> TaskFeatures:
+    return TaskFeatures(*(Features(arrays[name], task_id) for name in SPLITS),
+                        examples["dev"], examples["test"], built)
+
+
+def _write_entry(entry: Path, arrays: dict, examples: dict) -> None:
+    tmp = entry.with_name(f"{entry.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name in SPLITS:
+            save_arrays(arrays[name], tmp, name)
+        for name, exs in examples.items():
+            (tmp / f"{name}.examples.json").write_text(json.dumps([dataclasses.asdict(e) for e in exs]))
+        (tmp / DONE_FILENAME).write_text(json.dumps({"format": FORMAT_VERSION,
+                                                     "counts": {n: len(arrays[n]["index"]) for n in SPLITS}}))
+        shutil.rmtree(entry, ignore_errors=True)  # a damaged entry, set aside by _open_entry
+        os.replace(tmp, entry)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _open_entry(entry: Path) -> tuple[dict, dict] | None:
+    """(arrays memory-mapped, eval examples) of a complete entry; None when absent or damaged
+    (a damaged entry is never trusted: it is rebuilt under the lock)."""
+    if not (entry / DONE_FILENAME).is_file():
+        return None
+    try:
+        counts = json.loads((entry / DONE_FILENAME).read_text())["counts"]
+        arrays = {name: load_arrays(entry, name) for name in SPLITS}
+        examples = {name: [Example(**e) for e in json.loads((entry / f"{name}.examples.json").read_text())]
+                    for name in ("dev", "test")}
+        if any(len(arrays[n]["index"]) != counts[n] for n in SPLITS) or \
+                any(len(examples[n]) != counts[n] for n in examples):
+            raise ValueError("counts differ")
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return arrays, examples

@@ -21,15 +21,28 @@ _ROW_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
     """One hub split of a task: the first local file found, else the hub."""
-    looked: list[Path] = []
-    if data_dir is not None:
-        looked = candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None)
-        for path in looked:
-            if path.is_file():
-                rows = read_rows(path)
-                _check_columns(task, rows)
-                return rows
+    path = local_file(task, split, data_dir)
+    if path is not None:
+        rows = read_rows(path)
+        _check_columns(task, rows)
+        return rows
+    looked = candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None) \
+        if data_dir is not None else []
     return _hub_rows(task, split, looked)
+
+
+def local_file(task: Task, split: str, data_dir: str | Path | None) -> Path | None:
+    """The local file one hub split of the task reads: the first candidate that exists."""
+    if data_dir is None:
+        return None
+    looked = candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None)
+    return next((path for path in looked if path.is_file()), None)
+
+
+def local_source_files(task: Task, data_dir: str | Path | None) -> list[Path] | None:
+    """The local file of each of the task's hub splits, or None when any split comes from the hub."""
+    files = [local_file(task, split, data_dir) for split in task.hub_splits.values()]
+    return None if None in files else files
 
 
 def _hub_rows(task: Task, split: str, looked: list[Path]) -> Rows:
