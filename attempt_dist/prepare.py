@@ -69,7 +69,7 @@ def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | 
               data_dir: str | None = None, init: str = "auto") -> list[Need]:
     """What runs of these backbones and tasks fetch from the hub (none for the test backbones,
     a --model-path, a --data-dir or random initialisation)."""
-    from .backbones import get_spec
+    from .model.backbones import get_spec
     from .tasks import get_task
 
     needs: list[Need] = []

@@ -144,7 +144,7 @@ def resume_check(tree: Path, data_dir: Path, work: Path, timeout: int) -> dict:
     import torch
 
     sys.path.insert(0, str(REPO))
-    from attempt_dist.artifacts import read_trainable
+    from attempt_dist.finished.artifacts import read_trainable
 
     folder = work / "resume-check"
     shutil.rmtree(folder, ignore_errors=True)

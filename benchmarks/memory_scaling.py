@@ -49,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # attempt_dist, when run as a script from anywhere
 from attempt_dist.methods import LIBRARY_METHODS  # noqa: E402  (needs the path above)
-from attempt_dist.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, read_record  # noqa: E402
+from attempt_dist.finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, read_record  # noqa: E402
 
 GIB = 2**30
 SOURCE_PROMPTS = ("mnli", "sst2", "squad")  # a small random library: ATTEMPT mixes these
@@ -326,7 +326,7 @@ def make_library(folder: Path, model: str, prompt_length: int) -> Path:
     """Random source prompts: memory and speed do not depend on their values."""
     import torch
 
-    from attempt_dist.backbones import get_spec
+    from attempt_dist.model.backbones import get_spec
     from attempt_dist.methods.prompts import add_to_library
 
     if (folder / "index.json").exists() or any(folder.glob("*.pt")):
@@ -342,9 +342,9 @@ def tokenizer_args(model: str) -> list[str]:
     """[] when the backbone's real tokenizer loads (offline cache or local), else
     ["--tokenizer", "t5-tiny"]: the test tokenizer's ids fit every T5 vocabulary and inputs are
     cut to --max-length tokens either way, so memory is measured at the same sequence length."""
-    from attempt_dist.backbones import get_spec
+    from attempt_dist.model.backbones import get_spec
     from attempt_dist.errors import UserError
-    from attempt_dist.tokenizer import load_tokenizer
+    from attempt_dist.model.tokenizer import load_tokenizer
 
     if not get_spec(model).hub_id:
         return []

@@ -45,8 +45,8 @@ def activation_row(model: str, method: str, dtype_name: str, checkpointing: bool
                    input_length: int, target_length: int, prompt_length: int, device: str) -> dict:
     import torch
 
-    from attempt_dist.backbones import enable_activation_checkpointing
-    from attempt_dist.params import build_wrapped
+    from attempt_dist.model.backbones import enable_activation_checkpointing
+    from attempt_dist.model.params import build_wrapped
     from attempt_dist.planning.planner import PlanRequest, trace_for
     from attempt_dist.planning.trace import attention_kernels, measure_step, synthetic_batch
 

@@ -8,15 +8,15 @@
 
 Every cell is one run of the normal trainer (`launch/train.py`, random weights, no download)
 for WARMUP + TIMED optimizer steps; the figures are the run record's own steady state
-(result.json `throughput.steady`, attempt_dist/step_meter.py): the first 3 steps left out, a
+(result.json `throughput.steady`, attempt_dist/training/step_meter.py): the first 3 steps left out, a
 step timed from the end of the previous one (the loop reads the step's loss there: the host
 waits for the device once per step), evaluation and checkpoints outside the steps. For each
 cell: step time (mean and median), examples/s, real (non-padding) tokens/s, the padding
-fraction, model TFLOP/s per device, MFU and HFU (FLOPs: attempt_dist/flops.py; MFU against
+fraction, model TFLOP/s per device, MFU and HFU (FLOPs: attempt_dist/planning/flops.py; MFU against
 the device's dense peak from its table, or --peak-tflops).
 
 Cells marked "profile" also run steps PROFILE_STEPS under torch.profiler (after the timed
-steps, not timed: ATTEMPT_DIST_PROFILE_STEPS, attempt_dist/step_profiler.py); their top
+steps, not timed: ATTEMPT_DIST_PROFILE_STEPS, attempt_dist/training/step_profiler.py); their top
 operators/kernels tables are copied beside the report (`<stem>-profile/<cell>.txt`).
 
 Data. "fixed": the example boolq rows with each passage repeated past --max-length words, so
@@ -210,7 +210,7 @@ def steps_of(cell: Cell) -> int:
 
 
 def run_cell(cell: Cell, mode: Mode, work: Path, out: Path, stem: str, timeout_s: int, log=print) -> dict:
-    from attempt_dist.record import RecordError, read_record
+    from attempt_dist.finished.record import RecordError, read_record
 
     run_dir = work / "runs" / cell.name
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -289,7 +289,7 @@ def peft_comparison(model: str, batch: int, input_len: int, prompt_length: int) 
     import torch
     from transformers import T5ForConditionalGeneration
 
-    from attempt_dist.backbones import get_spec
+    from attempt_dist.model.backbones import get_spec
     from attempt_dist.methods import prompt as prompt_method
     from attempt_dist.methods.inputs import MethodInputs
 
@@ -313,7 +313,7 @@ def attempt_comparison(model: str, batch: int, input_len: int, prompt_length: in
     import torch
     from transformers import T5ForConditionalGeneration
 
-    from attempt_dist.backbones import get_spec
+    from attempt_dist.model.backbones import get_spec
     from attempt_dist.methods import attempt as attempt_method
     from attempt_dist.methods import prompt as prompt_method
     from attempt_dist.methods.inputs import MethodInputs
@@ -342,7 +342,7 @@ def grouping_comparison(data_dir: Path, model: str = "t5-mini", batch: int = 8, 
     import torch
     from transformers import T5ForConditionalGeneration
 
-    from attempt_dist.backbones import get_spec
+    from attempt_dist.model.backbones import get_spec
     from attempt_dist.data import MultiTaskSampler, Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
     from attempt_dist.methods import prompt as prompt_method
     from attempt_dist.methods.inputs import MethodInputs
@@ -457,7 +457,7 @@ def markdown(report: dict) -> str:
         for name, tasks in report["data"].items():
             lines.append(f"- {name}: " + "; ".join(f"{t} {d['examples']} examples, {d['min']}..{d['max']} "
                                                    f"(median {d['median']})" for t, d in tasks.items()))
-    lines += ["", "MFU = model FLOP/s per device / the device's dense peak (attempt_dist/flops.py: forward of every "
+    lines += ["", "MFU = model FLOP/s per device / the device's dense peak (attempt_dist/planning/flops.py: forward of every "
               "layer, input-gradient backward through a frozen backbone, weight gradients only where trainable); "
               "HFU adds checkpointing's recomputation. FLOPs are counted on the padded shapes; padding = the share "
               "of input and target positions that are padding. '-' = no known peak (the CPU)."]

@@ -6,7 +6,7 @@
 
 import sys
 
-from attempt_dist.train import main
+from attempt_dist.training.recipe import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from attempt_dist.backbones import build_backbone
+from attempt_dist.model.backbones import build_backbone
 from attempt_dist.methods import MethodInputs, apply_method, make_config, needs
 
 PROMPT_LENGTH = 5

@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers.models.t5.modeling_t5 import T5Block
 
-from attempt_dist.model_setup import load_backbone
-from attempt_dist.train_config import TrainConfig
+from attempt_dist.model.build import load_backbone
+from attempt_dist.training.config import TrainConfig
 from tests.model_helpers import batch, wrap
 from tests.train_helpers import losses_close
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from attempt_dist.backbones import BACKBONES, build_backbone, get_spec
+from attempt_dist.model.backbones import BACKBONES, build_backbone, get_spec
 from attempt_dist.errors import UserError
 
 

@@ -12,7 +12,7 @@ import torch
 
 from attempt_dist.data import Seq2SeqCollator, load_tokenizer
 from attempt_dist.distributed import engine as ds_engine
-from attempt_dist.evaluate import default_eval_batch_size, evaluate, length_order
+from attempt_dist.training.evaluate import default_eval_batch_size, evaluate, length_order
 from tests.test_evaluate import ONE_RANK, eval_data
 from tests.train_helpers import REPO, TINY, launch, make_library
 

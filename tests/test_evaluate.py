@@ -5,7 +5,7 @@ import torch
 
 from attempt_dist.data import Seq2SeqCollator, load_task_splits, load_tokenizer, tokenize_examples
 from attempt_dist.distributed import DistInfo
-from attempt_dist.evaluate import TaskEvalData, _shard, evaluate, max_new_tokens
+from attempt_dist.training.evaluate import TaskEvalData, _shard, evaluate, max_new_tokens
 from tests.model_helpers import wrap
 from tests.train_helpers import DATA
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from attempt_dist import checkpoint as ckpt
+from attempt_dist.training import checkpoint as ckpt
 from attempt_dist.distributed.env import free_port
 from attempt_dist.errors import UserError
-from attempt_dist.runlock import LOCK_FILENAME, FolderLock
+from attempt_dist.training.runlock import LOCK_FILENAME, FolderLock
 from tests.train_helpers import DATA, REPO, TINY, TRAIN, launch, make_library, result, trainable
 
 pytestmark = pytest.mark.slow
@@ -193,8 +193,8 @@ def test_resume_refuses_a_changed_run_listing_the_fields(run_copy, change, liste
 
 
 def test_resume_comparison_covers_every_field_but_the_listed_ones():
-    from attempt_dist.resume_config import MAY_CHANGE_ON_RESUME, differences
-    from attempt_dist.train_config import TrainConfig
+    from attempt_dist.training.resume_config import MAY_CHANGE_ON_RESUME, differences
+    from attempt_dist.training.config import TrainConfig
 
     saved = TrainConfig(method="prompt", max_steps=4).to_dict()
     fields = set(saved)
@@ -333,7 +333,7 @@ def test_a_stopped_rank_ends_the_others_within_the_timeout(tmp_path):
 # --- user mistakes that used to be tracebacks ---------------------------------------------------
 
 def test_zero_sampling_temperature_is_one_line(tmp_path, capsys):
-    from attempt_dist.train import main
+    from attempt_dist.training.recipe import main
 
     out = tmp_path / "run"
     assert main([*PROMPT, "--temperature-sampling", "0", "--output-dir", str(out)]) == 2

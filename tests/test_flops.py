@@ -1,4 +1,4 @@
-"""attempt_dist.flops against an independent count: torch's FlopCounterMode on a real t5-tiny
+"""attempt_dist.planning.flops against an independent count: torch's FlopCounterMode on a real t5-tiny
 forward and backward (prompt tuning on a frozen backbone, fine-tuning, each with and without
 activation checkpointing), and the device-peak table."""
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from attempt_dist.backbones import enable_activation_checkpointing, get_spec
-from attempt_dist.flops import StepShape, peak_flops, step_flops
+from attempt_dist.model.backbones import enable_activation_checkpointing, get_spec
+from attempt_dist.planning.flops import StepShape, peak_flops, step_flops
 from attempt_dist.methods.base import WrappedT5
 from attempt_dist.methods.prompts import TaskPrompts
 

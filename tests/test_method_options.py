@@ -10,7 +10,7 @@ from attempt_dist.methods import METHODS, method_module
 from attempt_dist.methods.adapter import Adapter
 from attempt_dist.methods.options import cli_options, config_from_options, options_of
 from attempt_dist.sweep.spec import TRAIN_OPTIONS
-from attempt_dist.train_config import TrainConfig, build_parser, config_from_args, parse_train_args
+from attempt_dist.training.config import TrainConfig, build_parser, config_from_args, parse_train_args
 
 
 def _parse(*argv: str) -> TrainConfig:

@@ -3,7 +3,7 @@
 import pytest
 
 from attempt_dist.errors import UserError
-from attempt_dist.export import peft_form
+from attempt_dist.finished.export import peft_form
 from attempt_dist.methods import METHODS, method_hook, method_module, profile
 from attempt_dist.methods.options import cli_options
 from attempt_dist.plots.names import method_label, order_methods, table_row

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from attempt_dist.backbones import build_backbone
+from attempt_dist.model.backbones import build_backbone
 from attempt_dist.errors import UserError
 from attempt_dist.methods import MethodInputs, apply_method, make_config, param_groups
 from tests.model_helpers import batch, wrap

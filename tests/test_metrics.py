@@ -154,7 +154,7 @@ def test_every_task_has_a_headline_among_its_own_metrics():
 
 
 def test_best_on_dev_compares_headline_metrics_not_their_mean():
-    from attempt_dist.evaluate import selection_score
+    from attempt_dist.training.evaluate import selection_score
 
     # mean of headlines: (80 + 70) / 2; the mean of all metrics would give (70 + 50) / 2 = 60
     assert selection_score({"cb": {"accuracy": 80.0, "f1_macro": 60.0},

@@ -4,15 +4,15 @@ ranking over several probes, SPoT MT's one shared prompt, per-task target-prompt
 import pytest
 import torch
 
-from attempt_dist import source_library as lib
+from attempt_dist.library import sources as lib
 from attempt_dist.errors import UserError
 from attempt_dist.methods.attempt import target_init
 from attempt_dist.methods.prompts import add_to_library, read_prompt, vocab_init
 from attempt_dist.methods import MethodInputs, apply_method, make_config
 from attempt_dist.methods.spot import (Config as SpotConfig, load_probes, most_similar, per_token_similarities,
                                        similarities, targeted_init)
-from attempt_dist.params import count_trainable
-from attempt_dist.train_config import TrainConfig
+from attempt_dist.model.params import count_trainable
+from attempt_dist.training.config import TrainConfig
 from tests.model_helpers import batch, tiny_backbone, wrap
 
 SIX = ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
@@ -134,7 +134,7 @@ def test_spot_probe_is_a_file_or_a_probe_library(tmp_path):
     (["--source-epochs", "0", "--stages", "sources"], "--source-epochs must be positive, got 0.0"),
 ])
 def test_pipeline_refuses_bad_library_input_before_training(tmp_path, capsys, argv, message):
-    from attempt_dist import pipeline
+    from attempt_dist.library import pipeline
 
     assert pipeline.main(["--model", "t5-tiny", "--output-dir", str(tmp_path / "out"), *argv]) == 2
     assert message in capsys.readouterr().err
@@ -144,7 +144,7 @@ def test_pipeline_refuses_bad_library_input_before_training(tmp_path, capsys, ar
 def test_train_config_single_prompt_reads_the_targets_probe(tmp_path):
     """`train --method attempt --ablation single_prompt --spot-probe PIPELINE/probes`: the run
     keeps the library prompt SPoT-t would select for its task (as the ablation sweep passes it)."""
-    from attempt_dist.model_setup import build_model
+    from attempt_dist.model.build import build_model
 
     sources = _library(tmp_path / "prompts", ["mnli", "squad", "qqp"], seed=1)
     probe = read_prompt(sources / "squad.safetensors")[0].flip(0)  # squad's rows reversed: its task embedding

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from attempt_dist.backbones import get_spec
+from attempt_dist.model.backbones import get_spec
 from attempt_dist.cli import main
-from attempt_dist.params import count_trainable
+from attempt_dist.model.params import count_trainable
 
 
 @pytest.mark.parametrize("model, method, expected", [

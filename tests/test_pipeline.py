@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from attempt_dist.artifacts import read_trainable
+from attempt_dist.finished.artifacts import read_trainable
 from attempt_dist.methods.prompts import read_prompt
 from tests.train_helpers import REPO, TINY, launch
 
@@ -55,8 +55,8 @@ def test_paper_library_priors_spot_g_probes_and_a_seven_column_attention(tmp_pat
     priors, SPoT-g's mixture prompt, SPoT-t's probes and initialisation, then ATTEMPT-ST on a
     classification and a QA target, each with its own prior."""
     from attempt_dist.methods import apply_method
-    from attempt_dist.model_setup import method_inputs
-    from attempt_dist.train_config import TrainConfig
+    from attempt_dist.model.build import method_inputs
+    from attempt_dist.training.config import TrainConfig
 
     six = ["mnli", "sst2", "qqp", "qnli", "squad", "record"]
     out = tmp_path / "OUT"
@@ -91,7 +91,7 @@ def test_paper_library_priors_spot_g_probes_and_a_seven_column_attention(tmp_pat
     cfg = TrainConfig(model="t5-tiny", method="spot", tasks=["boolq"], source_prompts=str(out / "prompts"),
                       spot_probe=str(out / "probes"),
                       options={"prompt_length": 4, "spot_mode": "targeted", "spot_top_k": 1})
-    from attempt_dist.backbones import build_backbone
+    from attempt_dist.model.backbones import build_backbone
 
     spot_t = apply_method("spot", build_backbone("t5-tiny", "random"), cfg.method_config(), method_inputs(cfg, 32))
     torch.testing.assert_close(spot_t.prompt.weight.detach()[0], sources[best])  # SPoT-t: the best source

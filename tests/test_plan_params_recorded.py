@@ -74,7 +74,7 @@ def test_cached_answers_equal_the_recorded_ones(name, tmp_path, monkeypatch):
 
     # The counts and traces alone (the printed answer forgotten): read back, never rebuilt.
     shutil.rmtree(tmp_path / "shapes" / "answers")
-    monkeypatch.setattr("attempt_dist.params.build_on_meta", no_building)
+    monkeypatch.setattr("attempt_dist.model.params.build_on_meta", no_building)
     assert _as_recorded(name, _json_of(RECORDED[name])) == recorded
 
     # The printed answer: replayed without running the command at all.

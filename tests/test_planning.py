@@ -12,8 +12,8 @@ import json
 import pytest
 import torch
 
-from attempt_dist.backbones import enable_activation_checkpointing
-from attempt_dist.params import build_wrapped
+from attempt_dist.model.backbones import enable_activation_checkpointing
+from attempt_dist.model.params import build_wrapped
 from attempt_dist.planning import GIB, PlanRequest, plan_memory
 from attempt_dist.planning.model_states import LAYOUTS, ZeroLayout, model_states
 from attempt_dist.planning.planner import trace_for
@@ -164,10 +164,10 @@ def test_train_auto_uses_and_records_the_plan(tmp_path):
 def test_train_auto_that_cannot_fit_exits_3_before_loading_weights(tmp_path, monkeypatch, capsys):
     """t5-small fine-tuning under 1 GiB needs offload, and offload needs more host memory than
     this (pretend) machine has: exit 3, failure.json, no weights ever built."""
-    from attempt_dist import train
+    from attempt_dist.training import recipe as train
     from attempt_dist.distributed import DistInfo
     from attempt_dist.planning import auto
-    from attempt_dist.run_failure import EXIT_OOM
+    from attempt_dist.training.failure import EXIT_OOM
 
     monkeypatch.setattr(auto, "host_memory_bytes", lambda: 1 * GIB)
     # In-process: no process group for this one rank (nothing collective happens before the plan).

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import attempt_dist
-from attempt_dist.artifacts import LEGACY_FILE, META_FILE, WEIGHTS_FILE, read_artifact, read_trainable
+from attempt_dist.finished.artifacts import LEGACY_FILE, META_FILE, WEIGHTS_FILE, read_artifact, read_trainable
 from attempt_dist.data import load_task_splits
 from attempt_dist.errors import UserError
 from attempt_dist.tasks import get_task
@@ -160,7 +160,7 @@ def test_older_pt_run_still_loads_and_converts(finetune_run, tmp_path):
 
 def test_peft_export_reproduces_our_logits(prompt_run, tmp_path):
     peft = pytest.importorskip("peft")
-    from attempt_dist.backbones import build_backbone
+    from attempt_dist.model.backbones import build_backbone
     from attempt_dist.data import Seq2SeqCollator, tokenize_examples
 
     cli("export", prompt_run, tmp_path / "adapter", "--format", "peft")
@@ -191,8 +191,8 @@ def test_methods_without_a_peft_form_say_why(finetune_run, tmp_path):
 
 
 def test_a_runs_config_json_reproduces_its_config_and_flags_override_it(prompt_run, tmp_path):
-    from attempt_dist.train import main as train_main
-    from attempt_dist.train_config import build_parser, config_from_args, parse_train_args
+    from attempt_dist.training.recipe import main as train_main
+    from attempt_dist.training.config import build_parser, config_from_args, parse_train_args
 
     saved = json.loads((prompt_run / "config.json").read_text())["train"]
     assert result(prompt_run)["config"] == saved

@@ -1,6 +1,6 @@
 """The terminal: plain progress lines when stdout is not a terminal, dev score lines."""
 
-from attempt_dist.progress import RunProgress, score_line
+from attempt_dist.training.progress import RunProgress, score_line
 
 
 def test_plain_lines_every_tenth_of_the_steps_and_one_per_evaluation(capsys):

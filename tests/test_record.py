@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from attempt_dist.atomic_files import write_json_atomic
-from attempt_dist.record import (SCHEMA_VERSION, Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RecordError,
+from attempt_dist.finished.record import (SCHEMA_VERSION, Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RecordError,
                                  RunFailure, RunResult, Throughput, read_record)
 from attempt_dist.sweep.state import run_state
 
@@ -107,7 +107,7 @@ def test_sweep_status_counts_a_corrupt_record_as_failed_and_names_it(tmp_path, c
 
 
 def test_steady_throughput_reads_back_and_an_earlier_schema_2_record_without_it_reads_none(tmp_path):
-    from attempt_dist.record import SteadyThroughput
+    from attempt_dist.finished.record import SteadyThroughput
 
     steady = SteadyThroughput(warmup_steps=3, timed_steps=10, step_time_s=0.5, step_time_median_s=0.49,
                               examples_per_s=64.0, tokens_per_s=14000.0, padding_fraction=0.25,

@@ -20,7 +20,7 @@ import pytest
 
 from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import run_sweep
-from attempt_dist.faults import PAUSE_ENV
+from attempt_dist.training.faults import PAUSE_ENV
 
 from tests.test_sweep_slurm import (
     _MISSING, CELL, PAUSE, START_HINT, assert_same_run, job_id, paused, release_requeued, resumed_at,

@@ -1,4 +1,4 @@
-"""attempt_dist.step_meter (steady-state figures with a fake clock) and loss_window (the step's
+"""attempt_dist.training.step_meter (steady-state figures with a fake clock) and loss_window (the step's
 one read, divergence on any micro-batch)."""
 
 import math
@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from attempt_dist.backbones import get_spec
-from attempt_dist.flops import StepShape, step_flops
-from attempt_dist.loss_window import LossWindow
-from attempt_dist.step_meter import StepMeter
+from attempt_dist.model.backbones import get_spec
+from attempt_dist.planning.flops import StepShape, step_flops
+from attempt_dist.training.loss_window import LossWindow
+from attempt_dist.training.step_meter import StepMeter
 
 
 class FakeClock:
@@ -99,7 +99,7 @@ def test_loss_window_reads_every_micro_batch_and_finds_a_bad_one():
 def test_step_profiler_window_writes_the_top_ops(tmp_path):
     import json
 
-    from attempt_dist.step_profiler import StepProfiler, parse_window
+    from attempt_dist.training.step_profiler import StepProfiler, parse_window
 
     assert parse_window("") is None and parse_window("5:7") == (5, 7) and parse_window("4") == (4, 4)
     for bad in ("x", "1:3", "5:4"):

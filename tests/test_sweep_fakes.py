@@ -1,4 +1,4 @@
-"""Stand-ins for attempt_dist.train.main and attempt_dist.pipeline.main that sweep tests inject
+"""Stand-ins for attempt_dist.train.main and attempt_dist.library.pipeline.main that sweep tests inject
 through the sweep file's `trainer:` / `pipeline:` keys. They follow the real contracts: write
 OUTPUT_DIR/result.json (or failure.json with status oom) and return an exit code. No tests here.
 

@@ -14,7 +14,7 @@ import yaml
 
 from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, load_sweep, run_sweep
-from attempt_dist.faults import PAUSE_ENV
+from attempt_dist.training.faults import PAUSE_ENV
 from tests.paths import REPO
 from tests.train_helpers import TINY_SWEEP_TRAIN
 

@@ -13,7 +13,7 @@ import yaml
 from attempt_dist import cli
 from attempt_dist.plots import plot_run
 from attempt_dist.atomic_files import read_json
-from attempt_dist.record import read_record
+from attempt_dist.finished.record import read_record
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from tests.paths import REPO
 

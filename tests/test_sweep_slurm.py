@@ -23,7 +23,7 @@ import torch
 from attempt_dist import cli
 from attempt_dist.atomic_files import read_json
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
-from attempt_dist.faults import PAUSE_ENV
+from attempt_dist.training.faults import PAUSE_ENV
 
 from tests.paths import REPO
 from tests.train_helpers import TINY_SWEEP_TRAIN, result, trainable

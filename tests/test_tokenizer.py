@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from attempt_dist.backbones import BACKBONES
+from attempt_dist.model.backbones import BACKBONES
 from attempt_dist.data import load_tokenizer
 from attempt_dist.errors import UserError
 from attempt_dist.tasks import TASKS
-from attempt_dist.tokenizer import TINY_PATH, tokenizer_source
-from attempt_dist.tokenizer_build import build_tiny_vocab, fixture_texts, main as build_main
+from attempt_dist.model.tokenizer import TINY_PATH, tokenizer_source
+from attempt_dist.model.tokenizer_build import build_tiny_vocab, fixture_texts, main as build_main
 from tests.paths import DATA
 
 

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from attempt_dist.errors import UserError
-from attempt_dist.tracking import METRICS_FILENAME, Tracker, parse_report_to, read_metrics
+from attempt_dist.training.tracking import METRICS_FILENAME, Tracker, parse_report_to, read_metrics
 
 DEV = {"rte": {"accuracy": 50.0}, "cb": {"accuracy": 75.0, "f1_macro": 40.0}}
 
@@ -121,7 +121,7 @@ def test_tensorboard_events_hold_the_same_scalars(tmp_path):
 
 
 def test_train_with_a_missing_reporter_exits_2_before_creating_the_run_folder(tmp_path, monkeypatch, capsys):
-    from attempt_dist.train import main
+    from attempt_dist.training.recipe import main
 
     monkeypatch.setitem(sys.modules, "wandb", None)
     out = tmp_path / "run"

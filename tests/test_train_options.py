@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from attempt_dist.methods.options import CliOption
-from attempt_dist.resume_config import MAY_CHANGE_ON_RESUME
+from attempt_dist.training.resume_config import MAY_CHANGE_ON_RESUME
 from attempt_dist.sweep import parse_sweep
 from attempt_dist.errors import UserError
-from attempt_dist.train_config import (DECLARED_OPTIONS, GROUPS, METHOD_OPTIONS_GROUP, TrainConfig, build_parser,
+from attempt_dist.training.config import (DECLARED_OPTIONS, GROUPS, METHOD_OPTIONS_GROUP, TrainConfig, build_parser,
                                        config_from_args, validate)
-from attempt_dist.train_options import FlagClash, check_flags
+from attempt_dist.training.options import FlagClash, check_flags
 from tests.paths import REPO
 
 
@@ -156,7 +156,7 @@ class Config(prompt.Config):
     dropout: float = option(0.0, "dropout on the soft prompt")
 
 prompt.Config = Config
-import attempt_dist.train_config
+import attempt_dist.training.config
 """
 
 
@@ -165,5 +165,5 @@ def test_a_clashing_method_option_fails_at_import_not_at_help():
     done = subprocess.run([sys.executable, "-c", CLASH], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith("attempt_dist.train_options.FlagClash: method option methods/prompt.py Config.dropout")
-    assert "train_config.TrainConfig.dropout (flag --dropout)" in last
+    assert last.startswith("attempt_dist.training.options.FlagClash: method option methods/prompt.py Config.dropout")
+    assert "training.config.TrainConfig.dropout (flag --dropout)" in last

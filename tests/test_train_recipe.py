@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from attempt_dist.methods.prompts import read_prompt
-from attempt_dist import tracking
-from attempt_dist.record import read_record
+from attempt_dist.training import tracking
+from attempt_dist.finished.record import read_record
 from tests.train_helpers import TINY, assert_same_training, launch, make_library, result, trainable
 
 
@@ -116,7 +116,7 @@ def test_finished_run_is_refused_unless_overwrite(tmp_path):
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, extra, message, capsys):
     """Configuration mistakes are caught before any rank starts (so in-process is faithful)."""
-    from attempt_dist.train import main
+    from attempt_dist.training.recipe import main
 
     out = tmp_path / "run"
     assert main([*TINY, *extra, "--max-steps", "1", "--output-dir", str(out)]) == 2
@@ -172,9 +172,9 @@ def test_nan_loss_under_accumulation_stops_at_the_same_step_before_its_update(tm
 
 def test_out_of_memory_is_recorded_with_the_config_to_try(tmp_path, monkeypatch, capsys):
     """A CUDA OOM anywhere in the run becomes failure.json (status oom) and exit code 3."""
-    from attempt_dist import train
-    from attempt_dist.run_failure import EXIT_OOM
-    from attempt_dist.train_config import TrainConfig
+    from attempt_dist.training import recipe as train
+    from attempt_dist.training.failure import EXIT_OOM
+    from attempt_dist.training.config import TrainConfig
 
     def no_memory(self):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

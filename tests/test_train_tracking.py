@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from attempt_dist.tracking import read_metrics
+from attempt_dist.training.tracking import read_metrics
 from tests.train_helpers import REPO, TINY, result
 
 HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None

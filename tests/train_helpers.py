@@ -81,7 +81,7 @@ def result(out: Path) -> dict:
 
 
 def trainable(out: Path) -> dict[str, torch.Tensor]:
-    from attempt_dist.artifacts import read_trainable
+    from attempt_dist.finished.artifacts import read_trainable
 
     return read_trainable(out)
 

@@ -7,4 +7,4 @@ HELP = "export a finished run (PEFT adapter, safetensors artefact)"
 
 
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "export", HELP, "attempt_dist.export")
+    register_passthrough(subparsers, "export", HELP, "attempt_dist.finished.export")

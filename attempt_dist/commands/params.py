@@ -25,7 +25,7 @@ def _ints(text: str) -> list[int]:
 
 def register(subparsers) -> None:
     # Imported here, not at the top: the registry and the methods import torch (see cli.py).
-    from ..backbones import PAPER_BACKBONES
+    from ..model.backbones import PAPER_BACKBONES
     from ..methods import METHODS
     from ..methods.options import add_method_args
 
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 def collect(models, methods, options: dict, num_tasks) -> list[dict]:
     from ..methods import method_hook
-    from ..params import count_trainable
+    from ..model.params import count_trainable
 
     rows = []
     for model in models:

@@ -6,4 +6,4 @@ HELP = "source prompts -> attention prior -> ATTEMPT targets"
 
 
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "pipeline", HELP, "attempt_dist.pipeline")
+    register_passthrough(subparsers, "pipeline", HELP, "attempt_dist.library.pipeline")

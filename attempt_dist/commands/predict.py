@@ -1,4 +1,4 @@
-"""`attempt-dist predict`: predictions of a finished run on new inputs (attempt_dist/predict.py)."""
+"""`attempt-dist predict`: predictions of a finished run on new inputs (attempt_dist/finished/predict.py)."""
 
 from .passthrough import register_passthrough
 
@@ -7,4 +7,4 @@ HELP = "predict with a finished run on new inputs"
 
 
 def register(subparsers) -> None:
-    register_passthrough(subparsers, "predict", HELP, "attempt_dist.predict")
+    register_passthrough(subparsers, "predict", HELP, "attempt_dist.finished.predict")

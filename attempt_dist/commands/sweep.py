@@ -46,7 +46,6 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from .. import sweep as sweep_lib
-    from ..sweep.read import read_executor_file
 
     if args.target == "status":
         if not args.run_dir:
@@ -68,6 +67,8 @@ def run(args) -> int:
         raise UserError(f"{args.target!r} is neither a sweep file (.yaml) nor `status`")
     if args.json and not args.dry_run:
         raise UserError("--json prints the dry run; add --dry-run")
+    from ..sweep.read import read_executor_file  # the methods and so torch: not for `sweep status`
+
     settings = read_executor_file(args.executor_file) if args.executor_file else {}
     settings.update({k: getattr(args, k) for k in ("partition", "account", "qos", "time") if getattr(args, k)})
     sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir,

@@ -8,7 +8,7 @@
 """
 
 from ..tasks import Example
-from ..tokenizer import load_tokenizer
+from ..model.tokenizer import load_tokenizer
 from .cache import TaskFeatures, default_cache_dir, task_features
 from .features import LABEL_PAD, Seq2SeqCollator, tokenize_examples
 from .loading import load_task_splits

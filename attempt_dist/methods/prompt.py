@@ -37,7 +37,7 @@ class PromptTuningPeft:
 
 def peft_adapter_config(cfg, num_virtual_tokens: int, token_dim: int) -> dict:
     """PEFT's PromptTuningConfig as saved by save_pretrained (adapter_config.json)."""
-    from ..backbones import get_spec
+    from ..model.backbones import get_spec
 
     spec = get_spec(cfg.model)
     return {"peft_type": "PROMPT_TUNING", "task_type": "SEQ_2_SEQ_LM", "num_virtual_tokens": num_virtual_tokens,

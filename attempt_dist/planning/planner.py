@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..backbones import get_spec
+from ..model.backbones import get_spec
 from ..errors import UserError
 from ..methods import profile
 from ..shape_cache import cached
@@ -229,8 +229,8 @@ def trace_for(req: PlanRequest, checkpointing: bool, dtype: torch.dtype | None =
 
 
 def _trace(req: PlanRequest, checkpointing: bool, dtype: torch.dtype) -> StepTrace:
-    from ..backbones import enable_activation_checkpointing
-    from ..params import build_on_meta
+    from ..model.backbones import enable_activation_checkpointing
+    from ..model.params import build_on_meta
 
     def build():
         wrapped, _ = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
@@ -255,7 +255,7 @@ def _params(req: PlanRequest) -> dict[str, int]:
 
 
 def _count_params(req: PlanRequest) -> dict[str, int]:
-    from ..params import build_on_meta
+    from ..model.params import build_on_meta
 
     wrapped, backbone_total = build_on_meta(req.model, req.method, num_tasks=req.num_tasks, **req.options)
     trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
@@ -297,7 +297,7 @@ def _evaluation_peak(req: PlanRequest, params: dict, layout: ZeroLayout, states:
 
 def _eval_batch(req: PlanRequest, params: dict, layout: ZeroLayout, states: ModelStates, micro: int) -> tuple[int, int]:
     """(the largest evaluation batch up to 2x the micro-batch that fits, its peak)."""
-    from ..evaluate import EVAL_BATCH_FACTOR
+    from ..training.evaluate import EVAL_BATCH_FACTOR
 
     limit = None if req.gpu_mem_cap is None else req.gpu_mem_cap * (1 - req.headroom) - req.context
     batch = EVAL_BATCH_FACTOR * micro

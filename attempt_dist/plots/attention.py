@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..record import RecordError, read_object
+from ..finished.record import RecordError, read_object
 from .names import order_tasks, task_label
 from .output import plt, save_figure
 from .records import Record

@@ -4,7 +4,7 @@ Any folder works: a sweep's RUN_DIR (cells/<cell>/run/result.json with cells/<ce
 beside it) or a tree of plain training output folders. A run's grid coordinates come from the
 sweep's cell.json when there is one, else from the record's resolved config.
 
-`read_grid_record` reads each result.json / failure.json through attempt_dist.record (the typed run
+`read_grid_record` reads each result.json / failure.json through attempt_dist.finished.record (the typed run
 record) and adds the grid coordinates; a file it cannot read (not JSON, not an object, another
 schema, a required field missing or of the wrong type) raises a `RecordError` naming it.
 `collect` never drops such a file silently: it names it in a one-line warning and counts it as
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import record as run_record
+from ..finished import record as run_record
 from ..errors import UserError
-from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunResult, describe_type, json_kind, json_short
+from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunResult, describe_type, json_kind, json_short
 
 CELL_FILENAME = "cell.json"
 
@@ -173,7 +173,7 @@ def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where
 
 def model_order(models) -> list[str]:
     """Backbones smallest first (by their architecture), unknown names last, alphabetically."""
-    from ..backbones import BACKBONES
+    from ..model.backbones import BACKBONES
 
     def size(name: str):
         spec = BACKBONES.get(name)

@@ -17,10 +17,10 @@ from .records import Record, model_order
 
 
 def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
-    """Trainable parameters per task, counted from the real modules (attempt_dist.params) at
+    """Trainable parameters per task, counted from the real modules (attempt_dist.model.params) at
     each run's own prompt length m and ATTEMPT bottleneck r (the defaults where a record lacks them)."""
     if counter is None:
-        from ..params import count_trainable as counter
+        from ..model.params import count_trainable as counter
     models = model_order(r.model for r in records)
     order = order_methods({r.method for r in records})
     series = sorted({(r.method, *_size_options(r)) for r in records},

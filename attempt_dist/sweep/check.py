@@ -30,7 +30,7 @@ def check_cell_options(sweep: Sweep) -> None:
     if sweep.trainer != DEFAULT_TRAINER:
         return
     from ..distributed.config import _read
-    from ..train_config import build_parser, config_from_args
+    from ..training.config import build_parser, config_from_args
 
     parser = build_parser(parser_class=_RaisingParser)
     checked_configs: set[str] = set()

@@ -26,7 +26,7 @@ import submitit
 
 from ..distributed.env import free_port
 from ..atomic_files import read_json, write_json_atomic
-from ..record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
 from .state import LIBRARY_DONE, last_error_line
 
 DIST_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")
@@ -61,7 +61,7 @@ class _Job(submitit.helpers.Checkpointable):
     def _has_checkpoint(self) -> bool:
         # Decided when the job starts, not when it is submitted: SLURM reruns the very job it
         # preempted (`scontrol requeue`, a lost node), and by then the run has checkpoints.
-        from ..checkpoint import latest_tag
+        from ..training.checkpoint import latest_tag
 
         return latest_tag(self.run_dir) is not None
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..prepare import check_sweep_prepared
-from ..runlock import FolderLock
+from ..training.runlock import FolderLock
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
 from .schedule import Deadline, run_scheduled

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import source_library
+from ..library import sources as source_library
 from ..methods import PRIOR_METHODS
 from .check import _RaisingParser
 from .shared_library import shared_library_dir
@@ -27,7 +27,7 @@ from .submit import library_args, library_argv
 
 def resolved_sweep(sweep: Sweep, run: Path) -> dict:
     from ..tasks import get_task
-    from ..train_config import build_parser, config_from_args
+    from ..training.config import build_parser, config_from_args
 
     parser = build_parser(parser_class=_RaisingParser)
     cells = []

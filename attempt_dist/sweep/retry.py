@@ -33,13 +33,16 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic_files import write_json_atomic
-from ..record import FAILURE_FILENAME
-from .spec import Cell
+from ..finished.record import FAILURE_FILENAME
 from .state import RETRIES_FILENAME, CellState, cell_dir, cell_run_dir, read_history, read_json_or_empty
 
-# The trainer's exit codes (train.py, not imported here: `sweep status` must not load torch).
+if TYPE_CHECKING:  # spec imports the methods, and so torch: `sweep status` reads this module without it
+    from .spec import Cell
+
+# The trainer's exit codes (training/failure.py, not imported here: `sweep status` must not load torch).
 EXIT_BAD_INPUT, EXIT_OOM, EXIT_DIVERGED, EXIT_RANK_LOST = 2, 3, 4, 5
 REQUEUE_CAUSES = ("preempted", "time limit", "node failure", "rank lost")
 _SLURM_END = {"PREEMPTED": "preempted", "TIMEOUT": "time limit", "NODE_FAIL": "node failure"}
@@ -93,7 +96,7 @@ def decide(cell: Cell, cause: str, exit_code: int | None, retried: int) -> Decis
 def smaller_layout(train: dict) -> tuple[dict | None, str]:
     """The next rung of the out-of-memory ladder for train options `train`: (options, what
     changed), or (None, why nothing is left)."""
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     defaults = TrainConfig()
     micro = int(train.get("batch_size", defaults.batch_size))

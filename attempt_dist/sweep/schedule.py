@@ -22,7 +22,7 @@ from rich.console import Console
 
 from ..errors import UserError
 from ..atomic_files import write_json_atomic
-from ..record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
+from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
 from .jobs import set_aside_failure
 from .spec import Cell, Library
 from .state import LIBRARY_DONE, cell_run_dir, library_dir, library_state

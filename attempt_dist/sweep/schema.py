@@ -2,7 +2,7 @@
 
     name: scaling                          # run folder name (default: file stem)
     trainer: attempt_dist.train:main       # "module:function" taking argv, returning int
-    pipeline: attempt_dist.pipeline:main   # builds libraries (source prompts, prior)
+    pipeline: attempt_dist.library.pipeline:main   # builds libraries (source prompts, prior)
     train: {max_length: 216, data_dir: data}          # options for every cell
     grid:                                  # required; a mapping or a list of mappings
       models: [t5-small, t5-base]          # required
@@ -41,7 +41,7 @@ from .executor import ExecutorSpec, Strict, check_keys
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 DEFAULT_TRAINER = "attempt_dist.train:main"
-DEFAULT_PIPELINE = "attempt_dist.pipeline:main"
+DEFAULT_PIPELINE = "attempt_dist.library.pipeline:main"
 DEFAULT_SEEDS = [42]
 
 

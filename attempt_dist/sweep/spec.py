@@ -25,8 +25,8 @@ from ..errors import UserError
 # Membership, not needs(): a sweep with its own trainer may name methods of its own.
 from ..methods import LIBRARY_METHODS, PRIOR_METHODS, method_hook
 from ..methods.options import cli_options
-from ..source_library import SOURCE_EPOCHS, buildable_priors, prior_for
-from ..train_config import options_not_for_libraries, path_options
+from ..library.sources import SOURCE_EPOCHS, buildable_priors, prior_for
+from ..training.config import options_not_for_libraries, path_options
 from .executor import EXECUTOR_KINDS, ExecutorSpec, executor_json, mem_gb, parse_minutes
 from .schema import (DEFAULT_PIPELINE, DEFAULT_SEEDS, DEFAULT_TRAINER, Grid, LibrarySpec, Rule, SweepFile, When,
                      usable_name, validate)
@@ -45,7 +45,7 @@ def _train_options() -> set[str]:
     # sweep keys never drift from the trainer's flags.
     import dataclasses
 
-    from ..train_config import TrainConfig
+    from ..training.config import TrainConfig
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"options"}
     return fields - MANAGED_OPTIONS | set(cli_options()) | {"extra_args"}

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..atomic_files import read_json
-from ..record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunFailure, read_record
+from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunFailure, read_record
 
 STATUSES = ("done", "running", "failed", "oom", "pending")
 LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/

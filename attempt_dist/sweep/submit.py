@@ -22,7 +22,7 @@ from pathlib import Path
 import submitit
 from rich.console import Console
 
-from .. import source_library
+from ..library import sources as source_library
 from ..errors import UserError
 from ..atomic_files import read_json, write_json_atomic
 from .executor import executor_json, mem_gb

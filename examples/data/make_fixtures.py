@@ -8,7 +8,7 @@ files are byte-identical on every run. Sizes: train 40-50 rows; validation 16-24
 into dev/test); large-scheme tasks lose a fifth of train to dev.
 
 After changing this file, rebuild the t5-tiny tokenizer too:
-    python -m attempt_dist.tokenizer_build --rebuild
+    python -m attempt_dist.model.tokenizer_build --rebuild
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, without pip install
 
 from attempt_dist import distributed as dist  # noqa: E402
-from attempt_dist.evaluate import evaluate  # noqa: E402
-from attempt_dist.train import Recipe  # noqa: E402
-from attempt_dist.train_config import build_parser, config_from_args  # noqa: E402
+from attempt_dist.training.evaluate import evaluate  # noqa: E402
+from attempt_dist.training.recipe import Recipe  # noqa: E402
+from attempt_dist.training.config import build_parser, config_from_args  # noqa: E402
 
 
 def main() -> int:

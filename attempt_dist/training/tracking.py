@@ -28,9 +28,9 @@ import shutil
 import time
 from pathlib import Path
 
-from .cli_args import split_csv
-from .errors import UserError
-from .atomic_files import read_json, write_json_atomic, write_jsonl_atomic
+from ..cli_args import split_csv
+from ..errors import UserError
+from ..atomic_files import read_json, write_json_atomic, write_jsonl_atomic
 
 METRICS_FILENAME = "metrics.jsonl"
 REPORTERS = ("tensorboard", "wandb")
@@ -167,7 +167,7 @@ class Tracker:
 
     def train(self, *, step: int, epoch: float, lr: dict[str, float], examples: int, examples_per_s: float,
               memory: dict | None, steady: dict | None = None) -> None:
-        """steady: attempt_dist.step_meter's summary so far (None before the warm-up is over)."""
+        """steady: attempt_dist.training.step_meter's summary so far (None before the warm-up is over)."""
         if not self.enabled or not self._window:
             return
         loss = sum(self._window) / len(self._window)

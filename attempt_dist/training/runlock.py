@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 LOCK_FILENAME = ".lock"
 

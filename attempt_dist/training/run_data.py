@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .data import MultiTaskSampler, Seq2SeqCollator, default_cache_dir, load_tokenizer, task_features
+from ..data import MultiTaskSampler, Seq2SeqCollator, default_cache_dir, load_tokenizer, task_features
 from .evaluate import TaskEvalData
-from .model_setup import tokenizer_source
-from .tasks import get_task
+from ..model.build import tokenizer_source
+from ..tasks import get_task
 
 log = logging.getLogger("attempt_dist.train")
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import UserError
-from .tasks import SOURCE_TASKS, get_task
-from .tasks.splits import HALVE_SCHEME
+from ..errors import UserError
+from ..tasks import SOURCE_TASKS, get_task
+from ..tasks.splits import HALVE_SCHEME
 
 SOURCE_EPOCHS = 5.0
 """B.3: every source prompt (and, trained the same way, each prior and SPoT-g) for 5 epochs."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .atomic_files import write_json_atomic, write_jsonl_atomic
+from ..atomic_files import write_json_atomic, write_jsonl_atomic
 
 
 def save_predictions(out: Path, split: str, eval_data, predictions: dict) -> None:

@@ -22,7 +22,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import UserError, one_line_errors
+from ..errors import UserError, one_line_errors
 
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
 
@@ -53,15 +53,15 @@ def base_model(cfg) -> tuple[str, str]:
     A pretrained run: its hub id or local folder, loaded with from_pretrained. A random-weight
     run (the test backbones, or --init random): the exact call that rebuilt its frozen backbone
     (model_setup.load_backbone), which an id cannot name."""
-    from .backbones import get_spec
-    from .model_setup import init_mode
+    from ..model.backbones import get_spec
+    from ..model.build import init_mode
 
     if init_mode(cfg) == "pretrained":
         source = str(cfg.model_path or get_spec(cfg.model).hub_id)
         return source, ("from transformers import T5ForConditionalGeneration\n"
                         f"base = T5ForConditionalGeneration.from_pretrained({source!r})\n")
     call = f"build_backbone({cfg.model!r}, 'random', seed={cfg.seed!r})"
-    return f"attempt_dist.backbones.{call}", f"from attempt_dist.backbones import build_backbone\nbase = {call}\n"
+    return f"attempt_dist.model.backbones.{call}", f"from attempt_dist.model.backbones import build_backbone\nbase = {call}\n"
 
 
 def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) -> list[Path]:
@@ -69,8 +69,8 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
     from safetensors.torch import save_file
 
     from .artifacts import read_artifact
-    from .atomic_files import atomic_path, write_json_atomic, write_text_atomic
-    from .train_config import TrainConfig
+    from ..atomic_files import atomic_path, write_json_atomic, write_text_atomic
+    from ..training.config import TrainConfig
 
     artifact = read_artifact(run)
     cfg = TrainConfig.from_dict(artifact.meta["train"])
@@ -95,7 +95,7 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
 def peft_form(method: str):
     """How a run of `method` exports to PEFT (its Profile's peft); a UserError saying why not
     where it has no PEFT form."""
-    from .methods import METHODS, profile
+    from ..methods import METHODS, profile
 
     chosen = profile(method)
     if chosen.peft is None:
@@ -120,7 +120,7 @@ def _peft_card(cfg, task: str, run, folder: Path, kind: str) -> str:
 def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """The self-contained artefact of a run in `out` (an older trainable.pt run converted)."""
     from .artifacts import CARD_FILE, META_FILE, WEIGHTS_FILE, Artifact, read_artifact, write_artifact
-    from .atomic_files import write_text_atomic
+    from ..atomic_files import write_text_atomic
 
     run = Path(run)
     artifact = read_artifact(run)
@@ -129,7 +129,7 @@ def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = Fa
 
         from .artifacts import method_buffers
         from .predict import trained_model
-        from .train_config import TrainConfig
+        from ..training.config import TrainConfig
 
         cfg = TrainConfig.from_dict(artifact.meta["train"])
         model = trained_model(dataclasses.replace(cfg, activation_checkpointing=False), artifact, run)
@@ -161,7 +161,7 @@ def _legacy_meta(cfg, model) -> dict:
     import dataclasses
 
     from .artifacts import artifact_meta
-    from .methods.prompts import LIBRARY_INDEX
+    from ..methods.prompts import LIBRARY_INDEX
 
     library = cfg.source_prompts
     if library and not (Path(library) / LIBRARY_INDEX).exists():  # SPoT's library gone: names unknown
@@ -171,7 +171,7 @@ def _legacy_meta(cfg, model) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import METHODS, profile
+    from ..methods import METHODS, profile
 
     exporting = " and ".join(m for m in METHODS if profile(m).peft is not None)
     refused = "; ".join(f"{m}: {profile(m).not_in_peft}" for m in METHODS if profile(m).peft is None)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec
-from .methods import MethodInputs, apply_method, method_hook, needs
-from .methods.prompts import load_library
-from .train_config import TrainConfig
+from ..methods import MethodInputs, apply_method, method_hook, needs
+from ..methods.prompts import load_library
+from ..training.config import TrainConfig
 
 
 def init_mode(cfg: TrainConfig) -> str:

@@ -1,8 +1,8 @@
 """Tokenizers at run time: T5's from the hub (or a local folder), or the committed t5-tiny test
 tokenizer (attempt_dist/assets/t5-tiny-tokenizer.json: vocab 1024, pad 0, eos 1, exact round
-trips). attempt_dist/tokenizer_build.py builds that file from the fixtures:
+trips). attempt_dist/model/tokenizer_build.py builds that file from the fixtures:
 
-    python -m attempt_dist.tokenizer_build --rebuild     # after examples/data/make_fixtures.py
+    python -m attempt_dist.model.tokenizer_build --rebuild     # after examples/data/make_fixtures.py
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 from pathlib import Path
 
 from .backbones import BACKBONES, TEST_BACKBONES
-from .errors import UserError
+from ..errors import UserError
 
 TINY_NAME = "t5-tiny"
-TINY_PATH = Path(__file__).resolve().parent / "assets" / "t5-tiny-tokenizer.json"
+TINY_PATH = Path(__file__).resolve().parents[1] / "assets" / "t5-tiny-tokenizer.json"
 
 
 def _wrap(backend):
@@ -39,7 +39,7 @@ def load_tokenizer(model: str):
         from tokenizers import Tokenizer
 
         if not TINY_PATH.is_file():
-            raise UserError(f"{TINY_PATH} is missing; run `python -m attempt_dist.tokenizer_build --rebuild`")
+            raise UserError(f"{TINY_PATH} is missing; run `python -m attempt_dist.model.tokenizer_build --rebuild`")
         return _wrap(Tokenizer.from_file(str(TINY_PATH)))
     from transformers import AutoTokenizer
 

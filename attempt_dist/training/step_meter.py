@@ -1,5 +1,5 @@
 """Steady-state throughput of a training run: the first optimizer steps left out, then step
-time, examples/s, real (non-padding) tokens/s, padding, and MFU/HFU (attempt_dist.flops).
+time, examples/s, real (non-padding) tokens/s, padding, and MFU/HFU (attempt_dist.planning.flops).
 
     meter = StepMeter(t5_config, prompt_len=100, backbone_trainable=False, checkpointing=False,
                       world_size=1, peak=peak_flops(device_name, "bf16"))
@@ -23,7 +23,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from .flops import Flops, StepShape, step_flops
+from ..planning.flops import Flops, StepShape, step_flops
 from .loss_window import LossWindow
 from .step_profiler import StepProfiler
 
@@ -107,7 +107,7 @@ class StepMeter:
 
 def meter_for_run(model, method_cfg, ds_config: dict, *, checkpointing: bool, world_size: int) -> StepMeter:
     """The meter of a training run of `model` (a WrappedT5) under `ds_config`, on this process's device."""
-    from .flops import peak_flops
+    from ..planning.flops import peak_flops
 
     backbone = model.backbone
     params = list(backbone.parameters())

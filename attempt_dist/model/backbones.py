@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 if TYPE_CHECKING:  # imported where used: transformers takes seconds, and a run refused at its
     # arguments (and the light commands: tasks, params) should not pay for it

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .backbones import BACKBONES
-from .distributed.env import DEFAULT_DIST_TIMEOUT_S
-from .errors import UserError
-from .methods import METHODS, needs
-from .methods.options import (add_method_args, cli_options, config_from_options, given_options, options_of,
+from ..model.backbones import BACKBONES
+from ..distributed.env import DEFAULT_DIST_TIMEOUT_S
+from ..errors import UserError
+from ..methods import METHODS, needs
+from ..methods.options import (add_method_args, cli_options, config_from_options, given_options, options_of,
                               with_current_names)
-from .train_options import TrainOption, add_grouped, check_flags, declared_options, train_option
+from .options import TrainOption, add_grouped, check_flags, declared_options, train_option
 
 # The `train --help` sections, in order; each option names its own. Method options (one flag
 # per option of any method's Config, methods/options.py) fill their section themselves.
@@ -179,7 +179,7 @@ class TrainConfig:
 DECLARED_OPTIONS: dict[str, TrainOption] = declared_options(TrainConfig)
 """name -> its declaration, for every train option (TrainConfig's fields but `options`)."""
 # A method option may not take a train option's flag: refused here, at import, naming both.
-check_flags(DECLARED_OPTIONS, cli_options(), owner="train_config.TrainConfig")
+check_flags(DECLARED_OPTIONS, cli_options(), owner="training.config.TrainConfig")
 
 
 def path_options() -> set[str]:
@@ -207,9 +207,9 @@ def config_from_args(args: argparse.Namespace, *, check: bool = True) -> TrainCo
 
 
 def validate(cfg: TrainConfig) -> None:
-    from .backbones import get_spec
-    from .methods import method_module
-    from .tasks import get_task
+    from ..model.backbones import get_spec
+    from ..methods import method_module
+    from ..tasks import get_task
 
     get_spec(cfg.model)
     method_module(cfg.method)
@@ -235,7 +235,7 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.resume and cfg.overwrite:
         raise UserError("--resume and --overwrite contradict each other; pick one")
     if cfg.gpu_mem_cap is not None:
-        from .distributed import parse_size
+        from ..distributed import parse_size
 
         parse_size(cfg.gpu_mem_cap)  # a typo fails here, before any rank starts work
     if cfg.no_prior and cfg.prior:
@@ -247,7 +247,7 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def build_parser(prog: str = "attempt-dist train", parser_class: type = argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from .distributed import add_launcher_args
+    from ..distributed import add_launcher_args
 
     parser = parser_class(prog=prog, description="Train one method on one or more tasks.")
     parser.add_argument("--config", metavar="FILE",

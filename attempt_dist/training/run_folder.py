@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from . import distributed as dist
+from .. import distributed as dist
 from . import tracking
-from .artifacts import ARTIFACT_FILES
-from .errors import AgreedError, UserError
-from .record import FAILURE_FILENAME, RESULT_FILENAME
+from ..finished.artifacts import ARTIFACT_FILES
+from ..errors import AgreedError, UserError
+from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME
 from .runlock import FolderLock
 
 # Files and folders a run writes in its --output-dir: what --overwrite removes (and nothing else).

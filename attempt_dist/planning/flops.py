@@ -1,6 +1,6 @@
 """FLOPs of one T5 training step, and the device peaks they are divided by (MFU, HFU).
 
-    from attempt_dist.flops import StepShape, step_flops, peak_flops
+    from attempt_dist.planning.flops import StepShape, step_flops, peak_flops
     shape = StepShape(batch=32, encoder_len=216 + 100, decoder_len=4)   # 100 prompt rows
     f = step_flops(t5_config, shape, backbone_trainable=False, checkpointing=False)
     mfu = f.model / step_seconds / peak_flops("NVIDIA H200", "bf16")

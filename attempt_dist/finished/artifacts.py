@@ -8,7 +8,7 @@
                             library they came from, and the whole training config
     README.md               a model card: what was trained, its scores, how to use it
 
-Nothing outside these files is needed to predict with the run (attempt_dist.predict): ATTEMPT
+Nothing outside these files is needed to predict with the run (attempt_dist.finished.predict): ATTEMPT
 carries its source prompts and gate, so deleting the prompt library does not break it. Runs
 saved before this format (one pickled trainable.pt) still load; an ATTEMPT run of that kind
 needs its library folder, and says so when it is gone.
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from . import distributed as dist
-from .errors import UserError
-from .atomic_files import atomic_path, read_json, write_json_atomic, write_text_atomic
+from .. import distributed as dist
+from ..errors import UserError
+from ..atomic_files import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 WEIGHTS_FILE = "trainable.safetensors"
 META_FILE = "trainable.json"
@@ -64,13 +64,13 @@ def artifact_state(module, info) -> dict | None:
 
 def artifact_meta(cfg, module) -> dict:
     """trainable.json for a run of `cfg` whose wrapped model is `module`."""
-    from .backbones import get_spec
-    from .methods import needs
-    from .methods.options import options_of
+    from ..model.backbones import get_spec
+    from ..methods import needs
+    from ..methods.options import options_of
 
     library, names = None, None
     if needs(cfg.method).library and cfg.source_prompts:
-        from .methods.prompts import library_index
+        from ..methods.prompts import library_index
 
         index = library_index(cfg.source_prompts)
         # ATTEMPT keeps the sources it mixes (one, under the single_prompt ablation); SPoT
@@ -151,7 +151,7 @@ def write_model_card(out: Path, meta: dict, record: dict) -> None:
 
 
 def model_card(meta: dict, record: dict) -> str:
-    from .methods import profile
+    from ..methods import profile
 
     tasks = ", ".join(meta["tasks"])
     backbone = meta["backbone"] + (f" (`{meta['hub_id']}`)" if meta.get("hub_id") else " (random weights)")

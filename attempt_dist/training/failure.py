@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from . import distributed as dist
-from .planning.auto import DoesNotFit
-from .atomic_files import write_json_atomic
-from .record import FAILURE_FILENAME, RunFailure
+from .. import distributed as dist
+from ..planning.auto import DoesNotFit
+from ..atomic_files import write_json_atomic
+from ..finished.record import FAILURE_FILENAME, RunFailure
 
 EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5
 

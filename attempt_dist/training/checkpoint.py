@@ -27,9 +27,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import distributed as dist
-from .errors import UserError
-from .atomic_files import atomic_path, write_json_atomic, write_text_atomic
+from .. import distributed as dist
+from ..errors import UserError
+from ..atomic_files import atomic_path, write_json_atomic, write_text_atomic
 
 LATEST = "latest"
 MARKER = "complete.json"

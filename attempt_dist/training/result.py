@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from . import distributed as dist
-from .record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunResult, SteadyThroughput, Throughput
-from .provenance import git_revision, package_versions
-from .run_state import RunState
+from .. import distributed as dist
+from ..finished.record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunResult, SteadyThroughput, Throughput
+from ..provenance import git_revision, package_versions
+from .state import RunState
 
 if TYPE_CHECKING:
-    from .train import Recipe
+    from .recipe import Recipe
 
 
 def completed_record(recipe: Recipe, state: RunState, results: dict, steps: int, memory: dict,

@@ -34,18 +34,18 @@ from pathlib import Path
 
 import torch
 
-from . import distributed as dist
-from . import source_library as lib
-from .artifacts import read_trainable
-from .cli_args import split_csv
-from .errors import UserError, one_line_errors
-from .methods.prompts import add_to_library, library_names, load_library
-from .methods.spot import similarities
-from .atomic_files import atomic_path, read_json
-from .record import RESULT_FILENAME
-from .prepare import apply_prepared
-from .train import run
-from .train_config import TrainConfig, add_train_args, config_from_args, validate
+from .. import distributed as dist
+from . import sources as lib
+from ..finished.artifacts import read_trainable
+from ..cli_args import split_csv
+from ..errors import UserError, one_line_errors
+from ..methods.prompts import add_to_library, library_names, load_library
+from ..methods.spot import similarities
+from ..atomic_files import atomic_path, read_json
+from ..finished.record import RESULT_FILENAME
+from ..prepare import apply_prepared
+from ..training.recipe import run
+from ..training.config import TrainConfig, add_train_args, config_from_args, validate
 
 STAGES = ("sources", "prior", "spot_g", "probes", "targets")
 DEFAULT_STAGES = ("sources", "prior", "targets")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from .backbones import build_backbone, get_spec
-from .methods import MethodInputs, apply_method, needs
-from .methods.options import config_from_options
-from .shape_cache import cached
+from ..methods import MethodInputs, apply_method, needs
+from ..methods.options import config_from_options
+from ..shape_cache import cached
 
 # Source prompts only shape ATTEMPT's frozen buffers; their number never changes the count.
 # Six, as in the paper (MNLI, SST-2, QQP, QNLI, SQuAD, ReCoRD): the planner's buffers too.

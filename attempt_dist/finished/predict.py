@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from .artifacts import Artifact, method_buffers, read_artifact
-from .errors import UserError, one_line_errors
+from ..errors import UserError, one_line_errors
 
 
 @dataclasses.dataclass
@@ -60,9 +60,9 @@ class LoadedRun:
         texts: inputs as the model reads them ("rte premise: ... hypothesis: ..."; format hub
         rows with predict_rows). tasks: one task for every text, or one per text.
         """
-        from .data import Seq2SeqCollator, tokenize_examples
-        from .evaluate import length_order, max_new_tokens
-        from .tasks import Example, get_task
+        from ..data import Seq2SeqCollator, tokenize_examples
+        from ..training.evaluate import length_order, max_new_tokens
+        from ..tasks import Example, get_task
 
         texts = [texts] if isinstance(texts, str) else list(texts)
         tasks = [tasks] * len(texts) if isinstance(tasks, str) else list(tasks)
@@ -124,8 +124,8 @@ class LoadedRun:
 
 def rows_to_inputs(rows: list[dict], task: str | None, run_tasks: list[str], where) -> tuple[list[str], list[str]]:
     """(input texts, tasks) for input rows (see LoadedRun.predict_rows)."""
-    from .tasks import get_task
-    from .tasks.formats import GOLD_PLACEHOLDERS, input_text
+    from ..tasks import get_task
+    from ..tasks.formats import GOLD_PLACEHOLDERS, input_text
 
     texts, tasks = [], []
     for i, row in enumerate(rows):
@@ -166,10 +166,10 @@ def load_run(path: str | Path, *, device: str | torch.device = "auto", dtype: to
     torch.bfloat16 / "bf16" on GPU. model_path: where the pretrained backbone lies on this
     machine, when not where training found it. batch_size: default the run's evaluation batch.
     """
-    from .data import load_tokenizer
-    from .evaluate import default_eval_batch_size
-    from .model_setup import tokenizer_source
-    from .train_config import TrainConfig
+    from ..data import load_tokenizer
+    from ..training.evaluate import default_eval_batch_size
+    from ..model.build import tokenizer_source
+    from ..training.config import TrainConfig
 
     artifact = read_artifact(path)
     cfg = TrainConfig.from_dict(artifact.meta["train"])
@@ -188,7 +188,7 @@ def load_run(path: str | Path, *, device: str | torch.device = "auto", dtype: to
 
 def trained_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
     """The wrapped model of `cfg` with the artefact's tensors loaded (CPU, float32)."""
-    from .model_setup import build_model, load_backbone
+    from ..model.build import build_model, load_backbone
 
     backbone = load_backbone(cfg)
     model, _ = build_model(cfg, backbone, rebuilt_inputs(cfg, artifact, backbone.config.d_model, where))
@@ -212,7 +212,7 @@ def rebuilt_inputs(cfg, artifact: Artifact, d_model: int, where: Path):
     """What the method's wrap needs, from the artefact. The trained tensors overwrite every
     initial value, so only shapes matter, except what the method rebuilds itself (its
     rebuilt_inputs: ATTEMPT's frozen source prompts, which travel in the artefact)."""
-    from .methods import MethodInputs, method_hook
+    from ..methods import MethodInputs, method_hook
 
     inputs = MethodInputs(num_tasks=len(cfg.tasks), seed=cfg.seed)
     names = artifact.meta.get("source_prompts")
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     out = [{"index": i, **row} for i, row in
            enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
     if args.output:
-        from .atomic_files import write_jsonl_atomic
+        from ..atomic_files import write_jsonl_atomic
 
         write_jsonl_atomic(args.output, out)
         print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)

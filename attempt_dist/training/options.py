@@ -18,7 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .cli_args import csv_arg
+from ..cli_args import csv_arg
 
 
 def train_option(default: Any, help: str, *, group: str, flag: str | None = None, choices: tuple | None = None,

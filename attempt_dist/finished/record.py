@@ -1,7 +1,7 @@
 """The run record, typed: what result.json and failure.json hold, written by train and read by
 plots, tables, `attempt-dist compare`, sweep status and the benchmarks.
 
-    from attempt_dist.record import read_record
+    from attempt_dist.finished.record import read_record
     record = read_record("runs/rte/result.json")   # RunResult (or RunFailure for failure.json)
     record.metrics["test"]["rte"]["accuracy"], record.params.trainable_per_task
 
@@ -28,7 +28,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from .errors import UserError
+from ..errors import UserError
 
 RESULT_FILENAME = "result.json"
 FAILURE_FILENAME = "failure.json"
@@ -89,7 +89,7 @@ def added_field():
 
 @dataclass
 class SteadyThroughput:
-    """Training speed past the first steps (attempt_dist.step_meter; FLOPs: attempt_dist.flops)."""
+    """Training speed past the first steps (attempt_dist.training.step_meter; FLOPs: attempt_dist.planning.flops)."""
 
     warmup_steps: int
     """Optimizer steps left out (of this process: a --resume starts counting again)."""

@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import checkpoint as ckpt
-from . import distributed as dist
-from .errors import AgreedError
-from .train_config import DECLARED_OPTIONS
+from .. import distributed as dist
+from ..errors import AgreedError
+from .config import DECLARED_OPTIONS
 
 MAY_CHANGE_ON_RESUME = frozenset(name for name, option in DECLARED_OPTIONS.items() if option.may_change_on_resume)
 

@@ -21,9 +21,9 @@ from typing import Sequence
 
 import torch
 
-from . import distributed as dist
-from .tasks import get_task, headline_score, score
-from .tasks.formats import stsb_target
+from .. import distributed as dist
+from ..tasks import get_task, headline_score, score
+from ..tasks.formats import stsb_target
 
 # Default per-rank evaluation batch = this x the training micro-batch: generation keeps no
 # activations for backward (training at batch b does, for every layer) and frees each step's
@@ -115,7 +115,7 @@ def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collato
     model: the DeepSpeed engine (under ZeRO-3 the parameters are then gathered once for the
     whole call when they fit under cap_bytes) or a plain module. synced_gpus: what generate
     needs on the per-step path; inside the gathered block generate runs no collective and
-    gets False. progress: an attempt_dist.progress.RunProgress that shows this rank's batches.
+    gets False. progress: an attempt_dist.training.progress.RunProgress that shows this rank's batches.
     The same dict on every rank."""
     engine = model if _is_engine(model) else None
     module = model.module if engine is not None else model

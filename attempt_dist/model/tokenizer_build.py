@@ -1,12 +1,12 @@
 """Building the committed t5-tiny test tokenizer (attempt_dist/assets/t5-tiny-tokenizer.json).
 
-Not used at run time: attempt_dist.tokenizer.load_tokenizer only reads the committed file.
+Not used at run time: attempt_dist.model.tokenizer.load_tokenizer only reads the committed file.
 t5-tiny pairs with the random test backbone (vocab 1024, pad 0, eos 1): a WordPiece model over
 a Metaspace pre-tokenizer ('▁' marks a word start, like T5's SentencePiece), so decoding gives
 back the text exactly (e.g. '3.4', 'not_entailment'). Its vocabulary is built by counting, not
 by a learned trainer, so rebuilding from the same fixtures gives the same file:
 
-    python -m attempt_dist.tokenizer_build --rebuild     # after examples/data/make_fixtures.py
+    python -m attempt_dist.model.tokenizer_build --rebuild     # after examples/data/make_fixtures.py
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ def tiny_backend(vocab: dict[str, int]):
 
 def fixture_texts(data_dir: str | Path) -> list[str]:
     """Every source and target text of every task's fixtures, in registry order."""
-    from .data.loading import load_task_splits
-    from .tasks import TASKS
+    from ..data.loading import load_task_splits
+    from ..tasks import TASKS
 
     texts: list[str] = []
     for name in TASKS:
@@ -83,7 +83,7 @@ def rebuild_tiny(data_dir: str | Path = "examples/data", path: Path = TINY_PATH)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m attempt_dist.tokenizer_build",
+    parser = argparse.ArgumentParser(prog="python -m attempt_dist.model.tokenizer_build",
                                      description="Rebuild the t5-tiny test tokenizer from fixtures.")
     parser.add_argument("--rebuild", action="store_true", help="write attempt_dist/assets/t5-tiny-tokenizer.json")
     parser.add_argument("--data-dir", default="examples/data")

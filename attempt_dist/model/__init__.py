@@ -1,0 +1,1 @@
+"""Building the model: backbones, tokenizer, a method wrapped around the frozen T5, counts."""

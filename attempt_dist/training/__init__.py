@@ -1,0 +1,1 @@
+"""Training a run: its options, the recipe, checkpoints, evaluation, tracking, progress."""
