@@ -27,7 +27,7 @@ from ..tasks.toy import SOURCES
 from ..tokenizer import load_tokenizer
 
 NAME = "t5-toy"
-DEFAULTS = {"seed": 0, "steps": 1500, "batch_size": 16, "lr": 3e-3, "warmup": 100, "threads": 1}
+DEFAULTS = {"seed": 0, "steps": 3000, "batch_size": 16, "lr": 3e-3, "warmup": 100, "threads": 1}
 # Each batch row is drawn from one of these, equally often.
 MIXTURE = (*SOURCES, "span_corruption")
 NOISE_DENSITY, MEAN_SPAN = 0.15, 3.0
@@ -62,13 +62,17 @@ def span_corrupt(ids: list[int], rng: random.Random, vocab_size: int) -> tuple[l
 
 def encode_pairs(tokenizer) -> dict[str, list[tuple[list[int], list[int]]]]:
     """Every source task's training pairs, and the plain texts span corruption reads."""
+    def encode(texts: list[str]) -> list[list[int]]:
+        # as the harness tokenises (data/features.py): no special tokens, then EOS
+        return [list(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids]
+
     pairs, texts = {}, []
     for task in SOURCES:
         examples = load_task_splits(task, None)["train"]
-        src = tokenizer([e.source for e in examples]).input_ids
-        tgt = tokenizer([e.target for e in examples]).input_ids
-        pairs[task] = list(zip(src, tgt))
-        texts.extend(s[:-1] for s in src)  # without EOS
+        src = encode([e.source for e in examples])
+        tgt = encode([e.target for e in examples])
+        pairs[task] = [(s + [EOS], t + [EOS]) for s, t in zip(src, tgt)]
+        texts.extend(src)
     pairs["span_corruption"] = texts
     return pairs
 
@@ -108,8 +112,10 @@ def source_accuracy(model, tokenizer, per_task: int = 100) -> dict[str, float]:
     with torch.no_grad():
         for task in SOURCES:
             examples = load_task_splits(task, None)["dev"][:per_task]
-            batch = tokenizer([e.source for e in examples], return_tensors="pt", padding=True)
-            generated = model.generate(**batch, max_new_tokens=16, do_sample=False, num_beams=1)
+            ids = [list(x) + [EOS] for x in tokenizer([e.source for e in examples], add_special_tokens=False).input_ids]
+            input_ids = _pad(ids, 0)
+            generated = model.generate(input_ids=input_ids, attention_mask=(input_ids != 0).long(),
+                                       max_new_tokens=16, do_sample=False, num_beams=1)
             texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
             out[task] = round(100 * sum(t.strip() == e.target for t, e in zip(texts, examples)) / len(examples), 1)
     model.train()
@@ -148,7 +154,44 @@ def pretrain(output_dir: Path, seed: int, steps: int, batch_size: int, lr: float
               "final_loss": round(loss.item(), 4), "source_dev_exact_match": accuracy,
               "train_seconds": round(seconds)}
     print(json.dumps(recipe, indent=2))
+    write_card(output_dir, recipe)
     return recipe
+
+
+def write_card(output_dir: Path, recipe: dict) -> Path:
+    """The model card beside the weights: what the backbone is and exactly how it was made."""
+    spec = get_spec(NAME)
+    flags = " ".join(f"--{k.replace('_', '-')} {recipe[k]}" for k in DEFAULTS)
+    card = f"""# t5-toy
+
+A T5 (v1.0 layout: ReLU feed-forward, tied embeddings) of {recipe['parameters']:,} parameters,
+pretrained on two CPU cores by this repository for its CPU demo; not a model of language.
+
+- Architecture: d_model {spec.d_model}, d_ff {spec.d_ff}, {spec.num_heads} heads of {spec.d_kv},
+  {spec.num_layers} encoder + {spec.num_layers} decoder layers, vocabulary {spec.vocab_size} (the
+  committed test tokenizer, attempt_dist/assets/t5-tiny-tokenizer.json, whose 601 tokens leave
+  the top ids free: span-corruption sentinels are ids {spec.vocab_size - 1}, {spec.vocab_size - 2}, ...).
+- Data: an equal mixture, per batch row, of {', '.join(recipe['mixture'])}. The three tasks are
+  the toy *source* tasks (attempt_dist/tasks/toy.py, train splits, generated in code); span
+  corruption masks {recipe['noise_density']:.0%} of the tokens of those tasks' inputs in spans of
+  mean length {recipe['mean_span']:g}. The toy *target* tasks are not in it.
+- Training: seed {recipe['seed']}, {recipe['steps']} steps of batch {recipe['batch_size']}, AdamW
+  (lr {recipe['lr']}, weight decay 0.01, {recipe['warmup']} warm-up steps then linear decay to 0,
+  gradient clipping 1.0), dropout 0, fp32, {recipe['threads']} torch thread(s).
+- Result: final batch loss {recipe['final_loss']}; greedy exact match on 100 dev examples of each
+  source task: {json.dumps(recipe['source_dev_exact_match'])}.
+- Time: {recipe['train_seconds']} s of training on a 2-core machine shared with other jobs.
+
+Made by
+
+    python -m attempt_dist.toy.pretrain {flags}
+
+which rewrites model.safetensors byte for byte (same seed, steps and thread count; the torch
+version of constraints.txt), config.json and this card (whose time line will differ).
+"""
+    path = output_dir / "README.md"
+    path.write_text(card)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
