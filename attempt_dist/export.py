@@ -88,7 +88,9 @@ def peft_form(method: str):
 def _peft_card(cfg, task: str, run, kind: str) -> str:
     from .backbones import get_spec
 
-    base = cfg.model_path or get_spec(cfg.model).hub_id or f"{cfg.model} (random weights, seed {cfg.seed})"
+    spec = get_spec(cfg.model)
+    base = (cfg.model_path or spec.hub_id or (spec.pretrained_source if spec.weights else "")
+            or f"{cfg.model} (random weights, seed {cfg.seed})")
     return (f"# PEFT {kind} adapter: {cfg.method} on {task}\n\n"
             f"Exported by attempt-dist from the run {Path(run).resolve()} (backbone {base}).\n\n"
             "```python\nfrom peft import PeftModel\nfrom transformers import T5ForConditionalGeneration\n"
