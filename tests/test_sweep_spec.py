@@ -21,6 +21,7 @@ SHIPPED = {
     "launch/sweeps/mrqa_others.yaml": 6 * 8 + 4 * 2,
     "launch/sweeps/ablations.yaml": 5 * 3 + 2 * 3,   # MT rows: the three B.6 group runs, with and without prior
     "examples/sweeps/tiny.yaml": 2 * 2 * 3,
+    "examples/sweeps/toy.yaml": 1 * 3 * 4,   # t5-toy x (PT, ATTEMPT, FT) x four toy targets
 }
 
 

@@ -78,6 +78,15 @@ CASES = [
      "scitail premise: P. hypothesis: H.", "neutral"),
     ("paws", {"id": 5, "sentence1": "A.", "sentence2": "B.", "label": 1},
      "paws sentence1: A. sentence2: B.", "paraphrase"),
+    # the toy family: generation (answer) and classification (label) rows
+    ("toy_reverse", {"text": "dog  sun red", "answer": "red sun dog", "idx": 0},
+     "toy_reverse words: dog sun red", "red sun dog"),
+    ("toy_sort", {"text": "3 1 2", "answer": "1 2 3", "idx": 0}, "toy_sort digits: 3 1 2", "1 2 3"),
+    ("toy_category", {"text": "paris", "label": 0, "idx": 0}, "toy_category name: paris", "city"),
+    ("toy_last", {"text": "dog sun", "answer": "sun", "idx": 0}, "toy_last words: dog sun", "sun"),
+    ("toy_min", {"text": "3 1 2", "answer": "1", "idx": 0}, "toy_min digits: 3 1 2", "1"),
+    ("toy_person", {"text": "paris lena", "answer": "lena", "idx": 0}, "toy_person names: paris lena", "lena"),
+    ("toy_parity", {"text": "3 1 2", "label": 0, "idx": 0}, "toy_parity digits: 3 1 2", "even"),
 ]
 
 

@@ -27,7 +27,9 @@ def task_rows(role: str | None = None, group: str | None = None) -> list[dict]:
             "hub_id": t.hub_id, "hub_config": t.hub_config, "mrqa_subset": t.mrqa_subset,
             "splits": {"scheme": t.split_scheme, **t.hub_splits}, "train_cap": t.train_cap,
             "labels": list(t.label_words),
-            "local_files": f"<data_dir>/{t.name}/<split>.{{jsonl,json,parquet,csv,jsonl.gz}}",
+            "local_files": (None if t.generator else
+                            f"<data_dir>/{t.name}/<split>.{{jsonl,json,parquet,csv,jsonl.gz}}"),
+            "generated": t.generator is not None,
         })
     return rows
 
@@ -48,6 +50,8 @@ def run(args) -> int:
     for r in rows:
         splits = r["splits"]["scheme"] + (f", train<={r['train_cap']:,}" if r["train_cap"] else "")
         where = f"{r['hub_id']} ({r['hub_config']})" + (f" subset={r['mrqa_subset']}" if r["mrqa_subset"] else "")
+        if r["generated"]:
+            where = "generated in code (attempt_dist/tasks/toy.py)"
         cells = [r["name"], r["group"], r["role"], r["kind"], ", ".join(r["metrics"]), str(r["max_length"])]
         table.add_row(*cells, *([splits, where] if wide else []))
     console.print(table)

@@ -20,7 +20,13 @@ _ROW_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
-    """One hub split of a task: the first local file found, else the hub."""
+    """One hub split of a task: generated in code (the toy family), else the first local file
+    found, else the hub."""
+    if task.generator is not None:
+        from ..tasks.toy import generate_rows
+
+        origin = f"generated {task.name} split {split}"
+        return Rows(generate_rows(task.generator, split), lambda i: f"{origin} row {i}", origin)
     path = local_file(task, split, data_dir)
     if path is not None:
         rows = read_rows(path)

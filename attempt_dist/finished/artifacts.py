@@ -154,7 +154,13 @@ def model_card(meta: dict, record: dict) -> str:
     from ..methods import profile
 
     tasks = ", ".join(meta["tasks"])
-    backbone = meta["backbone"] + (f" (`{meta['hub_id']}`)" if meta.get("hub_id") else " (random weights)")
+    from ..model.backbones import BACKBONES
+
+    spec = BACKBONES.get(meta["backbone"])
+    shipped = spec is not None and spec.weights
+    backbone = meta["backbone"] + (f" (`{meta['hub_id']}`)" if meta.get("hub_id") else
+                                   f" (weights shipped in attempt_dist/assets/{spec.weights})" if shipped
+                                   else " (random weights)")
     params = record.get("params", {})
     lines = [f"# {meta['method']} on {tasks} — {meta['backbone']}", "",
              "Trained with attempt-dist (ATTEMPT and its baselines over frozen T5).", "",

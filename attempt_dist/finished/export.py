@@ -57,7 +57,7 @@ def base_model(cfg) -> tuple[str, str]:
     from ..model.build import init_mode
 
     if init_mode(cfg) == "pretrained":
-        source = str(cfg.model_path or get_spec(cfg.model).hub_id)
+        source = str(cfg.model_path or get_spec(cfg.model).pretrained_source)
         return source, ("from transformers import T5ForConditionalGeneration\n"
                         f"base = T5ForConditionalGeneration.from_pretrained({source!r})\n")
     call = f"build_backbone({cfg.model!r}, 'random', seed={cfg.seed!r})"

@@ -19,6 +19,8 @@ import torch
 
 from ..errors import UserError
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
 if TYPE_CHECKING:  # imported where used: transformers takes seconds, and a run refused at its
     # arguments (and the light commands: tasks, params) should not pay for it
     from transformers import T5Config, T5ForConditionalGeneration
@@ -37,6 +39,14 @@ class BackboneSpec:
     vocab_size: int = 32128
     feed_forward_proj: str = "relu"
     tie_word_embeddings: bool = True
+    # Weights shipped inside the package (a folder under attempt_dist/assets): a backbone
+    # built here, loaded "pretrained" with no hub id and no network.
+    weights: str = ""
+
+    @property
+    def pretrained_source(self) -> str:
+        """Where "pretrained" loads from by default: the shipped folder, else the hub id."""
+        return str(ASSETS / self.weights) if self.weights else self.hub_id
 
     def config(self) -> T5Config:
         from transformers import T5Config
@@ -85,11 +95,16 @@ _SPECS = [
     # test tokenizer. Two sizes, so the CPU demo sweep can draw a scaling curve.
     BackboneSpec("t5-tiny", "", 32, 64, 8, 4, 2, vocab_size=1024),
     BackboneSpec("t5-mini", "", 64, 128, 16, 4, 4, vocab_size=1024),
+    # A toy T5 pretrained here on the toy source tasks plus span corruption (python -m
+    # attempt_dist.toy.pretrain; how exactly: assets/t5-toy/README.md), on the test tokenizer:
+    # the CPU demo's backbone that has learned something.
+    BackboneSpec("t5-toy", "", 64, 256, 16, 4, 2, vocab_size=1024, weights="t5-toy"),
 ]
 BACKBONES: dict[str, BackboneSpec] = {spec.name: spec for spec in _SPECS}
 # The backbones of the paper's scaling study, in size order (Figure 4).
 PAPER_BACKBONES = ["t5-small", "t5-base", "t5-large", "t5-3b", "t5-11b"]
-# Random-weight backbones for tests and CPU demos: no pretrained weights, the test tokenizer.
+# Backbones on the committed test tokenizer, built or initialised here (no hub id): the
+# random-weight t5-tiny and t5-mini, and t5-toy with its shipped weights.
 TEST_BACKBONES = [spec.name for spec in _SPECS if not spec.hub_id]
 
 
@@ -126,7 +141,7 @@ def build_backbone(
             torch.manual_seed(seed)
         model = T5ForConditionalGeneration(spec.config())
     elif mode == "pretrained":
-        source = str(path) if path else spec.hub_id
+        source = str(path) if path else spec.pretrained_source
         if not source:
             raise UserError(f"{name} has no pretrained weights; use random initialisation for it")
         try:

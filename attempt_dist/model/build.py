@@ -18,7 +18,7 @@ from ..training.config import TrainConfig
 def init_mode(cfg: TrainConfig) -> str:
     if cfg.init != "auto":
         return cfg.init
-    return "pretrained" if get_spec(cfg.model).hub_id else "random"
+    return "pretrained" if get_spec(cfg.model).pretrained_source else "random"
 
 
 def tokenizer_source(cfg: TrainConfig) -> str:

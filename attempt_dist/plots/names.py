@@ -7,10 +7,14 @@ TASK_LABELS = {
     "nq": "NQ", "hotpotqa": "HP", "searchqa": "SQA", "newsqa": "News", "winogrande": "WG",
     "yelp": "Yelp", "scitail": "SciTail", "paws": "PAWS", "mnli": "MNLI", "sst2": "SST-2",
     "qqp": "QQP", "qnli": "QNLI", "squad": "SQuAD", "record": "ReCoRD", "target": "target",
+    # the toy family (attempt_dist/tasks/toy.py)
+    "toy_reverse": "Reverse", "toy_sort": "Sort", "toy_category": "Category", "toy_last": "Last",
+    "toy_min": "Min", "toy_person": "Person", "toy_parity": "Parity",
 }
 # Figure 5's rows follow the paper's tables; Figure 4 puts BoolQ, MultiRC, WiC first.
 TASK_ORDER = ["wnli", "stsb", "mrpc", "rte", "multirc", "boolq", "wic", "wsc", "cb", "copa", "cola",
-              "nq", "hotpotqa", "searchqa", "newsqa", "winogrande", "yelp", "scitail", "paws"]
+              "nq", "hotpotqa", "searchqa", "newsqa", "winogrande", "yelp", "scitail", "paws",
+              "toy_last", "toy_min", "toy_person", "toy_parity"]
 SCALING_TASKS = ["boolq", "multirc", "wic"]
 
 

@@ -7,9 +7,9 @@
 
 from .example import Example
 from .metrics import headline_score, primary_score, score
-from .registry import SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task
+from .registry import PAPER_TASKS, SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task
 
 __all__ = [
-    "Example", "Task", "TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task",
+    "Example", "Task", "TASKS", "PAPER_TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task",
     "score", "headline_score", "primary_score",
 ]

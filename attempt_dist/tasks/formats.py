@@ -191,6 +191,18 @@ def yelp(task: "Task", row: dict) -> list[Example]:
     return classification(task, row)
 
 
+def toy(task: "Task", row: dict) -> list[Example]:
+    """Generated rows (tasks/toy.py): {"text", "label"} for classification, {"text", "answer"}
+    for generation; the input is shown under the task's one text field."""
+    source = join_fields(task.name, [(task.text_fields[0], row["text"])])
+    if task.label_words:
+        label = class_label(task, row)
+        word = task.label_words[label]
+        return [Example(task.name, source, word, [word], None, label=label)]
+    answer = _clean(row["answer"])
+    return [Example(task.name, source, answer, [answer], None)]
+
+
 def _group(task: "Task", row: dict) -> str | None:
     """Group key from the row's structured idx (MultiRC question, ReCoRD query)."""
     if not task.group_by:
@@ -212,6 +224,7 @@ FORMATTERS = {
     "copa": copa,
     "winogrande": winogrande,
     "yelp": yelp,
+    "toy": toy,
 }
 
 # Gold fields each formatter reads, set to a stand-in when formatting a row to predict on: the
@@ -227,6 +240,7 @@ GOLD_PLACEHOLDERS = {
     "copa": {"label": 0},
     "winogrande": {"answer": "1"},
     "yelp": {"label": 0},
+    "toy": {"label": 0, "answer": ""},
 }
 
 

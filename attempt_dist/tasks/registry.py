@@ -1,5 +1,6 @@
 """The 25 tasks of the paper: 6 source tasks and 19 target tasks (Table 6's 17 plus CoLA and
-COPA, named in Section 4.1): where each loads from, how it is formatted, split and scored.
+COPA, named in Section 4.1), plus the synthetic toy family (tasks/toy.py): where each loads
+from, how it is formatted, split and scored.
 
 Splits (Section 4.3, following Mahabadi et al. 2021):
   halve    small data (<10k train examples; MultiRC counted in questions, as in the reference):
@@ -52,6 +53,7 @@ class Task:
     group_by      idx keys whose values form the split group (None: each example alone)
     train_cap     at most this many training examples (Yelp: 100k, Section 4.3)
     mrqa_subset   MRQA `subset` value to keep (NQ, HotpotQA, SearchQA, NewsQA)
+    generator     rows generated in code by this name (tasks/toy.py) instead of files or the hub
     """
 
     name: str
@@ -73,6 +75,7 @@ class Task:
     group_by: tuple[str, ...] = ()
     train_cap: int | None = None
     mrqa_subset: str | None = None
+    generator: str | None = None
 
     @property
     def headline(self) -> str:
@@ -191,9 +194,15 @@ HEADLINE_METRIC = {
     "winogrande": "accuracy", "yelp": "accuracy", "scitail": "accuracy", "paws": "accuracy",
 }
 
-TASKS: dict[str, Task] = {task.name: task for task in _ALL}
+# The synthetic toy family (tasks/toy.py; imported here, below Task, which it builds from): in
+# TASKS and `attempt-dist tasks`, but not among the paper's SOURCE_TASKS / TARGET_TASKS.
+from . import toy  # noqa: E402
+
+HEADLINE_METRIC.update(toy.HEADLINE)
+TASKS: dict[str, Task] = {task.name: task for task in _ALL + toy.make_tasks(Task)}
 SOURCE_TASKS = tuple(t.name for t in _ALL if t.role == "source")
 TARGET_TASKS = tuple(t.name for t in _ALL if t.role == "target")
+PAPER_TASKS = tuple(t.name for t in _ALL)
 
 
 def get_task(name: str) -> Task:
