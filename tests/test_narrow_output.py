@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+from attempt_dist.tasks import TASKS
 from tests.paths import REPO
 
 
@@ -24,7 +25,7 @@ def test_tasks_at_80_columns_cuts_no_word():
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80
     rows = [line for line in lines if line.startswith("│ ") and line.split("│")[1].strip()]
-    assert len(rows) == 25  # one line per task: nothing wrapped
+    assert len(rows) == len(TASKS)  # one line per task: nothing wrapped
     assert "classification" in out and "source_cls" in out and "--json" in out
 
 
