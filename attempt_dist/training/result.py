@@ -4,20 +4,17 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from .. import distributed as dist
 from ..finished.record import Best, DeepSpeedUse, EvalPoint, MemoryUse, ParamCounts, RunResult, SteadyThroughput, Throughput
 from ..provenance import git_revision, package_versions
 from .state import RunState
 
-if TYPE_CHECKING:
-    from .recipe import Recipe
 
-
-def completed_record(recipe: Recipe, state: RunState, results: dict, steps: int, memory: dict,
+def completed_record(recipe, state: RunState, results: dict, steps: int, memory: dict,
                      started: float) -> RunResult:
-    """results: split -> the final evaluation ("score", "metrics"); steps: the optimizer steps
+    """recipe: the training recipe (recipe.Recipe, not imported: it imports this) at the end of
+    finish(); results: split -> the final evaluation ("score", "metrics"); steps: the optimizer steps
     trained; memory: dist.memory_report() at the end; started: the run's start (time.time())."""
     cfg = recipe.cfg
     best = state.best or {"step": steps, "epoch": recipe.epochs_done(steps), "dev_score": results["dev"]["score"]}
