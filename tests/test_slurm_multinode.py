@@ -23,10 +23,10 @@ from attempt_dist.sweep import run_sweep
 from attempt_dist.training.faults import PAUSE_ENV
 
 from tests.test_sweep_slurm import (
-    _MISSING, CELL, PAUSE, START_HINT, assert_same_run, job_id, paused, release_requeued, resumed_at,
+    _MISSING, CELL, PAUSE, START_HINT, job_env,  # noqa: F401 (job_env: an autouse fixture)
+    assert_same_run, job_id, paused, release_requeued, resumed_at,
     run_dir, sacct, tiny_sweep, wait_done, wait_for,
 )
-from tests.paths import REPO
 from tests.train_helpers import launch as launch_trainer
 from tests.train_helpers import result
 
@@ -48,12 +48,6 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
 ZERO2 = {"ds_config": "zero2_offload"}
 
 
-@pytest.fixture(autouse=True)
-def job_env(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.delenv(PAUSE_ENV, raising=False)
-    return monkeypatch
 
 
 def srun_train(argv: list[str], out: Path, log: Path) -> str:
