@@ -19,7 +19,7 @@ from typing import Any
 
 from attempt_dist.errors import UserError
 
-from .slurm_env import node_name, slurm_step_env
+from .slurm_env import env_int, node_name, slurm_step_env
 
 _DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -44,11 +44,7 @@ def free_port() -> int:
 
 
 def _env_int(name: str) -> int:
-    value = os.environ[name]
-    try:
-        return int(value)
-    except ValueError:
-        raise UserError(f"environment variable {name}={value!r} is not an integer; fix the launcher environment") from None
+    return env_int(name, "fix the launcher environment")
 
 
 def ensure_distributed_env() -> DistInfo:

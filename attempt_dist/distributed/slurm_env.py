@@ -46,12 +46,13 @@ def first_host(nodelist: str) -> str:
     return f"{prefix}{first}{suffix}"
 
 
-def _int(name: str) -> int:
+def env_int(name: str, hint: str = "is this an srun task?") -> int:
+    """The integer in environment variable `name`; a UserError ending in `hint` when it is not one."""
     value = os.environ[name]
     try:
         return int(value)
     except ValueError:
-        raise UserError(f"environment variable {name}={value!r} is not an integer; is this an srun task?") from None
+        raise UserError(f"environment variable {name}={value!r} is not an integer; {hint}") from None
 
 
 def slurm_step_env() -> dict[str, str] | None:
@@ -63,11 +64,11 @@ def slurm_step_env() -> dict[str, str] | None:
         raise UserError("an srun task without SLURM_STEP_NODELIST or SLURM_JOB_NODELIST; cannot tell the first node")
     step = os.environ.get("SLURM_STEP_ID", "0")
     return {
-        "RANK": str(_int("SLURM_PROCID")),
-        "WORLD_SIZE": str(_int("SLURM_STEP_NUM_TASKS")),
-        "LOCAL_RANK": str(_int("SLURM_LOCALID")) if "SLURM_LOCALID" in os.environ else "0",
+        "RANK": str(env_int("SLURM_PROCID")),
+        "WORLD_SIZE": str(env_int("SLURM_STEP_NUM_TASKS")),
+        "LOCAL_RANK": str(env_int("SLURM_LOCALID")) if "SLURM_LOCALID" in os.environ else "0",
         "MASTER_ADDR": first_host(nodelist),
-        "MASTER_PORT": str(job_port(_int("SLURM_JOB_ID"), int(step) if step.isdigit() else 0)),
+        "MASTER_PORT": str(job_port(env_int("SLURM_JOB_ID"), int(step) if step.isdigit() else 0)),
     }
 
 
