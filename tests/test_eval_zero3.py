@@ -43,7 +43,8 @@ def test_two_rank_zero3_gather_once_equals_per_step_gathers(tmp_path):
         # No ZeRO-3 fetch inside the gathered block; the per-step path fetches every module at
         # every decoding step; training after it fetches again (the hooks are back).
         assert rec["fetches"]["once"] == 0 and rec["fetches"]["uneven"] == 0
-        assert rec["fetches"]["per_step"] > 10 * rec["fetches"]["train_step"] > 0
+        # (a label task decodes at most its longest label plus eos: a handful of steps, each fetching all)
+        assert rec["fetches"]["per_step"] > 5 * rec["fetches"]["train_step"] > 0
         assert rec["hooks_after"] == rec["hooks_before"] and rec["hooks_before"][0] > 0
         assert rec["released"], "parameters left gathered after evaluation"
         assert rec["loss_after"] == rec["loss_before"]

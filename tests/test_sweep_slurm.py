@@ -22,8 +22,10 @@ import torch
 
 from attempt_dist import cli
 from attempt_dist.atomic_files import read_json
+from attempt_dist.errors import UserError
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from attempt_dist.training.faults import PAUSE_ENV
+from attempt_dist.training.runlock import FolderLock
 
 from tests.paths import REPO
 from tests.train_helpers import TINY_SWEEP_TRAIN, result, trainable
@@ -67,6 +69,10 @@ def job_env(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv(PAUSE_ENV, raising=False)
+    # An in-process run earlier in the session leaves its single-rank RANK/WORLD_SIZE/MASTER_PORT
+    # here; a job inheriting them would skip SLURM's own variables (every task rank 0, one port).
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
     return monkeypatch
 
 
@@ -135,6 +141,14 @@ def run_dir(run: Path, cell: str) -> Path:
 
 def paused(run: Path, cell: str, ranks=(0,)) -> bool:
     return all((run_dir(run, cell) / f"paused-rank{r}").exists() for r in ranks)
+
+
+def folder_free(folder: Path) -> bool:
+    try:
+        FolderLock(folder, "test probe").acquire().release()
+    except UserError:
+        return False
+    return True
 
 
 def assert_same_run(a: Path, b: Path) -> None:
@@ -259,7 +273,10 @@ def test_cancelled_cell_resumes_on_relaunch_and_a_failing_cell_keeps_its_reason(
     capsys.readouterr()
     assert cli.main(["sweep", "status", str(run)]) == 1
     assert "0 done, 0 running, 2 failed, 0 oom, 0 pending" in capsys.readouterr().out
-
+    # sacct says CANCELLED when the batch step ends; the trainer's step (submitit bypasses
+    # SIGTERM) holds its run folder until SLURM's KillWait ends it, and a relaunch before then
+    # is refused (folder in use): wait for the folder, as a user would.
+    wait_for("the cancelled run to let go of its folder", lambda: folder_free(run_dir(run, CELL)), timeout=120)
     assert run_sweep(sweep, run, wait=True) == 1  # the broken cell fails again; the cancelled one resumes
     states = {s.name: s for s in collect_states(run)}
     assert states[CELL].status == "done" and states[broken].status == "failed"
