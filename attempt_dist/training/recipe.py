@@ -234,7 +234,7 @@ class Recipe:
                     if engine.global_steps == before:
                         continue  # inside a gradient-accumulation window
                     step = engine.global_steps
-                    self.instruments.step_end(engine.global_steps)
+                    self.instruments.step_end(step)
                     state.losses.append(round(last_loss, 6))
                     self.tracker.step_loss(last_loss)
                     rate = state.examples_per_s
