@@ -187,3 +187,27 @@ def test_shm_comm_op_is_not_built_on_cpu(monkeypatch):
     env._skip_shm_comm_build()
     assert module.build_shm_op() is None
     assert not hasattr(torch, "build_shm_op")
+
+
+def test_a_submitit_job_rendezvous_port_lies_below_the_ephemeral_range(monkeypatch):
+    """submitit draws MASTER_PORT from 20000-60000, where an outgoing connection can hold it
+    (a CI run died with EADDRINUSE on 56640); a cell's tasks all take the port agreed from
+    SLURM_JOB_ID, below Linux's ephemeral range, and consecutive jobs get different ones."""
+    import submitit
+
+    from attempt_dist.distributed.slurm_env import PORT_FIRST, PORT_COUNT, job_port
+    from attempt_dist.sweep import jobs
+
+    class FakeJobEnvironment:
+        job_id, hostnames, global_rank, num_tasks, local_rank, num_nodes = "4242", ["node7"], 1, 2, 1, 1
+
+    monkeypatch.setattr(submitit, "JobEnvironment", FakeJobEnvironment)
+    monkeypatch.setattr(submitit.helpers, "JobEnvironment", FakeJobEnvironment)
+    for key in jobs.DIST_VARS:
+        monkeypatch.setenv(key, "stale")
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")
+    jobs._export_distributed_env()
+    port = int(os.environ["MASTER_PORT"])
+    assert port == job_port(4243) != job_port(4242)
+    assert PORT_FIRST <= port < PORT_FIRST + PORT_COUNT <= 32768
+    assert (os.environ["MASTER_ADDR"], os.environ["RANK"], os.environ["WORLD_SIZE"]) == ("node7", "1", "2")

@@ -25,6 +25,7 @@ from pathlib import Path
 import submitit
 
 from ..distributed.env import free_port
+from ..distributed.slurm_env import job_port
 from ..atomic_files import read_json, write_json_atomic
 from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, SCHEMA_VERSION
 from .state import LIBRARY_DONE, last_error_line
@@ -175,8 +176,15 @@ def _export_distributed_env() -> None:
         return
     for key in DIST_VARS:
         os.environ.pop(key, None)
+    # submitit would draw the port from 20000-60000, which overlaps Linux's ephemeral range
+    # (32768-60999): an outgoing connection on the node can hold it, and the rendezvous then
+    # dies with EADDRINUSE. Our agreed port lies below that range; every task derives the same.
+    job_id = os.environ.get("SLURM_JOB_ID") or str(env.job_id)
+    if job_id.isdigit():
+        os.environ["MASTER_PORT"] = str(job_port(int(job_id)))
     # GPUs stay visible to every rank: DeepSpeed picks the device from LOCAL_RANK itself.
-    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    # overwrite: submitit reads our MASTER_PORT when constructed, then refuses to export over it.
+    submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
 
 
 def _is_rank_zero() -> bool:
