@@ -6,11 +6,38 @@ its traceback.
 
 import functools
 import sys
-from typing import Callable
+from typing import Any, Callable
+
+# How much of a user's value a message repeats: enough to recognise it, never a screenful
+# (a --tasks list of 5,000 entries once made a 20,000-character line).
+SHOWN_CHARACTERS = 120
+SHOWN_ITEMS = 8
 
 
 class UserError(Exception):
     """Bad input: the message says what is wrong and what to do."""
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """A user's value as a message repeats it: its repr (a string's quotes included), a list
+    or tuple as its first items and how many there are in all, cut to about `limit` characters."""
+    if isinstance(value, (list, tuple)):
+        return f"[{shown_names([shown(item, limit) for item in value], limit)}]"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 30]}... ({len(text)} characters)"
+
+
+def shown_names(names, limit: int = SHOWN_CHARACTERS) -> str:
+    """Names joined by commas ("rte, cb"), at most SHOWN_ITEMS of them and about `limit`
+    characters, then how many there are in all."""
+    names = [str(name) for name in names]
+    kept = names[:SHOWN_ITEMS]
+    while len(kept) > 1 and len(", ".join(kept)) > limit:
+        kept.pop()
+    text = ", ".join(kept)
+    if len(text) > limit:
+        text = f"{text[:limit]}..."
+    return text if len(kept) == len(names) else f"{text}, ... ({len(names)} in all)"
 
 
 class AgreedError(UserError):

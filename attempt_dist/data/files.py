@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +38,19 @@ class Rows:
 
 
 def read_rows(path: Path) -> Rows:
+    """The file's rows; a file that cannot be read as its type (a truncated .gz, a damaged
+    .parquet, an unreadable file) is one line naming it."""
+    try:
+        return _read_by_type(path)
+    except UserError:
+        raise
+    except (OSError, EOFError, zlib.error, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        reason = (str(err).splitlines() or [""])[0][:200]
+        raise UserError(f"{path}: cannot be read ({type(err).__name__}: {reason}); "
+                        "replace it with an intact copy") from None
+
+
+def _read_by_type(path: Path) -> Rows:
     name = path.name
     if name.endswith(".jsonl") or name.endswith(".jsonl.gz"):
         return _read_jsonl(path)

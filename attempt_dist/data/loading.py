@@ -38,11 +38,20 @@ def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
 
 
 def local_file(task: Task, split: str, data_dir: str | Path | None) -> Path | None:
-    """The local file one hub split of the task reads: the first candidate that exists."""
+    """The local file one hub split of the task reads: the one that exists in the task's own
+    folder, else (MRQA) in the shared one; two in one folder (train.jsonl and train.csv) are
+    refused: which one holds the data is the user's to say."""
     if data_dir is None:
         return None
     looked = candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None)
-    return next((path for path in looked if path.is_file()), None)
+    for folder in dict.fromkeys(path.parent for path in looked):
+        found = [path for path in looked if path.parent == folder and path.is_file()]
+        if len(found) > 1:
+            raise UserError(f"{task.name} split '{split}' has {len(found)} data files: "
+                            f"{', '.join(map(str, found))}; keep one (move or delete the others)")
+        if found:
+            return found[0]
+    return None
 
 
 def local_source_files(task: Task, data_dir: str | Path | None) -> list[Path] | None:

@@ -11,6 +11,7 @@ A method is one module, attempt_dist/methods/<name>.py, named once in METHODS (r
     PROFILE         names, table rows, planner cost, PEFT form or why none (profile.py)
     wrap, param_groups                      the model and its optimizer groups
 and, when it needs more than the defaults (nothing):
+    check_backbone(cfg, model, d_model)     refuse options the backbone cannot honour (before it loads)
     training_inputs(cfg, inputs, d_model, embedding)   what `wrap` reads for a training run
     rebuilt_inputs(cfg, inputs, artifact, d_model, where)   the same, rebuilt from a saved run
     library_stage(train)    what a sweep's library job builds for a cell of it (SPoT-g/t)

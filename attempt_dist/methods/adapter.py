@@ -45,6 +45,20 @@ class Config(MethodConfig):
             raise UserError(f"unknown adapter activation {self.activation!r}; known: {', '.join(ACTIVATIONS)}")
 
 
+def bottleneck_size(cfg: Config, d_model: int, model: str = "this backbone") -> int:
+    """d_model // reduction factor, refused when that is 0: no adapter (and never silently
+    another size than the one the run records)."""
+    if cfg.reduction_factor > d_model:
+        raise UserError(f"--reduction-factor {cfg.reduction_factor} leaves no adapter bottleneck on {model} "
+                        f"(d_model {d_model} // {cfg.reduction_factor} = 0); use at most {d_model}")
+    return d_model // cfg.reduction_factor
+
+
+def check_backbone(cfg: Config, model: str, d_model: int) -> None:
+    """Refused before anything loads: the options ask for a bottleneck this backbone cannot have."""
+    bottleneck_size(cfg, d_model, model)
+
+
 class Adapter(nn.Module):
     def __init__(self, d_model: int, bottleneck: int, device=None, dtype=None, activation: str = "gelu") -> None:
         super().__init__()
@@ -90,7 +104,7 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
     for param in backbone.parameters():
         param.requires_grad_(False)
     d_model = backbone.config.d_model
-    bottleneck = max(1, d_model // cfg.reduction_factor)
+    bottleneck = bottleneck_size(cfg, d_model)
     for parent, name in _sublayer_outputs(backbone):
         linear = getattr(parent, name)
         w = linear.weight

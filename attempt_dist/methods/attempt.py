@@ -252,15 +252,23 @@ def load_prior(path, cfg) -> dict:
     path = Path(path)
     if not path.exists():
         raise UserError(f"attention prior {path} does not exist; train one with `attempt-dist pipeline --stages prior`")
+    again = "train it again with `attempt-dist pipeline --stages prior`"
     try:
         saved = torch.load(path, map_location="cpu", weights_only=False)
-        meta = saved.get("meta", {})
     except Exception as err:  # noqa: BLE001 - a truncated or foreign file is the user's to fix
         raise UserError(f"{path} is not an attention prior ({type(err).__name__}: {(str(err).splitlines() or [''])[0]}); "
-                        "train it again with `attempt-dist pipeline --stages prior`") from None
-    if meta.get("backbone") != cfg.model:
-        raise UserError(f"attention prior {path} was trained on {meta.get('backbone')!r}, not {cfg.model!r}")
-    return saved["gate"]
+                        f"{again}") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path} holds a bare {type(saved).__name__}, not an attention prior "
+                        f"({{\"gate\": the gate's weights, \"meta\": {{\"backbone\": ...}}}}); {again}")
+    gate, meta = saved.get("gate"), saved.get("meta")
+    if not isinstance(gate, dict) or not all(isinstance(v, torch.Tensor) for v in gate.values()):
+        held = "no \"gate\" key" if gate is None else f"a \"gate\" that is a {type(gate).__name__}, not a state dict"
+        raise UserError(f"{path} is not an attention prior: it has {held} (the attention gate's weights); {again}")
+    backbone = meta.get("backbone") if isinstance(meta, dict) else None
+    if backbone != cfg.model:
+        raise UserError(f"attention prior {path} was trained on {backbone!r}, not {cfg.model!r}")
+    return gate
 
 
 def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> MethodInputs:

@@ -84,7 +84,7 @@ def add_to_library(library: str | Path, prompt: torch.Tensor, *, task: str, back
     library = Path(library)
     file = save_prompt(library / f"{task}{PROMPT_SUFFIX}", prompt, task=task, backbone=backbone, extra=extra)
     index_path = library / LIBRARY_INDEX
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"prompts": {}}
+    index = library_index(library) if index_path.exists() else {"prompts": {}}
     replaced = index["prompts"].get(task, {}).get("file")
     index.update(backbone=backbone, d_model=int(prompt.shape[1]),
                  prompt_length=int(prompt.shape[0]))
@@ -141,21 +141,23 @@ def library_index(library: str | Path) -> dict:
             f"{library} is not a prompt library (no {LIBRARY_INDEX}); build one with "
             "`attempt-dist pipeline --stages sources`"
         )
+    rebuild = "rebuild the library with `attempt-dist pipeline --stages sources`"
     try:
-        return json.loads(index_path.read_text())
+        index = json.loads(index_path.read_text())
     except ValueError as err:  # bad JSON or bytes
-        raise UserError(f"{index_path} is not a prompt-library index ({type(err).__name__}: {err}); rebuild the "
-                        "library with `attempt-dist pipeline --stages sources`") from None
+        raise UserError(f"{index_path} is not a prompt-library index ({type(err).__name__}: {err}); {rebuild}") from None
+    if not isinstance(index, dict) or not isinstance(index.get("prompts"), dict):
+        held = f"a JSON {type(index).__name__}" if not isinstance(index, dict) else "no \"prompts\" mapping"
+        raise UserError(f"{index_path} is not a prompt-library index: it holds {held}, not "
+                        f"{{\"prompts\": {{name: {{\"file\": ...}}}}, ...}}; {rebuild}")
+    if not all(isinstance(entry, dict) for entry in index["prompts"].values()):
+        raise UserError(f"{index_path}: each entry of \"prompts\" must be a mapping ({{\"file\": ...}}); {rebuild}")
+    return index
 
 
 def library_names(library: str | Path) -> list[str]:
     """The prompt names saved in a library, in a stable (sorted) order."""
-    index = library_index(library)
-    try:
-        return sorted(index["prompts"])
-    except (KeyError, TypeError) as err:
-        raise UserError(f"{library} has a prompt-library index without its prompts ({type(err).__name__}: {err}); "
-                        "rebuild the library with `attempt-dist pipeline --stages sources`") from None
+    return sorted(library_index(library)["prompts"])
 
 
 def load_library(library: str | Path, names: list[str] | None, *, backbone: str, d_model: int,
@@ -163,6 +165,9 @@ def load_library(library: str | Path, names: list[str] | None, *, backbone: str,
     """(names, prompts [t, m, d]) for `names` (all of the library's when None)."""
     entries = library_index(library)["prompts"]
     available = sorted(entries)
+    if not available:
+        raise UserError(f"prompt library {library} holds no prompts; build them with "
+                        "`attempt-dist pipeline --stages sources`")
     names = list(names) if names else available
     missing = [n for n in names if n not in available]
     if missing:

@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..model.backbones import BACKBONES
 from ..distributed.env import DEFAULT_DIST_TIMEOUT_S
-from ..errors import UserError
-from ..methods import METHODS, needs
+from ..errors import UserError, shown_names
+from ..methods import METHODS, method_hook, needs
 from ..methods.options import (add_method_args, cli_options, config_from_options, given_options, options_of,
                               with_current_names)
+from .config_values import checked_config_values
 from .options import TrainOption, add_grouped, check_flags, declared_options, train_option
 
 # The `train --help` sections, in order; each option names its own. Method options (one flag
@@ -35,6 +37,8 @@ GROUPS = {
     "scale and memory": None,
     "output": None,
 }
+# What numpy's legacy seeding (and so every seeded generator here) accepts: a 32-bit unsigned integer.
+SEED_RANGE = (0, 2**32 - 1)
 
 
 @dataclass
@@ -79,7 +83,8 @@ class TrainConfig:
     group_by_length: bool = train_option(
         False, "training batches of similar input length (sorted inside mega-batches of 50 batches, then "
                "shuffled): less padding, same examples per epoch, still seeded and resumable", group="data")
-    data_seed: int = train_option(42, "seed of the dev/test splits (default %(default)s)", group="data")
+    data_seed: int = train_option(42, "seed of the dev/test splits (default %(default)s)", group="data",
+                                  within=SEED_RANGE)
     # --- optimisation
     batch_size: int = train_option(32, "per-rank micro-batch (default %(default)s)", group="optimisation", at_least=1)
     eval_batch_size: int | None = train_option(
@@ -95,7 +100,7 @@ class TrainConfig:
     warmup_steps: int = train_option(
         500, "linear warm-up steps (default %(default)s, B.5); only a --max-steps run is capped at a "
              "tenth of its steps (a smoke run; result.json says warmup_capped)", group="optimisation", at_least=0)
-    seed: int = train_option(42, "training seed (default %(default)s)", group="optimisation")
+    seed: int = train_option(42, "training seed (default %(default)s)", group="optimisation", within=SEED_RANGE)
     dropout: float | None = train_option(None, "backbone dropout rate (default: the backbone's own, 0.1 for T5)",
                                          group="optimisation")
     # --- method inputs: what one target cell starts from, never a source library's build
@@ -215,12 +220,19 @@ def validate(cfg: TrainConfig) -> None:
     method_module(cfg.method)
     for task in cfg.tasks:
         get_task(task)
-    if len(set(cfg.tasks)) != len(cfg.tasks):
-        raise UserError(f"--tasks lists a task twice: {','.join(cfg.tasks)}")
+    twice = sorted(task for task, count in Counter(cfg.tasks).items() if count > 1)
+    if twice:
+        raise UserError(f"--tasks lists {shown_names(twice)} more than once ({len(cfg.tasks)} entries in all); "
+                        "list each task once")
     for option in DECLARED_OPTIONS.values():
         value = getattr(cfg, option.name)
         if option.at_least is not None and value is not None and value < option.at_least:
             raise UserError(f"{option.flag} must be at least {option.at_least}, got {value}")
+        if option.within is not None and value is not None and not option.within[0] <= value <= option.within[1]:
+            raise UserError(f"{option.flag} must be between {option.within[0]} and {option.within[1]}, got {value}")
+    fits = method_hook(cfg.method, "check_backbone")
+    if fits is not None:  # what the method's options ask of the backbone (adapter: a bottleneck of 1 or more)
+        fits(cfg.method_config(), cfg.model, get_spec(cfg.model).d_model)
     if cfg.max_steps is None and not cfg.epochs > 0:
         raise UserError(f"--epochs must be positive, got {cfg.epochs}")
     if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
@@ -285,9 +297,9 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     known = set(DECLARED_OPTIONS) | set(cli_options())
     unknown = sorted(set(values) - known)
     if unknown:
-        raise UserError(f"--config {path}: unknown option(s) {', '.join(unknown)}; "
+        raise UserError(f"--config {path}: unknown option(s) {shown_names(unknown)}; "
                         "keys are the train flags' names (see `attempt-dist train --help`)")
-    return values
+    return checked_config_values(values, path)
 
 
 def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

@@ -22,18 +22,19 @@ from ..cli_args import csv_arg
 
 
 def train_option(default: Any, help: str, *, group: str, flag: str | None = None, choices: tuple | None = None,
-                 at_least: int | None = None, may_change_on_resume: bool = False, path: bool = False,
-                 for_libraries: bool = True) -> Any:
+                 at_least: int | None = None, within: tuple[int, int] | None = None,
+                 may_change_on_resume: bool = False, path: bool = False, for_libraries: bool = True) -> Any:
     """A TrainConfig field that is also a train flag.
 
     group: the `train --help` section. flag: default --field-name; a bool defaulting to True
     needs its negative flag (--no-save-attention). at_least: the smallest value validate()
-    accepts (None, when the option allows it, always passes). may_change_on_resume: --resume accepts a new
+    accepts (None, when the option allows it, always passes). within: the inclusive (lowest,
+    highest) value validate() accepts (a seed: what numpy and torch take). may_change_on_resume: --resume accepts a new
     value (everything else defines the run: resume_config.py). path: a file or folder, which a
     sweep file gives relative to itself. for_libraries: a sweep's source-library build inherits
     the sweep's value (False: it describes one target cell or the library's own schedule).
     """
-    meta = {"help": help, "group": group, "flag": flag, "choices": choices, "at_least": at_least,
+    meta = {"help": help, "group": group, "flag": flag, "choices": choices, "at_least": at_least, "within": within,
             "may_change_on_resume": may_change_on_resume, "path": path, "for_libraries": for_libraries}
     if isinstance(default, (list, dict)):  # a mutable default: each config gets its own copy
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -48,11 +49,14 @@ class TrainOption:
     flag: str
     kind: type
     """int, float, str, bool or list (a comma-separated list of strings on the command line)."""
+    optional: bool
+    """None is a value (the field is declared `X | None`)."""
     default: Any
     help: str
     group: str
     choices: tuple | None
     at_least: int | None
+    within: tuple[int, int] | None
     may_change_on_resume: bool
     path: bool
     for_libraries: bool
@@ -92,8 +96,9 @@ def declared_options(config_cls: type) -> dict[str, TrainOption]:
             raise TypeError(f"{config_cls.__name__}.{f.name} defaults to True: declare its negative flag "
                             f"(flag='--no-{f.name.replace('_', '-')}')")
         out[f.name] = TrainOption(
-            name=f.name, flag=meta["flag"] or "--" + f.name.replace("_", "-"), kind=kind, default=default,
-            help=meta["help"], group=meta["group"], choices=meta["choices"], at_least=meta["at_least"],
+            name=f.name, flag=meta["flag"] or "--" + f.name.replace("_", "-"), kind=kind,
+            optional="None" in str(f.type), default=default, help=meta["help"], group=meta["group"],
+            choices=meta["choices"], at_least=meta["at_least"], within=meta["within"],
             may_change_on_resume=meta["may_change_on_resume"], path=meta["path"],
             for_libraries=meta["for_libraries"])
     return out
