@@ -170,7 +170,9 @@ def _write_entry(entry: Path, arrays: dict, examples: dict) -> None:
 
 def _open_entry(entry: Path) -> tuple[dict, dict] | None:
     """(arrays memory-mapped, eval examples) of a complete entry; None when absent or damaged
-    (a damaged entry is never trusted: it is rebuilt under the lock)."""
+    (a damaged entry is never trusted: it is rebuilt under the lock). An entry with an empty
+    split counts as damaged: the loader refuses empty splits, so no build writes one, and
+    trusting it ended a run in "nothing to sample: task sizes [0]"."""
     if not (entry / DONE_FILENAME).is_file():
         return None
     try:
@@ -181,6 +183,8 @@ def _open_entry(entry: Path) -> tuple[dict, dict] | None:
         if any(len(arrays[n]["index"]) != counts[n] for n in SPLITS) or \
                 any(len(examples[n]) != counts[n] for n in examples):
             raise ValueError("counts differ")
+        if not all(counts[n] > 0 for n in SPLITS):  # never built here (an empty split is refused): stale
+            raise ValueError("an empty split")
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return arrays, examples

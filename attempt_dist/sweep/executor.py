@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from ..errors import UserError
+from ..errors import UserError, shown_names
 
 EXECUTOR_KINDS = ("slurm", "local", "debug")
 
@@ -34,10 +34,14 @@ class Strict(BaseModel):
         return data
 
 
+# How an unknown-key fault begins: schema.validate names such a fault before any other.
+UNKNOWN_KEYS = "unknown key(s)"
+
+
 def check_keys(raw: dict, known: set[str]) -> dict:
     unknown = sorted(set(map(str, raw)) - known)
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
+        raise ValueError(f"{UNKNOWN_KEYS} {shown_names(unknown)}; known keys: {', '.join(sorted(known))}")
     return raw
 
 

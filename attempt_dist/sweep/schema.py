@@ -36,8 +36,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, model_validator
 
-from ..errors import UserError
-from .executor import ExecutorSpec, Strict, check_keys
+from ..errors import UserError, shown
+from .executor import UNKNOWN_KEYS, ExecutorSpec, Strict, check_keys
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 DEFAULT_TRAINER = "attempt_dist.train:main"
@@ -60,10 +60,11 @@ def _as_list(value: Any) -> Any:
 def _train(raw: dict, info: ValidationInfo) -> dict:
     """Known option names only, relative paths made absolute (the context says which and from where)."""
     ctx = info.context
+    check_keys({k: v for k, v in raw.items() if k not in ctx["managed"]}, ctx["options"])  # a typo first
     managed = sorted(set(raw) & ctx["managed"])
     if managed:
         raise ValueError(f"{', '.join(managed)} cannot be set here; the grid and the sweep set them")
-    out = dict(check_keys(raw, ctx["options"]))
+    out = dict(raw)
     for key in ctx["paths"]:
         if isinstance(out.get(key), str):
             out[key] = str((ctx["base"] / out[key]).resolve())
@@ -235,11 +236,14 @@ def validate(model: type[Strict], raw: Any, where: str, *, at: tuple = (), conte
     try:
         return model.model_validate(raw, context=context)
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
+        # An unknown key (a typo) is named before any other fault: a misspelled option is
+        # often the cause of the others, and fixing them first would not help.
+        errors = err.errors(include_url=False)
+        first = min(errors, key=lambda e: not str(e["msg"]).removeprefix("Value error, ").startswith(UNKNOWN_KEYS))
         place = _place(at + tuple(first["loc"]))
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] != "value_error":  # pydantic's own words: add what it was given
-            message = f"{message[:1].lower()}{message[1:]}, got {_short(first['input'])}"
+            message = f"{message[:1].lower()}{message[1:]}, got {shown(first['input'], limit=60)}"
         raise UserError(f"{where}: {place + ': ' if place else ''}{message}") from None
 
 
@@ -252,7 +256,3 @@ def _place(loc: tuple) -> str:
             out += f".{part}" if out else str(part)
     return out
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
