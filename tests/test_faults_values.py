@@ -38,6 +38,18 @@ def test_a_reduction_factor_past_d_model_is_refused_not_clamped():
     parsed("--method", "adapter", "--reduction-factor", "32")  # a bottleneck of 1: honoured
 
 
+def test_the_adapter_never_builds_another_bottleneck_than_asked():
+    # The backbone's own d_model decides (a --model-path folder may differ from the name's).
+    from attempt_dist.methods import apply_method, make_config
+    from attempt_dist.model.backbones import build_backbone
+
+    backbone = build_backbone("t5-tiny", "meta")
+    with pytest.raises(UserError, match="--reduction-factor 64 leaves no adapter bottleneck"):
+        apply_method("adapter", backbone, make_config("adapter", reduction_factor=64))
+    model = apply_method("adapter", backbone, make_config("adapter", reduction_factor=16))
+    assert {m.down.out_features for m in model.modules() if hasattr(m, "down")} == {32 // 16}
+
+
 @pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--seed", str(2**32)), ("--seed", str(10**30)),
                                          ("--data-seed", "-5")])
 def test_a_seed_outside_32_bits_is_refused_up_front(flag, value):
@@ -190,6 +202,13 @@ def test_a_long_task_list_is_shortened_in_the_message():
     with pytest.raises(UserError) as err:
         parsed("--tasks", ",".join(["rte"] * 5000))
     assert one_line(err) == "--tasks lists rte more than once (5000 entries in all); list each task once"
+
+
+@pytest.mark.parametrize("flag, what", [("--tasks", "task"), ("--model", "backbone"), ("--method", "method")])
+def test_a_long_unknown_name_is_shortened_in_the_message(flag, what):
+    with pytest.raises(UserError, match=f"^unknown {what} 'xxx.*\\.\\.\\. \\(3002 characters\\);") as err:
+        parsed(flag, "x" * 3000)
+    one_line(err)
 
 
 def test_a_long_config_value_is_shortened_in_the_message(tmp_path):

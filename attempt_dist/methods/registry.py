@@ -12,7 +12,7 @@ import dataclasses
 import importlib
 from types import ModuleType
 
-from ..errors import UserError
+from ..errors import UserError, shown
 from .needs import Needs
 from .profile import Display, Profile
 
@@ -22,7 +22,7 @@ METHODS = ("finetune", "adapter", "bitfit", "prompt", "spot", "attempt")
 
 def method_module(name: str) -> ModuleType:
     if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+        raise UserError(f"unknown method {shown(name)}; known methods: {', '.join(METHODS)}")
     return importlib.import_module(f"attempt_dist.methods.{name}")
 
 

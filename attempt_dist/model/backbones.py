@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, shown
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -113,7 +113,7 @@ def get_spec(name: str) -> BackboneSpec:
         return BACKBONES[name]
     except KeyError:
         raise UserError(
-            f"unknown backbone {name!r}; known backbones: {', '.join(BACKBONES)}"
+            f"unknown backbone {shown(name)}; known backbones: {', '.join(BACKBONES)}"
         ) from None
 
 

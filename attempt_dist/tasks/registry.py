@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UserError
+from ..errors import UserError, shown
 
 GLUE = "nyu-mll/glue"
 SUPERGLUE = "aps/super_glue"
@@ -209,4 +209,4 @@ def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:
-        raise UserError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+        raise UserError(f"unknown task {shown(name)}; known tasks: {', '.join(TASKS)}") from None
