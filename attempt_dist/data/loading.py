@@ -20,8 +20,8 @@ _ROW_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
-    """One hub split of a task: generated in code (the toy family), else the first local file
-    found, else the hub."""
+    """One hub split of a task: generated in code (the toy family), else its local file
+    (local_file), else the hub."""
     if task.generator is not None:
         from ..tasks.toy import generate_rows
 
