@@ -101,6 +101,16 @@ def test_config_values_in_their_written_forms_still_read(tmp_path):
     assert cfg.method_config().lr == 1e-3
 
 
+@pytest.mark.parametrize("method", ["finetune", "adapter", "bitfit", "prompt", "spot", "attempt"])
+def test_a_recorded_config_of_each_method_passes_the_type_checks(tmp_path, method):
+    # Guards the checks above against refusing what a run records (config.json's "train").
+    from attempt_dist.training.config import TrainConfig, load_config_file
+
+    recorded = TrainConfig(model="t5-tiny", method=method, tasks=["rte", "cb"], source_prompts="lib").to_dict()
+    (tmp_path / "config.json").write_text(json.dumps({"train": recorded}))
+    assert load_config_file(tmp_path) == recorded
+
+
 # --- data files ---------------------------------------------------------------------------------
 
 def test_two_data_files_for_one_split_are_refused_naming_both(tmp_path):
