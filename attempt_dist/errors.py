@@ -1,7 +1,8 @@
-"""The one exception type for mistakes a user can fix.
+"""The one exception type for mistakes a user can fix, and how its message repeats a user's value.
 
 The CLI prints its message as one line and exits non-zero; anything else is a bug and keeps
-its traceback.
+its traceback. A message quotes the value it refuses through shown/shown_names, so a long one
+(thousands of task names, a pasted file) stays one readable line.
 """
 
 import functools
