@@ -26,6 +26,9 @@ class CountingTokenizer:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
+    def __len__(self):
+        return len(self.inner)
+
 
 def as_lists(features) -> list[dict]:
     return [{k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.items()} for f in features]
@@ -111,6 +114,8 @@ class Slow:
         time.sleep(0 if calls else 1.5); calls.append(1); return inner(*a, **k)
     def __getattr__(self, name):
         return getattr(inner, name)
+    def __len__(self):
+        return len(inner)
 data = task_features("rte", 0, sys.argv[1], 42, None, Slow(), 64, 8, sys.argv[2])
 print(len(calls), len(data.train), flush=True)
 """
@@ -125,3 +130,23 @@ def test_two_ranks_tokenise_once(tmp_path):
     assert calls[0] == 0 and calls[1] > 0  # one process tokenised, the other waited and mapped
     assert outputs[0][1] == outputs[1][1] == str(len(load_task_splits("rte", DATA)["train"]))
     assert len(entries(tmp_path)) == 1
+
+
+def test_token_ids_are_stored_as_uint16_when_the_vocabulary_fits(tmp_path):
+    """T5's vocabulary fits in uint16: the cache holds half the bytes of int32, and the features
+    read back equal fresh tokenisation; a vocabulary past 65536 ids keeps int32."""
+    from attempt_dist.data.token_arrays import token_dtype
+
+    tok = load_tokenizer("t5-tiny")
+    data = task_features("rte", 0, DATA, 42, None, tok, 64, 8, tmp_path)
+    (entry,) = entries(tmp_path)
+    for name in ("input_ids", "labels"):
+        assert np.load(entry / f"train.{name}.npy", mmap_mode="r").dtype == np.uint16
+    expected = tokenize_examples(load_task_splits("rte", DATA, seed=42)["train"], tok, 0, 64, 8)
+    assert as_lists(data.train) == expected
+
+    class BigVocabulary:
+        def __len__(self):
+            return 65537
+
+    assert token_dtype(BigVocabulary()) == np.int32 and token_dtype(tok) == np.uint16

@@ -128,3 +128,28 @@ def test_too_small_validation_for_a_dev_test_split(tmp_path):
     write_jsonl(tmp_path / "copa" / "validation.jsonl", read_jsonl(tmp_path / "copa" / "validation.jsonl")[:1])
     with pytest.raises(UserError, match=r"copa: the dev split came out empty"):
         load_task_splits("copa", str(tmp_path))
+
+
+def test_parquet_reads_only_the_task_columns_and_names_all_found_when_one_is_missing(tmp_path, monkeypatch):
+    """A large unused column (ReCoRD's entity_spans, MRQA's token lists) is never read: it cost
+    ReCoRD's cold build 0.6 GiB as Python dicts. A missing needed column still names every
+    column the file has."""
+    from attempt_dist.data import files
+
+    read = []
+    real = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path, columns=None, **kw: read.append(columns) or real(path, columns=columns, **kw))
+    (tmp_path / "boolq").mkdir()
+    for split in ("train", "validation"):
+        rows = [{**r, "unused_blob": "x" * 100} for r in read_jsonl(DATA / "boolq" / f"{split}.jsonl")]
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / "boolq" / f"{split}.parquet")
+    assert sources(load_task_splits("boolq", str(tmp_path))) == sources(load_task_splits("boolq", str(DATA)))
+    assert read and all(cols is not None and "unused_blob" not in cols and "passage" in cols for cols in read)
+    rows = [{k: v for k, v in r.items() if k != "passage"} for r in read_jsonl(DATA / "boolq" / "train.jsonl")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "boolq" / "train.parquet")
+    with pytest.raises(UserError, match=r"missing columns passage needed by task boolq \(found: question, idx, label\)"):
+        load_task_splits("boolq", str(tmp_path))
+    rows = files.read_rows(tmp_path / "boolq" / "validation.parquet")  # no task: every column, by index too
+    assert len(rows.rows) == len(list(rows.rows)) and rows.rows[-1] == list(rows.rows)[-1]
+    with pytest.raises(IndexError):
+        rows.rows[len(rows.rows)]

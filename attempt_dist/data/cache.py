@@ -34,7 +34,7 @@ from .loading import load_task_splits, local_source_files
 from .token_arrays import Features, load_arrays, save_arrays, tokenize_to_arrays
 
 CACHE_ENV = "ATTEMPT_DIST_CACHE"
-FORMAT_VERSION = 2  # bump when the entry layout changes
+FORMAT_VERSION = 3  # bump when the entry layout changes (3: uint16 token ids)
 SPLITS = ("train", "dev", "test")
 DONE_FILENAME = "entry.json"  # written last: an entry without it is incomplete
 # The code between rows and features: a change in any of these files is a new key (the

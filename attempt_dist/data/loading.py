@@ -29,7 +29,7 @@ def load_rows(task: Task, split: str, data_dir: str | Path | None) -> Rows:
         return Rows(generate_rows(task.generator, split), lambda i: f"{origin} row {i}", origin)
     path = local_file(task, split, data_dir)
     if path is not None:
-        rows = read_rows(path)
+        rows = read_rows(path, columns=(*task.columns, "subset"))
         _check_columns(task, rows)
         return rows
     looked = candidate_paths(data_dir, task.name, split, mrqa=task.mrqa_subset is not None) \
@@ -93,11 +93,12 @@ def _patterns(paths: list[Path], split: str) -> str:
 def _check_columns(task: Task, rows: Rows) -> None:
     if not rows.rows:
         return
-    missing = [c for c in task.columns if c not in rows.rows[0]]
+    found = rows.columns if rows.columns is not None else list(rows.rows[0])
+    missing = [c for c in task.columns if c not in found]
     if missing:
         raise UserError(
             f"{rows.where(0)}: missing columns {', '.join(missing)} needed by task {task.name} "
-            f"(found: {', '.join(rows.rows[0])})"
+            f"(found: {', '.join(found)})"
         )
 
 
