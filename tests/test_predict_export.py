@@ -224,7 +224,7 @@ def test_predict_says_when_predictions_are_empty(prompt_run):
 def test_the_safetensors_artefact_card_lists_only_what_it_holds(prompt_run, tmp_path):
     cli("export", prompt_run, tmp_path / "artefact", "--format", "safetensors")
     held = sorted(p.name for p in (tmp_path / "artefact").iterdir())
-    assert held == ["README.md", "trainable.json", "trainable.safetensors"]
+    assert held == ["README.md", "export-manifest.json", "trainable.json", "trainable.safetensors"]
     card = (tmp_path / "artefact" / "README.md").read_text()
     files = card.split("## Files")[1]
     assert "`trainable.safetensors`, `trainable.json`" in files and "`predictions/`, `attention/`" not in files

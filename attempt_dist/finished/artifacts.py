@@ -103,18 +103,18 @@ def write_artifact(out: Path, artifact: Artifact) -> None:
 
 
 def read_artifact(run: str | Path) -> Artifact:
-    """A run folder's (or an exported artefact folder's) trained tensors and their metadata."""
+    """A run folder's (or an exported artefact folder's) trained tensors and their metadata; a
+    UserError naming the file when one is missing, truncated or corrupt."""
     run = Path(run)
     if (run / WEIGHTS_FILE).exists():
         if not (run / META_FILE).exists():
             raise UserError(f"{run} has {WEIGHTS_FILE} but no {META_FILE}; copy both files of the artefact")
-        from safetensors.torch import load_file
-
-        meta = read_json(run / META_FILE)
-        if meta.get("format") != FORMAT or meta.get("version", 0) > FORMAT_VERSION:
+        meta = _read_meta(run / META_FILE)
+        if meta.get("format") != FORMAT or not isinstance(meta.get("version", 0), int) or \
+                meta.get("version", 0) > FORMAT_VERSION:
             raise UserError(f"{run / META_FILE} is not an attempt-dist artefact of version <= {FORMAT_VERSION} "
                             f"(format {meta.get('format')!r}, version {meta.get('version')!r}); update attempt-dist")
-        return Artifact(load_file(str(run / WEIGHTS_FILE)), meta)
+        return Artifact(_read_weights(run / WEIGHTS_FILE), meta)
     if (run / LEGACY_FILE).exists():
         return _read_legacy(run)
     if not run.is_dir():
@@ -123,14 +123,58 @@ def read_artifact(run: str | Path) -> Artifact:
                     "(an unfinished one has only checkpoints: resume it with `attempt-dist train --resume`)")
 
 
+DAMAGED = "the file is truncated or corrupt: copy it again from the run (or export the run again)"
+
+
+def _read_meta(path: Path) -> dict:
+    """trainable.json (or an older run's config.json): a JSON object with a "train" object."""
+    try:
+        meta = read_json(path)
+    except (OSError, ValueError) as err:  # ValueError: JSONDecodeError, UnicodeDecodeError
+        raise UserError(f"{path} cannot be read as JSON ({getattr(err, 'strerror', None) or err}); {DAMAGED}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("train"), dict):
+        raise UserError(f"{path} holds no \"train\" configuration (a JSON object with one was expected); {DAMAGED}")
+    return meta
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise UserError(f"{path} is not a readable safetensors file ({err}); {DAMAGED}") from None
+
+
+def artifact_config(artifact: Artifact, run: Path):
+    """The TrainConfig an artefact was trained with; a UserError naming the file it came from."""
+    from ..training.config import TrainConfig
+
+    source = run / ("config.json" if artifact.legacy else META_FILE)
+    try:
+        return TrainConfig.from_dict(artifact.meta["train"])
+    except UserError as err:
+        raise UserError(f"{source}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise UserError(f"{source}: its \"train\" configuration cannot be read ({err}); {DAMAGED}") from None
+
+
 def _read_legacy(run: Path) -> Artifact:
     """A run saved before safetensors: trainable.pt ({"state", "meta"}) plus config.json."""
-    saved = torch.load(run / LEGACY_FILE, map_location="cpu", weights_only=False)
+    try:
+        saved = torch.load(run / LEGACY_FILE, map_location="cpu", weights_only=False)
+    except Exception as err:  # unpickling a damaged file can raise almost any exception type
+        raise UserError(f"{run / LEGACY_FILE} cannot be loaded ({type(err).__name__}: {err}); {DAMAGED}") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict):
+        raise UserError(f"{run / LEGACY_FILE} is not an older run's trained parameters (a dict with \"state\"); "
+                        f"{DAMAGED}")
     if not (run / "config.json").exists():
         raise UserError(f"{run} is an older run ({LEGACY_FILE}) without its config.json; "
                         "copy config.json back beside it")
-    train = read_json(run / "config.json")["train"]
-    meta = {**saved.get("meta", {}), "train": train, "source_prompts": None, "library": None,
+    train = _read_meta(run / "config.json")["train"]
+    old = saved.get("meta") if isinstance(saved.get("meta"), dict) else {}
+    meta = {**old, "train": train, "source_prompts": None, "library": None,
             "hub_id": None, "buffers": [], "format": FORMAT, "version": 0}
     if train.get("source_prompts"):
         meta["library"] = {"path": str(Path(train["source_prompts"]).resolve())}

@@ -9,6 +9,10 @@
                  older trainable.pt format is converted (ATTEMPT: its source prompts read from
                  its library, which must still exist).
 
+OUT is a new or empty folder, or (--overwrite) an earlier export's: every export lists its files
+in OUT/export-manifest.json and --overwrite removes only those; OUT is never, nor lies inside
+or holds, a run or sweep folder (export_folder.py).
+
 The method says how its run becomes PEFT adapters (methods/prompt.py's PromptTuningPeft) or
 why it has no PEFT form (its Profile's not_in_peft, which the refusal quotes).
 """
@@ -16,35 +20,14 @@ why it has no PEFT form (its Profile's not_in_peft, which the refusal quotes).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError, one_line_errors
+from .export_folder import ExportTarget
 
 PEFT_WEIGHTS, PEFT_CONFIG = "adapter_model.safetensors", "adapter_config.json"
-
-
-@contextmanager
-def staged_folder(out: Path, overwrite: bool):
-    """Yield a temporary folder beside `out`; it becomes `out` only when the block succeeds, so
-    OUT holds a whole export or none."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not empty; choose a new folder or pass --overwrite")
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def base_model(cfg) -> tuple[str, str]:
@@ -68,17 +51,17 @@ def export_peft(run: str | Path, out: str | Path, *, overwrite: bool = False) ->
     """Write the run's prompt(s) as PEFT prompt-tuning adapter(s); returns the adapter folders."""
     from safetensors.torch import save_file
 
-    from .artifacts import read_artifact
+    from .artifacts import artifact_config, read_artifact
     from ..atomic_files import atomic_path, write_json_atomic, write_text_atomic
-    from ..training.config import TrainConfig
 
+    target = ExportTarget.check(out, run, overwrite)  # before reading the run
     artifact = read_artifact(run)
-    cfg = TrainConfig.from_dict(artifact.meta["train"])
+    cfg = artifact_config(artifact, Path(run))
     form = peft_form(cfg.method)
     adapters = form.adapters(cfg, artifact.state)
     single = len(adapters) == 1
     folders = []
-    with staged_folder(Path(out), overwrite) as tmp:
+    with target.staged("peft") as tmp:
         for task, tensors, adapter_config in adapters:
             folder = tmp if single else tmp / task
             folder.mkdir(parents=True, exist_ok=True)
@@ -119,22 +102,22 @@ def _peft_card(cfg, task: str, run, folder: Path, kind: str) -> str:
 
 def export_safetensors(run: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
     """The self-contained artefact of a run in `out` (an older trainable.pt run converted)."""
-    from .artifacts import CARD_FILE, META_FILE, WEIGHTS_FILE, Artifact, read_artifact, write_artifact
+    from .artifacts import CARD_FILE, META_FILE, WEIGHTS_FILE, Artifact, artifact_config, read_artifact, write_artifact
     from ..atomic_files import write_text_atomic
 
     run = Path(run)
+    target = ExportTarget.check(out, run, overwrite)  # before reading the run
     artifact = read_artifact(run)
     if artifact.legacy:  # rebuild it to gather what the old file lacked (ATTEMPT's source prompts)
         import dataclasses
 
         from .artifacts import method_buffers
         from .predict import trained_model
-        from ..training.config import TrainConfig
 
-        cfg = TrainConfig.from_dict(artifact.meta["train"])
+        cfg = artifact_config(artifact, run)
         model = trained_model(dataclasses.replace(cfg, activation_checkpointing=False), artifact, run)
         artifact = Artifact({**artifact.state, **method_buffers(model)}, _legacy_meta(cfg, model))
-    with staged_folder(Path(out), overwrite) as tmp:
+    with target.staged("safetensors") as tmp:
         if artifact.legacy is False and (run / WEIGHTS_FILE).exists():
             shutil.copyfile(run / WEIGHTS_FILE, tmp / WEIGHTS_FILE)
             shutil.copyfile(run / META_FILE, tmp / META_FILE)
@@ -184,15 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run", help="a finished run's folder")
     parser.add_argument("out", help="the folder to create (a multi-task prompt run: one adapter per task in OUT/<task>/)")
     parser.add_argument("--format", required=True, choices=("peft", "safetensors"))
-    parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in OUT: only the files its export-manifest.json lists")
     return parser
 
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if Path(args.out).resolve() == Path(args.run).resolve():
-        raise UserError("OUT must be a new folder, not the run's own")
     if args.format == "peft":
         for folder in export_peft(args.run, args.out, overwrite=args.overwrite):
             print(f"PEFT adapter -> {folder}", flush=True)

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 
 from .artifacts import Artifact, method_buffers, read_artifact
+from .device import resolve_device
+from .output_paths import check_predictions_output
 from ..errors import UserError, one_line_errors
 
 
@@ -169,13 +171,12 @@ def load_run(path: str | Path, *, device: str | torch.device = "auto", dtype: to
     from ..data import load_tokenizer
     from ..training.evaluate import default_eval_batch_size
     from ..model.build import tokenizer_source
-    from ..training.config import TrainConfig
+    from .artifacts import artifact_config
 
+    device = resolve_device(device)  # a device that is not here is refused before reading the run
     artifact = read_artifact(path)
-    cfg = TrainConfig.from_dict(artifact.meta["train"])
+    cfg = artifact_config(artifact, Path(path))
     cfg = dataclasses.replace(cfg, activation_checkpointing=False, model_path=model_path or cfg.model_path)
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
     model = trained_model(cfg, artifact, Path(path))
     if dtype in ("bf16", "bfloat16"):
         dtype = torch.bfloat16
@@ -223,9 +224,16 @@ def rebuilt_inputs(cfg, artifact: Artifact, d_model: int, where: Path):
 
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
-        raise UserError(f"--input {path} does not exist")
+        raise UserError(f"--input {path} does not exist" if not path.exists() else f"--input {path} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"--input {path} is not UTF-8 text (byte {err.start}: {err.reason}); "
+                        "save it as UTF-8 JSON lines") from None
+    except OSError as err:
+        raise UserError(f"--input {path} cannot be read ({err.strerror})") from None
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -249,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--text", help="one input, as the model reads it: e.g. \"rte premise: ... hypothesis: ...\"")
     parser.add_argument("--task", help="the task of --text, or of --input rows without one "
                                        "(default: the run's task when it has one)")
-    parser.add_argument("--output", metavar="FILE.jsonl", help="write predictions here (default: print them)")
+    parser.add_argument("--output", metavar="FILE.jsonl",
+                        help="write predictions here, outside every run and sweep folder (default: print them)")
     parser.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
     parser.add_argument("--bf16", action="store_true", help="run the model in bfloat16 (GPU)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the run's evaluation batch")
@@ -265,20 +274,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    run = load_run(args.run, device=args.device, dtype=torch.bfloat16 if args.bf16 else None,
-                   model_path=args.model_path, batch_size=args.batch_size)
+    # Every input is checked before the model is built: the device, where the output goes, the rows.
+    device = resolve_device(args.device)
+    if args.output:
+        check_predictions_output(args.output)
     if args.text is not None:
         rows = [{"input": args.text, **({"task": args.task} if args.task else {})}]
         where = lambda i: "--text"  # noqa: E731
     else:
         rows = _read_rows(Path(args.input))
         where = lambda i: f"{args.input} row {i + 1}"  # noqa: E731
+    run = load_run(args.run, device=device, dtype=torch.bfloat16 if args.bf16 else None,
+                   model_path=args.model_path, batch_size=args.batch_size)
     out = [{"index": i, **row} for i, row in
            enumerate(run.predict_rows(rows, args.task, where=where, attention=args.attention))]
     if args.output:
         from ..atomic_files import write_jsonl_atomic
 
-        write_jsonl_atomic(args.output, out)
+        try:
+            write_jsonl_atomic(args.output, out)
+        except OSError as err:
+            raise UserError(f"--output {args.output} cannot be written ({err.strerror}); choose another path") from None
         print(f"{len(out)} predictions -> {args.output}", file=sys.stderr, flush=True)
     else:
         for row in out:

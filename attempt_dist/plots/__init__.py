@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UserError
+from ..finished.output_paths import check_folder_target
 from .records import Record, collect, model_order
 
 
@@ -23,11 +24,11 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, *, split: s
     from .scaling import fig4_tasks, fig4a
 
     run_dir = Path(run_dir)
+    out = check_folder_target(Path(out_dir) if out_dir else run_dir / "figures", "--out")
     records = collect(run_dir)
     if not records:
         raise UserError(f"{run_dir} holds no result.json or failure.json records; nothing to plot "
                         f"(run a sweep or training into it first)")
-    out = Path(out_dir) if out_dir else run_dir / "figures"
     written: list[Path] = []
     if "fig4" in figures:
         written += fig4a(records, out, counter=counter)
