@@ -19,8 +19,8 @@ from test_sweep_fakes import FAKES, read_log, fake_env  # noqa: F401 (fake_env: 
 BOOLQ, CB = "t5-tiny__prompt__boolq__s1", "t5-tiny__prompt__cb__s1"
 
 
-def _raw(cb_lr=0.3, seeds=(1,), tasks=("boolq", "cb")):
-    return {**FAKES, "name": "cfg", "train": {"lr": 0.3},
+def _raw(cb_lr=0.3, seeds=(1,), tasks=("boolq", "cb"), **train):
+    return {**FAKES, "name": "cfg", "train": {"lr": 0.3, **train},
             "grid": [{"models": ["t5-tiny"], "methods": ["prompt"], "tasks": list(tasks), "seeds": list(seeds)}],
             "overrides": [{"when": {"task": ["cb"]}, "train": {"lr": cb_lr}}],
             "executor": {"kind": "debug", "time": 5}}
@@ -62,6 +62,8 @@ def test_cluster_settings_leave_the_configuration_alone(tmp_path, fake_env, caps
     calls = read_log(fake_env)
 
     cluster = _write(tmp_path / "cluster.yaml", {"requeues": 1, "max_retries": 0, "qos": "low", "mem": "8G"})
+    # How a cell runs, not what it trains: a longer rank timeout, other checkpoint and log steps.
+    _write(sweep_file, _raw(dist_timeout=900, save_every=50, log_every=5))
     assert cli.main(["sweep", str(sweep_file), "--output-dir", str(run), "--partition", "gpu", "--account", "me",
                      "--time", "00:30:00", "--executor-file", str(cluster)]) == 0
     assert read_log(fake_env) == calls and "nothing to do" in capsys.readouterr().out
@@ -71,7 +73,10 @@ def test_cluster_settings_leave_the_configuration_alone(tmp_path, fake_env, caps
 def test_options_are_compared_resolved_not_as_written(tmp_path):
     """The default trainer's resolution: an lr written out at the method's default is the lr left
     out, and the sweep folder's own paths (the library's prompts) count relative to it."""
-    from attempt_dist.sweep.configuration import compare, sweep_configuration
+    from attempt_dist.sweep.configuration import RUN_SETTINGS, compare, sweep_configuration
+    from attempt_dist.training.config import DECLARED_OPTIONS
+
+    assert RUN_SETTINGS <= set(DECLARED_OPTIONS)  # each still names a train option
 
     def sweep(**train):
         return parse_sweep({"name": "r", "train": {"max_steps": 1, **train},
@@ -100,7 +105,7 @@ def test_added_cells_run_and_a_removed_cell_with_results_is_refused(tmp_path, fa
                                                                     "t5-tiny__prompt__cb__s2"}
     calls = len(read_log(fake_env))
 
-    with pytest.raises(UserError, match=f"removed {CB} \\(has results\\)"):
+    with pytest.raises(UserError, match=f"removed {CB} \\(ran in this folder\\)"):
         run_sweep(parse_sweep(_raw(seeds=(1, 2), tasks=("boolq",))), run)
     assert len(read_log(fake_env)) == calls
 

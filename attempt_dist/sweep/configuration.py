@@ -9,7 +9,8 @@ filled in, so `lr` written out at its default equals `lr` left out; a custom tra
 its own, compared as written) and how many ranks share its batch (the micro-batch is per rank).
 Each library's definition (backbone, sources, schedule, options) is recorded too. Not part of it:
 cluster settings that leave the result alone (partition, account, qos, time, memory, setup,
-requeues, max_retries, an --executor-file that sets only those), the options the sweep sets per
+requeues, max_retries, an --executor-file that sets only those), train options that say how and
+where a cell runs rather than what it trains (RUN_SETTINGS below), the options the sweep sets per
 launch (output_dir, resume, overwrite), and where the folder is (a path inside it is recorded
 relative to it). An option only one side has (code that added or renamed one) is not compared,
 as on --resume (training/resume_config.py).
@@ -49,6 +50,13 @@ RECORD = "configuration.json"
 REPLACED_DIR = "replaced"
 REPLACED_NOTE = "replaced.json"  # inside a set-aside cell folder: why it was set aside
 MANAGED = ("output_dir", "resume", "overwrite")  # set by the sweep for each launch, not by the file
+# Train options that say how and where a cell runs, not what it trains: the same arithmetic on
+# the same files (memory settings, as an out-of-memory retry changes them; where weights, caches
+# and offload live on this machine; when to checkpoint and log; how long a rank may wait).
+# Editing them (a longer dist_timeout after a lost rank) must not make finished cells stale.
+RUN_SETTINGS = frozenset({"model_path", "cache_dir", "no_data_cache", "nvme_path", "eval_batch_size", "gpu_mem_cap",
+                          "activation_checkpointing", "dist_timeout", "save_every", "save_attention", "log_every",
+                          "report_to"})
 SHOWN = 12  # lines of differences a refusal lists
 
 
@@ -64,15 +72,20 @@ def sweep_configuration(sweep: Sweep, run: Path, *, resolve: bool = True) -> dic
             options = resolved_train(parser, cell_argv(cell, run, sweep.libraries.get(cell.library))).to_dict()
         else:
             options = _as_written(cell.to_json())
-        options = {k: v for k, v in options.items() if k not in MANAGED}
-        cells[cell.name] = _portable({**options, "ranks": _ranks(cell.executor)}, run)
+        cells[cell.name] = _portable({**_trained_by(options), "ranks": _ranks(cell.executor)}, run)
     libraries = {key: _portable({"model": lib.model, "sources": list(lib.sources), "epochs": lib.epochs,
-                                 "max_steps": lib.max_steps, **{f"train.{k}": v for k, v in lib.train.items()}}, run)
+                                 "max_steps": lib.max_steps,
+                                 **{f"train.{k}": v for k, v in _trained_by(lib.train).items()}}, run)
                  for key, lib in sweep.libraries.items()}
     return {"resolved": parser is not None, "cells": cells, "libraries": libraries}
 
 
+def _trained_by(options: dict) -> dict:
+    return {k: v for k, v in options.items() if k not in MANAGED and k not in RUN_SETTINGS}
+
+
 def _as_written(cell_json: dict) -> dict:
+    """A cell's options as its sweep file gives them (Cell.to_json), with what its grid sets."""
     return {"model": cell_json["model"], "method": cell_json["method"], "tasks": list(cell_json["tasks"]),
             "seed": cell_json["seed"], **cell_json.get("train", {})}
 
@@ -108,7 +121,8 @@ def read_configuration(run: Path) -> dict | None:
         except (OSError, ValueError) as err:
             raise UserError(f"{path} cannot be read ({err}); it records what this sweep folder holds: restore it, "
                             "or launch into a new --output-dir") from None
-        if isinstance(record, dict) and isinstance(record.get("cells"), dict):
+        if isinstance(record, dict) and isinstance(record.get("cells"), dict) and \
+                all(isinstance(options, dict) for options in record["cells"].values()):
             return record
         raise UserError(f"{path} is not a sweep configuration record; restore it, or launch into a new --output-dir")
     legacy = read_json_or_empty(Path(run) / "sweep.json") if (Path(run) / "sweep.json").exists() else {}
@@ -116,12 +130,15 @@ def read_configuration(run: Path) -> dict | None:
         return None
     cells = {}
     for cell in legacy["cells"]:
-        options = _as_written(cell)
+        try:
+            options = _as_written(cell)
+        except (KeyError, TypeError):  # not a sweep.json this code wrote: nothing to compare with
+            return None
         try:
             options["ranks"] = _ranks(ExecutorSpec.model_validate(cell.get("executor", {})))
         except ValueError:  # an executor block this version reads differently: ranks not compared
             pass
-        cells[cell["name"]] = _portable(options, Path(run))
+        cells[cell["name"]] = _portable(_trained_by(options), Path(run))
     return {"resolved": False, "cells": cells, "libraries": {}, "replaced": []}
 
 
@@ -186,7 +203,7 @@ def listing(changes: Changes) -> list[str]:
     """One line per difference (at most SHOWN, then how many more)."""
     lines = [f"  changed {n}: {'; '.join(c)}" + ("" if n in changes.held else " (never ran)")
              for n, c in sorted(changes.changed.items())]
-    lines += [f"  removed {n}" + (" (has results)" if n in changes.held else " (never ran)") for n in changes.removed]
+    lines += [f"  removed {n}" + (" (ran in this folder)" if n in changes.held else " (never ran)") for n in changes.removed]
     lines += [f"  library {k}: {'; '.join(c)}" for k, c in sorted(changes.libraries.items())]
     lines += [f"  new {n}" for n in changes.new]
     return lines[:SHOWN] + ([f"  ... and {len(lines) - SHOWN} more"] if len(lines) > SHOWN else [])
@@ -223,14 +240,21 @@ def settle_configuration(sweep: Sweep, run: Path, *, rerun_changed: bool, consol
     for name in changes.held:
         why = "changed" if name in changes.changed else "removed from the sweep"
         replaced.append(set_aside(run, name, why, changes.changed.get(name, [])))
-    if changes:
-        kept = f"; the old folders of {len(changes.held)} kept in {run / REPLACED_DIR}" if changes.held else ""
-        console.print("\n".join([f"the sweep changed: {len(changes.new)} new, {len(changes.changed)} changed, "
-                                 f"{len(changes.removed)} removed cell(s){kept}", *listing(changes)]),
-                      highlight=False, markup=False)
+    print_changes(changes, run, console)
     now = sweep_configuration(sweep, run)
     if not (Path(run) / RECORD).exists() or changes or {k: record.get(k) for k in now} != now:
         write_json_atomic(Path(run) / RECORD, {**now, "replaced": replaced})
+
+
+def print_changes(changes: Changes, run: Path, console: Console, *, dry_run: bool = False) -> None:
+    """The differences a launch accepts, and where the old cell folders go."""
+    if not changes:
+        return
+    kept = f"; {len(changes.held)} old cell folder(s) {'to be ' * dry_run}kept in {run / REPLACED_DIR}" \
+        if changes.held else ""
+    console.print("\n".join([f"the sweep changed: {len(changes.new)} new, {len(changes.changed)} changed, "
+                             f"{len(changes.removed)} removed cell(s){kept}", *listing(changes)]),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def set_aside(run: Path, name: str, why: str, changed: list[str]) -> dict:

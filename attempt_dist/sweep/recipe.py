@@ -3,9 +3,10 @@
     sweep = load_sweep("launch/sweeps/scaling.yaml")   # read.py
     run_sweep(sweep, "runs/scaling", dry_run=True)
 
-plan.py decides what to submit, submit.py submits it (all at once on SLURM; schedule.py starts
-the jobs one by one on the local and debug executors, within the run's deadline), watch.py
-waits and prints each cell's end, report.py prints the plan and the outcome.
+configuration.py first checks that the folder holds this configuration (recorded at the first
+launch), plan.py decides what to submit, submit.py submits it (all at once on SLURM; schedule.py
+starts the jobs one by one on the local and debug executors, within the run's deadline),
+watch.py waits and prints each cell's end, report.py prints the plan and the outcome.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from ..prepare import check_sweep_prepared
 from ..training.runlock import FolderLock
-from .configuration import check_configuration, plan_after_set_aside, settle_configuration
+from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
 from .schedule import Deadline, run_scheduled
@@ -47,6 +48,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     check_sweep_prepared(sweep)  # with ATTEMPT_DIST_PREPARED: the cache holds every cell's weights and data
     if dry_run:
         _, changes = check_configuration(sweep, run, rerun_changed=rerun_changed)
+        print_changes(changes, run, console, dry_run=True)
         print_plan(plan_after_set_aside(plan_sweep(sweep, run, retry_oom=retry_oom), changes), console)
         return 0
     with FolderLock(run, "sweep launch"):

@@ -1,6 +1,8 @@
 """Where a sweep's files live and what state each cell is in.
 
     RUN/sweep.json                 the expanded sweep (cells, libraries, executor)
+    RUN/configuration.json         what each cell trains, from the first launch (configuration.py)
+    RUN/replaced/<cell>.<n>/       a cell's folder set aside by --rerun-changed (not shown by status)
     RUN/cells/<cell>/cell.json     the cell's grid coordinates and options
     RUN/cells/<cell>/job.json      the submitted job(s): id, executor, log paths, argv
     RUN/cells/<cell>/retries.json  the sweep's retries of the cell by cause (retry.py)
