@@ -13,6 +13,7 @@ import yaml
 from attempt_dist import cli
 from attempt_dist.atomic_files import read_json, write_json_atomic
 from attempt_dist.errors import UserError
+from attempt_dist.plots.records import collect
 from attempt_dist.sweep import collect_states, parse_sweep, run_sweep
 from test_sweep_fakes import FAKES, read_log, fake_env  # noqa: F401 (fake_env: a fixture)
 
@@ -129,6 +130,7 @@ def test_rerun_changed_keeps_the_old_folders_and_runs_only_the_changed_cells(tmp
     record = read_json(run / "configuration.json")
     assert record["cells"][CB]["lr"] == 0.5 and [e["folder"] for e in record["replaced"]] == [f"replaced/{CB}.1"]
     assert {s.name: s.status for s in collect_states(run)} == {BOOLQ: "done", CB: "done"}
+    assert sorted(r.path.parent.name for r in collect(run)) == [BOOLQ, CB]  # plot and compare: no replaced cell
 
     # The new configuration is now the folder's: relaunching it runs nothing; removing a cell
     # with --rerun-changed sets its folder aside too, and status shows the current cells only.

@@ -44,10 +44,9 @@ from ..errors import UserError
 from .executor import ExecutorSpec
 from .plan import SweepPlan
 from .spec import DEFAULT_TRAINER, Sweep
-from .state import cell_dir, cell_state, library_dir, read_json_or_empty
+from .state import REPLACED_DIR, cell_dir, cell_state, library_dir, read_json_or_empty
 
 RECORD = "configuration.json"
-REPLACED_DIR = "replaced"
 REPLACED_NOTE = "replaced.json"  # inside a set-aside cell folder: why it was set aside
 MANAGED = ("output_dir", "resume", "overwrite")  # set by the sweep for each launch, not by the file
 # Train options that say how and where a cell runs, not what it trains: the same arithmetic on

@@ -30,6 +30,7 @@ from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, Ru
 STATUSES = ("done", "running", "failed", "oom", "pending")
 LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/
 RETRIES_FILENAME = "retries.json"  # RUN/cells/<cell>/: the sweep's retry decisions (retry.py)
+REPLACED_DIR = "replaced"  # RUN/replaced/: cell folders of an earlier configuration (configuration.py)
 log = logging.getLogger("attempt_dist.sweep")
 
 if TYPE_CHECKING:
