@@ -74,7 +74,7 @@ def test_cluster_settings_leave_the_configuration_alone(tmp_path, fake_env, caps
 def test_options_are_compared_resolved_not_as_written(tmp_path):
     """The default trainer's resolution: an lr written out at the method's default is the lr left
     out, and the sweep folder's own paths (the library's prompts) count relative to it."""
-    from attempt_dist.sweep.configuration import RUN_SETTINGS, compare, sweep_configuration
+    from attempt_dist.sweep.configuration import RUN_SETTINGS, compare, differences, sweep_configuration
     from attempt_dist.training.config import DECLARED_OPTIONS
 
     assert RUN_SETTINGS <= set(DECLARED_OPTIONS)  # each still names a train option
@@ -91,6 +91,9 @@ def test_options_are_compared_resolved_not_as_written(tmp_path):
     assert not compare(recorded, sweep(lr=options["lr"]), tmp_path / "b")  # another folder, the default written out
     changed = compare(recorded, sweep(lr=options["lr"] * 2), tmp_path / "a").changed
     assert changed == {"t5-tiny__attempt__rte__s1": [f"lr {options['lr']} -> {options['lr'] * 2}"]}
+    # As written (a custom trainer's options): an option dropped from the file is a change.
+    assert differences({"lr": 0.3}, {}, both_sides_only=False) == ["lr 0.3 -> (not set)"]
+    assert differences({"lr": 0.3}, {}, both_sides_only=True) == []
 
 
 def test_added_cells_run_and_a_removed_cell_with_results_is_refused(tmp_path, fake_env, capsys):

@@ -184,13 +184,15 @@ def differences(old: dict, new: dict, *, both_sides_only: bool) -> list[str]:
     """"option old -> new" for each option whose value differs. both_sides_only: an option one
     side lacks is not compared (resolved options: only code adds or renames one)."""
     keys = (old.keys() & new.keys()) if both_sides_only else (old.keys() | new.keys())
-    missing = "(not set)"
-    return [f"{key} {_short(old.get(key, missing))} -> {_short(new.get(key, missing))}"
-            for key in sorted(keys) if old.get(key, missing) != new.get(key, missing)]
+    return [f"{key} {_short(old.get(key, _NOT_SET))} -> {_short(new.get(key, _NOT_SET))}"
+            for key in sorted(keys) if old.get(key, _NOT_SET) != new.get(key, _NOT_SET)]
+
+
+_NOT_SET = object()  # an option the file gives on one side only
 
 
 def _short(value, limit: int = 60) -> str:
-    text = value if value == "(not set)" else json.dumps(value)
+    text = "(not set)" if value is _NOT_SET else json.dumps(value)
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -235,10 +237,12 @@ def settle_configuration(sweep: Sweep, run: Path, *, rerun_changed: bool, consol
     launch; at a relaunch refuse one the folder does not hold, or with `rerun_changed` set the
     changed and removed cells' folders aside and record the new configuration."""
     record, changes = check_configuration(sweep, run, rerun_changed=rerun_changed)
-    replaced = list(record.get("replaced", [])) if record else []
+    replaced = record.get("replaced") if record and isinstance(record.get("replaced"), list) else []
     for name in changes.held:
         why = "changed" if name in changes.changed else "removed from the sweep"
         replaced.append(set_aside(run, name, why, changes.changed.get(name, [])))
+        # Each move recorded at once: a launch stopped between two still says where the moved went.
+        write_json_atomic(Path(run) / RECORD, {**record, "replaced": replaced})
     print_changes(changes, run, console)
     now = sweep_configuration(sweep, run)
     if not (Path(run) / RECORD).exists() or changes or {k: record.get(k) for k in now} != now:
