@@ -170,7 +170,8 @@ def compare(record: dict, sweep: Sweep, run: Path) -> Changes:
         lines = differences(old_cells[name], new_cells[name], both_sides_only=resolved)
         if lines:
             out.changed[name] = lines
-    old_libs = record.get("libraries", {})
+    old_libs = {k: v for k, v in (record.get("libraries") or {}).items() if isinstance(v, dict)} \
+        if isinstance(record.get("libraries"), dict) else {}
     for key in now["libraries"].keys() & old_libs.keys():
         lines = differences(old_libs[key], now["libraries"][key], both_sides_only=False)
         if lines:
