@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
+    parser.add_argument("--rerun-changed", action="store_true",
+                        help="a relaunch whose cells train otherwise than those in the folder is refused; with this, "
+                             "the changed cells run again in fresh folders (the old ones kept in RUN/replaced/)")
     parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                         help="local/debug executors: seconds for the whole run; cells not started by then are not "
                              "started and running ones are cancelled (both run again on the next launch)")
@@ -82,4 +85,4 @@ def run(args) -> int:
         print(json.dumps(resolved_sweep(sweep, run_dir.resolve()), indent=1))
         return 0
     return sweep_lib.run_sweep(sweep, run_dir, dry_run=args.dry_run, wait=args.wait, retry_oom=args.retry_oom,
-                               deadline_s=args.deadline)
+                               deadline_s=args.deadline, rerun_changed=args.rerun_changed)

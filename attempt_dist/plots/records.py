@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from ..finished import record as run_record
 from ..errors import UserError
 from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, RunResult, describe_type, json_kind, json_short
+from ..sweep.state import REPLACED_DIR
 
 CELL_FILENAME = "cell.json"
 
@@ -80,8 +81,8 @@ def collect(run_dir: str | Path, *, warn=None) -> list[Record]:
     for path in sorted(run_dir.rglob(RESULT_FILENAME)) + sorted(run_dir.rglob(FAILURE_FILENAME)):
         if path.name == FAILURE_FILENAME and (path.parent / RESULT_FILENAME).exists():
             continue
-        if "library" in path.relative_to(run_dir).parts[:1]:
-            continue  # library stages are inputs, not results
+        if path.relative_to(run_dir).parts[0] in ("library", REPLACED_DIR):
+            continue  # library stages are inputs, not results; replaced cells are another configuration's
         try:
             out.append(read_grid_record(path))
         except RecordError as err:

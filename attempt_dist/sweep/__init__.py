@@ -8,6 +8,7 @@ A launch is a recipe (recipe.py): read -> plan -> submit -> watch -> report.
     read.py      reads a sweep file: schema.py declares its format (executor.py the executor
                  block), spec.py expands it into cells, check.py runs every cell through the
                  trainer's parser
+    configuration.py  the folder holds one configuration: recorded, compared at each relaunch
     plan.py      what to submit, from what the sweep folder already holds
     submit.py    command lines, submitit executors, job.json and sweep.json
     schedule.py  the local and debug executors' scheduler and the run's deadline

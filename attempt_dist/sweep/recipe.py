@@ -3,9 +3,10 @@
     sweep = load_sweep("launch/sweeps/scaling.yaml")   # read.py
     run_sweep(sweep, "runs/scaling", dry_run=True)
 
-plan.py decides what to submit, submit.py submits it (all at once on SLURM; schedule.py starts
-the jobs one by one on the local and debug executors, within the run's deadline), watch.py
-waits and prints each cell's end, report.py prints the plan and the outcome.
+configuration.py first checks that the folder holds this configuration (recorded at the first
+launch), plan.py decides what to submit, submit.py submits it (all at once on SLURM; schedule.py
+starts the jobs one by one on the local and debug executors, within the run's deadline),
+watch.py waits and prints each cell's end, report.py prints the plan and the outcome.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.console import Console
 
 from ..prepare import check_sweep_prepared
 from ..training.runlock import FolderLock
+from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
 from .schedule import Deadline, run_scheduled
@@ -26,13 +28,17 @@ from .watch import CtrlC, Progress, interrupted, wait_for_cells
 
 
 def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | None = None,
-              retry_oom: bool = False, console: Console | None = None, deadline_s: float | None = None) -> int:
+              retry_oom: bool = False, console: Console | None = None, deadline_s: float | None = None,
+              rerun_changed: bool = False) -> int:
     """Submit what is left of the sweep; return 0 when nothing failed (or nothing was waited on).
 
     wait: wait for SLURM jobs to end (the local and debug executors always wait).
     deadline_s: seconds for the whole launch (local and debug executors only): cells and
     libraries not started by then are not started, running local jobs are cancelled; both get
     failure.json and run again on the next launch.
+    rerun_changed: a relaunch whose cells resolve differently from what the folder holds is
+    refused (configuration.py); with this, the changed cells' folders are set aside and they
+    run again.
 
     One launch at a time owns the sweep run folder (a second exits 2 naming the first); a dry
     run only reads, so it needs no lock."""
@@ -41,9 +47,12 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     run = Path(run).resolve()
     check_sweep_prepared(sweep)  # with ATTEMPT_DIST_PREPARED: the cache holds every cell's weights and data
     if dry_run:
-        print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
+        _, changes = check_configuration(sweep, run, rerun_changed=rerun_changed)
+        print_changes(changes, run, console, dry_run=True)
+        print_plan(plan_after_set_aside(plan_sweep(sweep, run, retry_oom=retry_oom), changes), console)
         return 0
     with FolderLock(run, "sweep launch"):
+        settle_configuration(sweep, run, rerun_changed=rerun_changed, console=console)  # before anything is written
         link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
         plan = plan_sweep(sweep, run, retry_oom=retry_oom)
         check_executors(plan)

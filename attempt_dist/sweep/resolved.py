@@ -25,18 +25,36 @@ from .state import cell_run_dir, library_dir
 from .submit import library_args, library_argv
 
 
+def trainer_parser():
+    """The trainer's own parser, raising UserError instead of exiting."""
+    from ..training.config import build_parser
+
+    return build_parser(parser_class=_RaisingParser)
+
+
+def cell_argv(cell: Cell, run: Path, library: Library | None) -> list[str]:
+    """The command line the cell's trainer gets in the sweep folder `run`."""
+    return train_argv(cell, cell_run_dir(run, cell.name), library_args(run, cell, library))
+
+
+def resolved_train(parser, argv: list[str]):
+    """The TrainConfig the default trainer builds from `argv`: the method's defaults filled in."""
+    from ..training.config import config_from_args
+
+    return config_from_args(parser.parse_args(argv))
+
+
 def resolved_sweep(sweep: Sweep, run: Path) -> dict:
     from ..tasks import get_task
-    from ..training.config import build_parser, config_from_args
 
-    parser = build_parser(parser_class=_RaisingParser)
+    parser = trainer_parser()
     cells = []
     for cell in sweep.cells:
         library = sweep.libraries.get(cell.library)
-        argv = train_argv(cell, cell_run_dir(run, cell.name), library_args(run, cell, library))
+        argv = cell_argv(cell, run, library)
         entry = {**cell.to_json(), "argv": argv}
         if sweep.trainer == DEFAULT_TRAINER:  # a custom trainer's options are its own to resolve
-            cfg = config_from_args(parser.parse_args(argv))
+            cfg = resolved_train(parser, argv)
             entry["train"] = {**cfg.to_dict(), "max_length_by_task": {
                 t: cfg.max_length or get_task(t).max_length for t in cfg.tasks}}
             if library is not None:  # the source prompts it reads: --sources, else the whole library

@@ -1,6 +1,8 @@
 """Where a sweep's files live and what state each cell is in.
 
     RUN/sweep.json                 the expanded sweep (cells, libraries, executor)
+    RUN/configuration.json         what each cell trains, from the first launch (configuration.py)
+    RUN/replaced/<cell>.<n>/       a cell's folder set aside by --rerun-changed (not shown by status)
     RUN/cells/<cell>/cell.json     the cell's grid coordinates and options
     RUN/cells/<cell>/job.json      the submitted job(s): id, executor, log paths, argv
     RUN/cells/<cell>/retries.json  the sweep's retries of the cell by cause (retry.py)
@@ -28,6 +30,7 @@ from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME, RecordError, Ru
 STATUSES = ("done", "running", "failed", "oom", "pending")
 LIBRARY_DONE = "library.json"  # written by a library job that ended well, beside its run/
 RETRIES_FILENAME = "retries.json"  # RUN/cells/<cell>/: the sweep's retry decisions (retry.py)
+REPLACED_DIR = "replaced"  # RUN/replaced/: cell folders of an earlier configuration (configuration.py)
 log = logging.getLogger("attempt_dist.sweep")
 
 if TYPE_CHECKING:
