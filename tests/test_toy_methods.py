@@ -17,10 +17,11 @@ from tests.toy_helpers import TOY, build_library, chance
 from tests.train_helpers import launch, result, trainable
 
 TARGET = "toy_last"  # the last word of a word list: one step from toy_reverse's skill
-# Measured (seed 42, 1 thread): at step 40 every method was 56-100 on dev, chance is 26.2 (a
-# random word of the input; the most common answer gets 16). 20 points above chance leaves
-# room for another CPU's rounding without letting a run that learned nothing pass.
-STEPS, MARGIN = 40, 20.0
+# Measured (seed 42, 1 thread) at step 40, dev exact match: fine-tuning 100, BitFit 98, Adapter
+# 96, ATTEMPT 64, prompt tuning 56, SPoT 50; chance is 26.2 (a random word of the input; the most
+# common answer gets 16). 15 points above chance leaves SPoT, the slowest, four examples of room
+# for another CPU's rounding without letting a run that learned nothing pass.
+STEPS, MARGIN = 40, 15.0
 LIBRARY_STEPS = 20  # each source prompt and the prior: enough to carry their skills, not the demo's 60
 # Each method's rates for 40 steps of batch 16 on a 296k-parameter backbone. The prompt methods
 # keep the paper's 0.3; the others need more than the paper's 3e-4, which in 40 steps leaves
