@@ -32,6 +32,7 @@ def test_table2_rows_values_and_average(tmp_path):
     assert float(mt["avg_rte"]) == 80.0 and float(mt["params_per_task"]) == 134e3
     assert rows[("Single-task training", "PT")]["avg_rte"] == ""
     md = (out / "table2_t5-base.md").read_text()
+    assert md.startswith("**Table2 (t5-base)**: Results on GLUE and SuperGLUE.\n")
     assert "| Method | params / task | RTE | CB | Avg. |" in md
     assert "| ATTEMPT-ST | 232k | 73.00 | 78.00 | 75.50 |" in md
     assert "| PT | 77k | – | 60.00 | – |" in md
@@ -39,6 +40,17 @@ def test_table2_rows_values_and_average(tmp_path):
     tex = (out / "table2_t5-base.tex").read_text()
     assert r"ATTEMPT-ST & 232k & 73.00 & 78.00 & 75.50 \\" in tex and r"\multicolumn{5}{c}" in tex
     assert not (out / "table3_t5-base.md").exists() and not (out / "table4_t5-base.md").exists()
+
+
+def test_table2_on_the_toy_targets_is_captioned_by_its_tasks_not_the_paper_benchmarks(tmp_path):
+    run = tmp_path / "run"
+    make_cell(run, "t5-toy", "prompt", ["toy_parity"], 1, [55.0])
+    plot_run(run, figures=("tables",))
+    md = (run / "figures/table2_t5-toy.md").read_text()
+    caption = md.splitlines()[0]
+    assert caption == "**Table2 (t5-toy)**: Results on the synthetic toy tasks (attempt_dist/tasks/toy.py)."
+    assert "GLUE" not in (run / "figures/table2_t5-toy.tex").read_text()
+    assert "| PT | 1k | 55.00 | 55.00 |" in md
 
 
 def test_table3_two_groups(tmp_path):

@@ -1,28 +1,15 @@
-"""Tests only learning can pass: t5-toy ships, loads offline and knows its source skills; a run
-on a toy target rises well above chance within a stated number of steps; predict on that run
-gives the expected answers; pretraining is byte-identical on re-run."""
+"""t5-toy ships, loads offline and knows its source skills; pretraining is byte-identical on
+re-run. Learning on the toy targets, method by method: tests/test_toy_methods.py."""
 
 import hashlib
 
 import pytest
 import torch
 
-import attempt_dist
 from attempt_dist.model.backbones import ASSETS, build_backbone, get_spec
-from attempt_dist.finished.record import read_record
 from attempt_dist.toy import pretrain
 
-from tests.train_helpers import launch
-
 WEIGHTS = ASSETS / "t5-toy" / "model.safetensors"
-# The toy runs' shared options: short inputs and answers, no dropout, no checkpoints to write.
-TOY = ["--model", "t5-toy", "--ds-config", "zero0", "--batch-size", "16", "--max-length", "32",
-       "--max-target-length", "8", "--max-eval-examples", "50", "--warmup-steps", "10",
-       "--dropout", "0", "--save-every", "1000"]
-# toy_person: pick the person out of (city, person). Chance for a model that copies one of the
-# two names is 50% exact match; fine-tuning t5-toy reached 100% at step 40 (measured, lr 1e-3,
-# batch 16). The test asks for 80% after 40 steps: 30 points above chance.
-STEPS, CHANCE, MARGIN = 40, 50.0, 30.0
 
 
 def test_t5_toy_ships_small_and_loads_offline_as_pretrained():
@@ -48,31 +35,6 @@ def test_t5_toy_knows_the_category_skill_it_was_pretrained_on():
     batch = torch.tensor(ids)  # every input is the same length: no padding needed
     out = model.generate(input_ids=batch, max_new_tokens=4, do_sample=False, num_beams=1)
     assert tokenizer.batch_decode(out, skip_special_tokens=True) == list(names.values())
-
-
-@pytest.fixture(scope="module")
-def person_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("toy") / "ft-person"
-    launch([*TOY, "--method", "finetune", "--lr", "1e-3", "--tasks", "toy_person",
-            "--max-steps", str(STEPS), "--eval-every", str(STEPS), "--output-dir", str(out)])
-    return out
-
-
-@pytest.mark.slow
-def test_finetuning_rises_above_chance_on_a_toy_target(person_run):
-    record = read_record(person_run / "result.json")
-    assert record.metrics["dev"]["toy_person"]["em"] >= CHANCE + MARGIN
-
-
-@pytest.mark.slow
-def test_predict_on_the_trained_toy_run_gives_the_person(person_run):
-    run = attempt_dist.load_run(person_run, device="cpu")
-    pairs = {"paris lena": "lena", "omar kyoto": "omar", "lima grace": "grace", "hiro dublin": "hiro",
-             "oslo nadia": "nadia", "bruno perth": "bruno"}
-    got = run.predict([f"toy_person names: {p}" for p in pairs], ["toy_person"] * len(pairs))
-    right = [g["prediction"] == want for g, want in zip(got, pairs.values())]
-    # mostly right, as the dev score promises (a 30-step run once answered "elena" for "lima grace")
-    assert sum(right) >= 5, [g["prediction"] for g in got]
 
 
 @pytest.mark.slow
