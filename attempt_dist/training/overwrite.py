@@ -2,13 +2,15 @@
 once the new run has written its first complete checkpoint or finished; a new run that ends
 before that gets the old one back.
 
-    RUN/.replaced-run/         the old run's files while the new run has no checkpoint
-    RUN/.replaced-run.moving/  files on their way out of or back into RUN (moves cut short)
+    RUN/.replaced-run/          the old run's files while the new run has no checkpoint
+    RUN/.replaced-run.moving/   files on their way out of or back into RUN (a move cut short)
+    RUN/.replaced-run.dropped/  the old run once the new one has a checkpoint, being removed
 
 Only the names a run writes (run_folder.RUN_ARTIFACTS) are moved, and moved as they are: a
 symlinked subfolder moves as a link and is unlinked, never followed, when the old run goes.
-Each step is a rename inside RUN, and a process killed between them leaves one of the two
-folders: the next run in RUN (which holds the folder's lock) finishes the restore first.
+Every step that decides is one rename inside RUN (the old run is dropped by renaming its folder
+first), so a process killed at any point leaves a state the next run in RUN (under the folder's
+lock) completes before anything else: .replaced-run or .moving restored, .dropped removed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import UserError
 
 ASIDE = ".replaced-run"
 MOVING = ".replaced-run.moving"
+DROPPED = ".replaced-run.dropped"
 
 
 def set_old_run_aside(out: Path, names: tuple[str, ...]) -> None:
@@ -30,40 +33,48 @@ def set_old_run_aside(out: Path, names: tuple[str, ...]) -> None:
     if not present:
         return
     moving = out / MOVING
-    moving.mkdir()
     try:
+        moving.mkdir()
         for name in present:
             os.rename(out / name, moving / name)
+        os.rename(moving, out / ASIDE)
     except OSError as err:
         _move_back(out)
         raise UserError(f"--overwrite could not set the old run in {out} aside ({err.strerror}: {err.filename}); "
                         "nothing was removed") from None
-    os.rename(moving, out / ASIDE)
 
 
 def drop_old_run(out: Path) -> None:
     """The new run has a checkpoint (or finished): the old run set aside goes, links unfollowed."""
     aside = out / ASIDE
     if aside.is_dir() and not aside.is_symlink():
-        shutil.rmtree(aside)
+        os.rename(aside, out / DROPPED)  # from here on nothing restores it, even if the removal is cut
+    _remove_dropped(out)
 
 
 def restore_old_run(out: Path, names: tuple[str, ...]) -> bool:
     """The new run ended before its first checkpoint: its files go, the old run's come back.
-    Returns whether there was an old run to restore."""
+    Returns whether an old run was restored (on an I/O fault it stays aside, said in a line,
+    and the next run in RUN restores it)."""
     aside = out / ASIDE
     if not aside.is_dir() or aside.is_symlink():
         return False
-    for name in names:
-        remove_path(out / name)
-    os.rename(aside, out / MOVING)
-    _move_back(out)
+    try:
+        for name in names:
+            remove_path(out / name)
+        os.rename(aside, out / MOVING)
+        _move_back(out)
+    except OSError as err:
+        print(f"warning: restoring the run --overwrite replaced failed ({err.strerror}); it is kept in "
+              f"{out / ASIDE} or {out / MOVING}, and the next run in {out} restores it", file=sys.stderr, flush=True)
+        return False
     return True
 
 
-def finish_cut_restore(out: Path, names: tuple[str, ...]) -> None:
-    """A run that was replacing this folder's old run was killed before its first checkpoint
-    (or while moving files): put the old run back before anything else happens here."""
+def finish_cut_moves(out: Path, names: tuple[str, ...]) -> None:
+    """An --overwrite run in `out` was killed before its first checkpoint (or mid-move): put
+    the old run back; a dropped old run cut mid-removal goes. First thing under the lock."""
+    _remove_dropped(out)
     if restore_old_run(out, names) or (out / MOVING).is_dir():
         _move_back(out)
         print(f"note: an --overwrite run in {out} ended before its first checkpoint; the run it was replacing "
@@ -80,6 +91,12 @@ def _move_back(out: Path) -> None:
                             f"keep the one you want in {out} and remove the other by hand")
         os.rename(moving / entry, out / entry)
     moving.rmdir()
+
+
+def _remove_dropped(out: Path) -> None:
+    dropped = out / DROPPED
+    if dropped.is_dir() and not dropped.is_symlink():
+        shutil.rmtree(dropped, ignore_errors=True)  # what is left is removed by the next run here
 
 
 def remove_path(path: Path) -> None:

@@ -26,7 +26,7 @@ from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME
 from . import overwrite
 from .runlock import FolderLock, read_owner
 
-# Files and folders a run writes in its --output-dir: what --overwrite removes (and nothing else).
+# Files and folders a run writes in its --output-dir: what --overwrite sets aside and removes (nothing else).
 RUN_ARTIFACTS = (RESULT_FILENAME, FAILURE_FILENAME, "config.json", *ARTIFACT_FILES, tracking.METRICS_FILENAME,
                  "tensorboard", "checkpoints", "attention", "predictions", "logs", "debug")
 RUN_MARKER = ".attempt-dist-run.json"  # written by every run when it takes its folder
@@ -38,12 +38,15 @@ def check_output_folder(text: str) -> None:
     if not text.strip():
         raise UserError("--output-dir is empty; give the run's own folder (for example runs/NAME)")
     out = Path(text)
-    if out.is_dir() and not is_run_folder(out):
-        held = sorted(name for name in os.listdir(out) if not name.startswith(_PROBE))
-        if held:
-            shown = ", ".join(held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
-            raise UserError(f"{out} is not a training run folder (it holds {shown}) and a run writes only into "
-                            "its own; choose a new or empty --output-dir")
+    try:
+        held = [] if not out.is_dir() or is_run_folder(out) else \
+            sorted(name for name in os.listdir(out) if not name.startswith(_PROBE))
+    except OSError as err:
+        raise UserError(f"cannot read output folder {out} ({err.strerror}); choose another --output-dir") from None
+    if held:
+        shown = ", ".join(held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+        raise UserError(f"{out} is not a training run folder (it holds {shown}) and a run writes only into "
+                        "its own; choose a new or empty --output-dir")
     check_output_writable(out)
 
 
@@ -105,7 +108,7 @@ def hold_output_lock(out: Path, info) -> FolderLock | None:
             lock = FolderLock(out, "training run").acquire()
             if not (out / RUN_MARKER).exists():
                 write_json_atomic(out / RUN_MARKER, {"what": "attempt-dist training run", "created": time.time()})
-            overwrite.finish_cut_restore(out, RUN_ARTIFACTS)
+            overwrite.finish_cut_moves(out, RUN_ARTIFACTS)
         except UserError as err:
             error = str(err)
         except OSError as err:  # a full disk, a read-only file system: the lock or the mark not written
