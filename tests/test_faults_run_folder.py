@@ -21,6 +21,7 @@ import pytest
 from attempt_dist.distributed.env import free_port
 from attempt_dist.training import checkpoint as ckpt
 from attempt_dist.training.failure import EXIT_DIVERGED, EXIT_INTERRUPTED
+from attempt_dist.training.run_folder import RUN_MARKER, is_run_folder
 from tests.test_faults import PROMPT, snapshot
 from tests.train_helpers import REPO, TRAIN, result
 
@@ -88,6 +89,18 @@ def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, monk
         "README.md", "config.json", "debug", "logs"]
 
 
+@pytest.mark.parametrize("name, text, is_run", [
+    (RUN_MARKER, "{}", True),
+    ("config.json", '{"train": {"method": "prompt"}, "deepspeed": {}}', True),  # a run from before the mark
+    ("failure.20261203T101500.json", '{"status": "failed", "reason": "cut", "config": {}}', True),  # a sweep's
+    ("config.json", '{"train": 1}', False),
+    ("result.json", '{"accuracy": 1}', False),
+])
+def test_what_makes_a_folder_a_run_folder(tmp_path, name, text, is_run):
+    (tmp_path / name).write_text(text)
+    assert is_run_folder(tmp_path) == is_run
+
+
 def test_an_empty_output_dir_is_refused_and_the_current_folder_left_alone(tmp_path, monkeypatch, capsys):
     here = _project(tmp_path)
     monkeypatch.chdir(here)
@@ -140,6 +153,33 @@ def test_overwrite_of_a_run_with_a_symlinked_subfolder_never_reaches_outside(old
     # Nothing of the old run is left aside once the new one finished.
     assert [p.name for p in old_run.iterdir() if p.name.startswith(".") and p.is_dir()] == []
     assert "error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cut", ["set aside", "mid-move", "dropped"])
+def test_an_overwrite_killed_at_any_step_is_completed_by_the_next_run_there(tmp_path, cut):
+    """A kill -9 leaves .replaced-run (no checkpoint yet: the old run comes back), .moving (a move
+    cut short: its files go back) or .dropped (the new run had its checkpoint: the old one goes)."""
+    from attempt_dist.training import overwrite
+    from attempt_dist.training.run_folder import RUN_ARTIFACTS
+
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step1").mkdir(parents=True)
+    (out / "checkpoints" / "step1" / "model.pt").write_text("old weights")
+    (out / "result.json").write_text("old result")
+    old = snapshot(out)
+    overwrite.set_old_run_aside(out, RUN_ARTIFACTS)
+    (out / "config.json").write_text("the new run's")
+    if cut == "mid-move":
+        (out / "config.json").unlink()
+        os.rename(out / overwrite.ASIDE, out / overwrite.MOVING)
+        os.rename(out / overwrite.MOVING / "result.json", out / "result.json")
+    if cut == "dropped":
+        os.rename(out / overwrite.ASIDE, out / overwrite.DROPPED)
+    overwrite.finish_cut_moves(out, RUN_ARTIFACTS)
+    if cut == "dropped":
+        assert set(snapshot(out)) == {"config.json"}  # the new run's alone
+    else:
+        assert snapshot(out) == old
 
 
 # --- Ctrl-C ------------------------------------------------------------------------------------
