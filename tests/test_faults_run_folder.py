@@ -182,6 +182,18 @@ def test_an_overwrite_killed_at_any_step_is_completed_by_the_next_run_there(tmp_
         assert snapshot(out) == old
 
 
+def test_a_run_set_aside_is_no_record_of_its_own(tmp_path):
+    from attempt_dist.atomic_files import write_json_atomic
+    from attempt_dist.plots.records import collect
+    from attempt_dist.training.overwrite import ASIDE
+
+    record = {"schema": 1, "status": "completed", "config": {"model": "t5-tiny", "method": "prompt", "tasks": "rte"},
+              "metrics": {"test": {"rte": {"accuracy": 50.0}}}, "params": {}}
+    write_json_atomic(tmp_path / "run" / "result.json", record)
+    write_json_atomic(tmp_path / "run" / ASIDE / "result.json", record)
+    assert len(collect(tmp_path)) == 1
+
+
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
 # Ctrl-C arrives while step 2's checkpoint is being written: SIGINT to this very process.

@@ -82,6 +82,8 @@ def collect(run_dir: str | Path, *, warn=None) -> list[Record]:
             continue
         if "library" in path.relative_to(run_dir).parts[:1]:
             continue  # library stages are inputs, not results
+        if any(part.startswith(".") for part in path.relative_to(run_dir).parts[:-1]):
+            continue  # a run --overwrite set aside (training/overwrite.py), not a result of its own
         try:
             out.append(read_grid_record(path))
         except RecordError as err:
