@@ -95,6 +95,7 @@ def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, monk
     ("failure.20261203T101500.json", '{"status": "failed", "reason": "cut", "config": {}}', True),  # a sweep's
     ("config.json", '{"train": 1}', False),
     ("result.json", '{"accuracy": 1}', False),
+    ("result.json", '{"status": "ok", "config": {}}', False),
 ])
 def test_what_makes_a_folder_a_run_folder(tmp_path, name, text, is_run):
     (tmp_path / name).write_text(text)

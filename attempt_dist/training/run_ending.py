@@ -64,7 +64,9 @@ class RunEnding:
         if isinstance(err, UserError) and restored:
             raise type(err)(f"{err}; {kept}") from None
         failure = failure_of(err, cfg)
-        if failure is None:
+        if failure is None:  # a bug: its traceback follows
+            if kept:
+                print(f"note: {kept}", file=sys.stderr, flush=True)
             return False
         if restored:  # no failure.json: the folder holds the previous run again, not this one
             print(f"error: {failure.reason}; {kept}", file=sys.stderr, flush=True)

@@ -22,7 +22,7 @@ from . import tracking
 from ..finished.artifacts import ARTIFACT_FILES
 from ..atomic_files import write_json_atomic
 from ..errors import AgreedError, UserError
-from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME
+from ..finished.record import FAILURE_FILENAME, FAILURE_STATUSES, RESULT_FILENAME
 from . import overwrite
 from .runlock import FolderLock, read_owner
 
@@ -61,7 +61,7 @@ def is_run_folder(out: Path) -> bool:
         return True
     for record in (out / RESULT_FILENAME, *out.glob("failure*.json")):
         data = _read_json(record)
-        if isinstance(data, dict) and {"status", "config"} <= data.keys():
+        if isinstance(data, dict) and "config" in data and data.get("status") in ("completed", *FAILURE_STATUSES):
             return True
     return (read_owner(out) or {}).get("what") == "training run"
 
