@@ -16,7 +16,7 @@ import sys
 
 from rich.console import Console
 
-from .errors import UserError
+from .errors import UserError, ends_on_ctrl_c
 
 COMMANDS = ["params", "plan", "sweep", "plot", "compare", "tasks", "train", "pipeline", "predict", "export",
             "prepare"]
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     return _run(command, argv)
 
 
+@ends_on_ctrl_c
 def _run(command: str | None, argv: list[str]) -> int:
     parser = build_parser(command)
     args = parser.parse_args(argv)

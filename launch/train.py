@@ -6,7 +6,8 @@
 
 import sys
 
+from attempt_dist.errors import ends_on_ctrl_c
 from attempt_dist.training.recipe import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(ends_on_ctrl_c(main)())

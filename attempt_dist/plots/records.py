@@ -83,6 +83,8 @@ def collect(run_dir: str | Path, *, warn=None) -> list[Record]:
             continue
         if path.relative_to(run_dir).parts[0] in ("library", REPLACED_DIR):
             continue  # library stages are inputs, not results; replaced cells are another configuration's
+        if any(part.startswith(".") for part in path.relative_to(run_dir).parts[:-1]):
+            continue  # a run --overwrite set aside (training/overwrite.py), not a result of its own
         try:
             out.append(read_grid_record(path))
         except RecordError as err:

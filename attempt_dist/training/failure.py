@@ -4,7 +4,9 @@ ends: failure.json (status, reason, config) and its exit code.
 Exit codes: 0 done (result.json written), 2 bad input (a UserError: one error line, no
 failure.json), 3 out of memory under the cap (failure.json written), 4 the loss diverged (the
 last good checkpoint is kept), 5 a rank stopped answering: a collective waited --dist-timeout
-seconds (failure.json written; rerun with --resume).
+seconds (failure.json written; rerun with --resume), 130 Ctrl-C (one line naming the last
+complete checkpoint to --resume from, no failure.json; run_ending.py). An --overwrite run that
+fails before its first checkpoint gets the run it replaced back instead of a failure.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from . import checkpoint as ckpt
 from .. import distributed as dist
 from ..planning.auto import DoesNotFit
 from ..atomic_files import write_json_atomic
+from ..errors import EXIT_INTERRUPTED  # noqa: F401 - the table's last code, kept where no torch is imported
 from ..finished.record import FAILURE_FILENAME, RunFailure
 
 EXIT_OOM, EXIT_DIVERGED, EXIT_STALLED = 3, 4, 5

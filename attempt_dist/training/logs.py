@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import sys
 from pathlib import Path
 
 
@@ -27,8 +28,22 @@ def attach_log_file(out: Path, rank: int) -> None:
         root.addHandler(held.target)
 
 
+class _RunLogFile(logging.FileHandler):
+    """A record that cannot be written (a full disk) is one warning line, once, not logging's
+    traceback on every record: the run's next write of its own files ends it with one line."""
+
+    warned = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.warned:
+            self.warned = True
+            error = sys.exc_info()[1]
+            print(f"warning: cannot write the log file {self.baseFilename} ({getattr(error, 'strerror', error)})",
+                  file=sys.stderr, flush=True)
+
+
 def _log_file(out: Path, rank: int) -> logging.FileHandler:
     (out / "logs").mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(out / "logs" / f"rank{rank}.log")
+    handler = _RunLogFile(out / "logs" / f"rank{rank}.log")
     handler.setFormatter(logging.Formatter("%(asctime)s rank" + str(rank) + " %(levelname)s %(message)s"))
     return handler

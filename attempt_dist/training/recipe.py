@@ -6,8 +6,9 @@
     torchrun --nproc_per_node 2 -m attempt_dist.train ...  deepspeed --module attempt_dist.train ...
     attempt-dist train --model t5-tiny --method prompt --tasks rte --data-dir examples/data
 
-Exit codes: 0 done (result.json written), 2 bad input, 3-5 a run failure (run_failure.py). One run
-owns its --output-dir (run_folder.py); --resume refuses a changed run (resume_config.py).
+Exit codes: 0 done (result.json written), 2 bad input, 3-5 a run failure, 130 Ctrl-C (failure.py,
+run_ending.py). One run owns its --output-dir (run_folder.py); --resume refuses a changed run
+(resume_config.py).
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ from . import checkpoint as ckpt
 from .. import distributed as dist
 from . import resume_config, tracking
 from ..finished.artifacts import artifact_meta, save_artifact, write_model_card
-from ..errors import AgreedError, UserError
+from ..errors import AgreedError, UserError, ends_on_ctrl_c
 from .evaluate import default_eval_batch_size, evaluate
 from .faults import FaultHooks
 from ..methods import needs, param_groups
 from ..model.build import build_model, load_backbone
-from .progress import RunProgress, print_summary, score_line
+from .progress import RunProgress, score_line
 from ..atomic_files import write_json_atomic
 from ..finished.record import RESULT_FILENAME, RunResult
 from .run_data import RunData, load_run_data
-from .failure import failure_of, optimizer_step, read_step_loss, record_failure
-from .run_folder import check_output_dir, check_output_writable, clear_for_overwrite, hold_output_lock
+from .failure import optimizer_step, read_step_loss
+from .run_ending import RunEnding
+from .run_folder import check_output_dir, check_output_folder, drop_old_run, hold_output_lock, set_old_run_aside
 from .logs import attach_log_file, setup_logging
 from .eval_outputs import save_attention, save_predictions
 from .result import completed_record
@@ -83,7 +85,7 @@ class Recipe:
     def setup(self) -> None:
         cfg = self.cfg
         self.report_to = tracking.parse_report_to(cfg.report_to)  # a missing package fails before any work
-        check_output_writable(self.out)
+        check_output_folder(cfg.output_dir)
         self.info = dist.init_distributed(timeout_s=cfg.dist_timeout)
         self.nodes = dist.node_count()
         self.progress = RunProgress(enabled=self.info.is_main)
@@ -113,11 +115,11 @@ class Recipe:
                  ",".join(cfg.tasks), self.trainable, self.total, self.info.world_size)
 
     def _prepare_output_dir(self) -> None:
-        """Setup succeeded: only now does --overwrite remove the old run; then this run's config."""
+        """Setup succeeded: only now does --overwrite set the old run aside; then this run's config."""
         cfg = self.cfg
         if self.info.is_main:
             if cfg.overwrite:
-                clear_for_overwrite(self.out)
+                set_old_run_aside(self.out)
             write_json_atomic(self.out / "config.json", {"train": cfg.to_dict(), "deepspeed": self.ds_config,
                                                          "world_size": self.info.world_size, "plan": self.plan})
         dist.barrier()
@@ -171,6 +173,8 @@ class Recipe:
     def _save(self, tag: str, state: RunState, latest: bool = True) -> None:
         client = {"recipe": state.to_dict(), "per_rank": {"sampler": self.data.sampler.state_dict()}}
         ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, config=self.requested, latest=latest)
+        if latest:  # a complete checkpoint to resume from: the run --overwrite replaced is no longer needed
+            drop_old_run(self.out, self.info)
 
     def _evaluate_dev(self, state: RunState) -> None:
         step = self.engine.global_steps
@@ -304,26 +308,15 @@ class Recipe:
 
 
 def run(cfg: TrainConfig) -> int:
-    """Train one run in this process; 0 when done, else the failure's exit code (run_failure.py)."""
+    """Train one run in this process; 0 when done, else the failure's exit code (failure.py).
+    Ctrl-C raises Interrupted after its one line (run_ending.py)."""
     started = time.time()
     recipe = Recipe(cfg)
-    try:
+    with RunEnding(recipe) as ending:
         recipe.setup()
         state = recipe.train()
-        record = recipe.finish(state, started)
-    except Exception as err:  # noqa: BLE001 - a run failure is recorded, anything else re-raised
-        failure = failure_of(err, cfg)
-        if failure is None:
-            raise
-        record_failure(cfg, failure)
-        return failure.exit_code
-    finally:
-        if recipe.lock is not None:
-            recipe.lock.release()
-    if record is not None:
-        print_summary(record, cfg.output_dir)
-        print(f"done: {cfg.output_dir}/{RESULT_FILENAME}", flush=True)
-    return 0
+        ending.record = recipe.finish(state, started)
+    return ending.code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,4 +339,4 @@ if __name__ == "__main__":  # python -m attempt_dist.train, torchrun -m, deepspe
     # The importable module's main, not this __main__ copy's: one set of classes and loggers.
     from attempt_dist.training.recipe import main as _main
 
-    sys.exit(_main())
+    sys.exit(ends_on_ctrl_c(_main)())

@@ -1,38 +1,92 @@
-"""A training run's --output-dir: writable, never clobbered by accident, owned by one run, and
-cleared for --overwrite only of what a run writes there.
+"""A training run's --output-dir: a run's folder or a new one (never a folder of anything else),
+writable, never clobbered by accident, owned by one run, and replaced by --overwrite only in
+what a run writes there.
 
-One run owns its folder (runlock.py): a second run there exits 2 naming the first. --overwrite
-removes the old run's files only once the new run's setup succeeded (the recipe calls
-clear_for_overwrite then).
+A run marks its folder when it takes it (RUN_MARKER), so a later run knows the folder is a run's
+to resume or replace; a non-empty folder without that mark (or, from before the mark, a run's
+own config.json, record or lock) is refused whole. One run owns its folder (runlock.py): a
+second run there exits 2 naming the first. --overwrite sets the old run aside once the new
+run's setup succeeded, and removes it only after the new run's first checkpoint (overwrite.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
+import time
 from pathlib import Path
 
 from . import checkpoint as ckpt
 from .. import distributed as dist
 from . import tracking
 from ..finished.artifacts import ARTIFACT_FILES
+from ..atomic_files import write_json_atomic
 from ..errors import AgreedError, UserError
-from ..finished.record import FAILURE_FILENAME, RESULT_FILENAME
-from .runlock import FolderLock
+from ..finished.record import FAILURE_FILENAME, FAILURE_STATUSES, RESULT_FILENAME
+from . import overwrite
+from .runlock import FolderLock, read_owner
 
-# Files and folders a run writes in its --output-dir: what --overwrite removes (and nothing else).
+# Files and folders a run writes in its --output-dir: what --overwrite sets aside and removes (nothing else).
 RUN_ARTIFACTS = (RESULT_FILENAME, FAILURE_FILENAME, "config.json", *ARTIFACT_FILES, tracking.METRICS_FILENAME,
                  "tensorboard", "checkpoints", "attention", "predictions", "logs", "debug")
+RUN_MARKER = ".attempt-dist-run.json"  # written by every run when it takes its folder
+_PROBE = ".write-test-"  # check_output_writable's file, there for an instant (another rank's)
+
+
+def check_output_folder(text: str) -> None:
+    """--output-dir names a folder a run may write: new, empty or a run's, and writable."""
+    if not text.strip():
+        raise UserError("--output-dir is empty; give the run's own folder (for example runs/NAME)")
+    out = Path(text)
+    try:
+        held = [] if not out.is_dir() or is_run_folder(out) else \
+            sorted(name for name in os.listdir(out) if not name.startswith(_PROBE))
+    except OSError as err:
+        raise UserError(f"cannot read output folder {out} ({err.strerror}); choose another --output-dir") from None
+    if held:
+        shown = ", ".join(held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+        raise UserError(f"{out} is not a training run folder (it holds {shown}) and a run writes only into "
+                        "its own; choose a new or empty --output-dir")
+    check_output_writable(out)
+
+
+def is_run_folder(out: Path) -> bool:
+    """Whether `out` holds a training run: its mark, or (runs from before the mark) a run's
+    config.json, a run record (result.json, failure.json, a sweep's set-aside failure.*.json) or
+    a training run's lock."""
+    if (out / RUN_MARKER).is_file():
+        return True
+    config = _read_json(out / "config.json")
+    if isinstance(config, dict) and isinstance(config.get("train"), dict):
+        return True
+    for record in (out / RESULT_FILENAME, *out.glob("failure*.json")):
+        data = _read_json(record)
+        if isinstance(data, dict) and "config" in data and data.get("status") in ("completed", *FAILURE_STATUSES):
+            return True
+    return (read_owner(out) or {}).get("what") == "training run"
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def check_output_writable(out: Path) -> None:
+    probe = out / f"{_PROBE}{os.getpid()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        try:
+            with open(probe, "wb") as handle:  # a byte, not an empty file: a full disk still makes those
+                handle.write(b"x")
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
     except OSError as err:
-        raise UserError(f"output folder {out} is not writable ({err.strerror}); choose another --output-dir") from None
+        raise UserError(f"output folder {out} is not writable ({err.strerror}); free space there or choose "
+                        "another --output-dir") from None
 
 
 def check_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
@@ -46,23 +100,38 @@ def check_output_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
 
 
 def hold_output_lock(out: Path, info) -> FolderLock | None:
-    """Rank 0 locks the run folder; every rank learns the verdict, so all exit together."""
+    """Rank 0 locks the run folder, marks it as a run's and finishes an --overwrite that was cut
+    short there; every rank learns the verdict, so all exit together."""
     lock, error = None, None
     if info.is_main:
         try:
             lock = FolderLock(out, "training run").acquire()
+            if not (out / RUN_MARKER).exists():
+                write_json_atomic(out / RUN_MARKER, {"what": "attempt-dist training run", "created": time.time()})
+            overwrite.finish_cut_moves(out, RUN_ARTIFACTS)
         except UserError as err:
             error = str(err)
+        except OSError as err:  # a full disk, a read-only file system: the lock or the mark not written
+            error = f"cannot write in {out} ({err.strerror}); free space there or choose another --output-dir"
     error = dist.broadcast_object(error)
     if error:
+        if lock is not None:
+            lock.release()
         raise AgreedError(error)
     return lock
 
 
-def clear_for_overwrite(out: Path) -> None:
-    for name in RUN_ARTIFACTS:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink(missing_ok=True)
+def set_old_run_aside(out: Path) -> None:
+    """--overwrite, once the new run's setup succeeded: the old run's files out of the way."""
+    overwrite.set_old_run_aside(out, RUN_ARTIFACTS)
+
+
+def drop_old_run(out: Path, info) -> None:
+    """The new run has its first complete checkpoint (or finished): the old run goes (rank 0)."""
+    if info.is_main:
+        overwrite.drop_old_run(out)
+
+
+def restore_old_run(out: Path, info) -> bool:
+    """The new run ended before that: the old run comes back (rank 0; True when there was one)."""
+    return bool(info and info.is_main) and overwrite.restore_old_run(out, RUN_ARTIFACTS)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -52,10 +53,24 @@ def parse_report_to(text: str) -> list[str]:
 
 
 def read_metrics(out_dir: str | Path) -> list[dict]:
+    """The file's rows. A last line cut short (the run was killed mid-write) is dropped with a
+    warning: the step it logged is retrained on --resume; a bad line before the last is an error."""
     path = Path(out_dir) / METRICS_FILENAME
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            if number < len(lines):
+                raise UserError(f"{path}:{number} is not a JSON line; remove that line (or the file) and rerun") from None
+            print(f"warning: {path}: dropped its torn last line {number} (the run was stopped while writing it)",
+                  file=sys.stderr, flush=True)
+    return rows
 
 
 class MetricsLog:
