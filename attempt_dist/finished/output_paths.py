@@ -4,8 +4,8 @@ A run folder and a sweep folder hold only what training and sweeps write: predic
 never write inside one (nor does export replace a folder that holds one). Paths are resolved
 (symlinks followed) before deciding, so a link to a run folder is that run folder.
 
-    run folder    config.json holding a "train" object (every run writes it when it starts),
-                  or a run record (result.json / failure.json) holding "status" and "config"
+    run folder    is_run_folder: the mark every run writes when it takes its folder, or (runs
+                  from before the mark) a run's config.json, a run record or a run's lock
     sweep folder  sweep.json holding "cells"
 
 Nothing here imports torch: these checks come before anything heavy is loaded.
@@ -18,10 +18,12 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from .record import FAILURE_FILENAME, RESULT_FILENAME
+from ..training.runlock import read_owner
+from .record import FAILURE_STATUSES, RESULT_FILENAME
 
 RUN_CONFIG = "config.json"
 SWEEP_FILE = "sweep.json"
+RUN_MARKER = ".attempt-dist-run.json"  # written by every run when it takes its folder
 
 
 def json_object(path: Path) -> dict | None:
@@ -33,17 +35,28 @@ def json_object(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def is_run_folder(out: Path) -> bool:
+    """Whether `out` holds a training run: its mark, or (runs from before the mark) a run's
+    config.json, a run record (result.json, failure.json, a sweep's set-aside failure.*.json) or
+    a training run's lock."""
+    if (out / RUN_MARKER).is_file():
+        return True
+    config = json_object(out / RUN_CONFIG)
+    if config is not None and isinstance(config.get("train"), dict):
+        return True
+    for record in (out / RESULT_FILENAME, *out.glob("failure*.json")):
+        data = json_object(record)
+        if data is not None and "config" in data and data.get("status") in ("completed", *FAILURE_STATUSES):
+            return True
+    return (read_owner(out) or {}).get("what") == "training run"
+
+
 def folder_kind(folder: Path) -> str | None:
     """"run" or "sweep" when `folder` is one (see the module's doc), else None."""
     if not folder.is_dir():
         return None
-    config = json_object(folder / RUN_CONFIG)
-    if config is not None and isinstance(config.get("train"), dict):
+    if is_run_folder(folder):
         return "run"
-    for name in (RESULT_FILENAME, FAILURE_FILENAME):
-        record = json_object(folder / name)
-        if record is not None and {"status", "config"} <= set(record):
-            return "run"
     sweep = json_object(folder / SWEEP_FILE)
     if sweep is not None and "cells" in sweep:
         return "sweep"

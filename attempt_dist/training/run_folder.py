@@ -24,12 +24,12 @@ from ..atomic_files import write_json_atomic
 from ..errors import AgreedError, UserError
 from ..finished.record import FAILURE_FILENAME, FAILURE_STATUSES, RESULT_FILENAME
 from . import overwrite
-from .runlock import FolderLock, read_owner
+from .runlock import FolderLock
+from ..finished.output_paths import RUN_MARKER, is_run_folder  # noqa: F401  (one definition, torch-free)
 
 # Files and folders a run writes in its --output-dir: what --overwrite sets aside and removes (nothing else).
 RUN_ARTIFACTS = (RESULT_FILENAME, FAILURE_FILENAME, "config.json", *ARTIFACT_FILES, tracking.METRICS_FILENAME,
                  "tensorboard", "checkpoints", "attention", "predictions", "logs", "debug")
-RUN_MARKER = ".attempt-dist-run.json"  # written by every run when it takes its folder
 _PROBE = ".write-test-"  # check_output_writable's file, there for an instant (another rank's)
 
 
@@ -48,29 +48,6 @@ def check_output_folder(text: str) -> None:
         raise UserError(f"{out} is not a training run folder (it holds {shown}) and a run writes only into "
                         "its own; choose a new or empty --output-dir")
     check_output_writable(out)
-
-
-def is_run_folder(out: Path) -> bool:
-    """Whether `out` holds a training run: its mark, or (runs from before the mark) a run's
-    config.json, a run record (result.json, failure.json, a sweep's set-aside failure.*.json) or
-    a training run's lock."""
-    if (out / RUN_MARKER).is_file():
-        return True
-    config = _read_json(out / "config.json")
-    if isinstance(config, dict) and isinstance(config.get("train"), dict):
-        return True
-    for record in (out / RESULT_FILENAME, *out.glob("failure*.json")):
-        data = _read_json(record)
-        if isinstance(data, dict) and "config" in data and data.get("status") in ("completed", *FAILURE_STATUSES):
-            return True
-    return (read_owner(out) or {}).get("what") == "training run"
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def check_output_writable(out: Path) -> None:

@@ -28,11 +28,13 @@ LOCK_FILENAME = ".lock"
 
 
 def read_owner(folder: str | os.PathLike) -> dict | None:
-    """The owner recorded in the folder's lock file (None when there is none or it is unreadable)."""
+    """The owner recorded in the folder's lock file (None when there is none, it is unreadable, or
+    it is not an owner record: other locks of the same name may hold just a pid)."""
     try:
-        return json.loads((Path(folder) / LOCK_FILENAME).read_text())
+        owner = json.loads((Path(folder) / LOCK_FILENAME).read_text())
     except (OSError, ValueError):
         return None
+    return owner if isinstance(owner, dict) else None
 
 
 def describe(owner: dict | None) -> str:
