@@ -26,6 +26,7 @@ from .options import TrainOption, add_grouped, check_flags, declared_options, tr
 # The `train --help` sections, in order; each option names its own. Method options (one flag
 # per option of any method's Config, methods/options.py) fill their section themselves.
 METHOD_OPTIONS_GROUP = "method options"
+RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
 GROUPS = {
     "what to train": None,
     "data": None,
@@ -146,8 +147,10 @@ class TrainConfig:
     no_checkpoints: bool = train_option(
         False, "write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
                "the run cannot be resumed and the last weights, not the best dev ones, are scored", group="output")
-    resume: bool = train_option(False, "continue from the latest checkpoint in --output-dir", group="output",
-                                may_change_on_resume=True)
+    resume: str = train_option(
+        "no", "continue the run in --output-dir from its newest intact checkpoint; `--resume` (yes) refuses a "
+              "folder without one, `--resume auto` starts the run there instead (sweeps, requeued jobs)",
+        group="output", choices=RESUME_MODES, bare="yes", may_change_on_resume=True)
     overwrite: bool = train_option(False, "replace a finished run in --output-dir", group="output",
                                    may_change_on_resume=True)
     save_attention: bool = train_option(True, "do not write ATTEMPT attention files", group="output",
@@ -155,6 +158,12 @@ class TrainConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
+
+    def __post_init__(self) -> None:
+        # A config file may say `resume: true` (or hold a config.json written when --resume was a
+        # bool): the same run as --resume yes / no.
+        if isinstance(self.resume, bool):
+            self.resume = "yes" if self.resume else "no"
 
     def method_config(self, method: str | None = None):
         """The validated Config of `method` (default: this run's) with these options."""
@@ -230,9 +239,11 @@ def validate(cfg: TrainConfig) -> None:
                         f"got {cfg.temperature_sampling}")
     if not cfg.dist_timeout > 0:
         raise UserError(f"--dist-timeout must be positive seconds, got {cfg.dist_timeout}")
-    if cfg.resume and cfg.no_checkpoints:
+    if cfg.resume not in RESUME_MODES:
+        raise UserError(f"--resume must be one of {', '.join(RESUME_MODES)}, got {cfg.resume!r}")
+    if cfg.resume != "no" and cfg.no_checkpoints:
         raise UserError("--resume needs checkpoints; drop --no-checkpoints")
-    if cfg.resume and cfg.overwrite:
+    if cfg.resume != "no" and cfg.overwrite:
         raise UserError("--resume and --overwrite contradict each other; pick one")
     if cfg.gpu_mem_cap is not None:
         from ..distributed import parse_size
