@@ -171,9 +171,9 @@ def _write_failed(root: Path, tag: str, problem: str, *, remove: bool) -> None:
     if remove:
         shutil.rmtree(root / tag, ignore_errors=True)
     previous = next((t for t in step_tags(root) if t != tag and check_tag(root, t).ok), None)
-    kept = f"the previous checkpoint {root / previous} is kept" if previous else "no earlier checkpoint exists"
-    raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}; "
-                                "free space (or fix the file system) and rerun with --resume")
+    kept = (f"the previous checkpoint {root / previous} is kept; free space (or fix the file system) and rerun "
+            "with --resume" if previous else "no earlier checkpoint exists; free space (or fix the file system) and rerun")
+    raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}")
 
 
 def _step(tag: str) -> int:
