@@ -128,3 +128,15 @@ def test_every_tag_damaged_is_one_error_line(killed, capsys):
         for fragment in ("no complete checkpoint", "step4 is damaged", "step2 is damaged", MODEL_STATES):
             assert fragment in line, line
     assert not (killed / "result.json").exists()
+
+
+def test_a_resumed_runs_config_json_reproduces_the_run_not_the_resume(tmp_path):
+    from attempt_dist.training.config import build_parser, config_from_args, parse_train_args
+
+    (tmp_path / "config.json").write_text(json.dumps({"train": {"method": "prompt", "resume": "yes"}}))
+    (tmp_path / "old.json").write_text(json.dumps({"train": {"method": "prompt", "resume": True}}))  # a bool, once
+    (tmp_path / "mine.yaml").write_text("method: prompt\nresume: true\n")
+    parsed = {name: config_from_args(parse_train_args(build_parser(), ["--config", str(tmp_path / name)]), check=False)
+              for name in ("config.json", "old.json", "mine.yaml")}
+    assert {name: cfg.resume for name, cfg in parsed.items()} == {"config.json": "no", "old.json": "no",
+                                                                  "mine.yaml": "yes"}

@@ -27,6 +27,14 @@ from .options import TrainOption, add_grouped, check_flags, declared_options, tr
 # per option of any method's Config, methods/options.py) fill their section themselves.
 METHOD_OPTIONS_GROUP = "method options"
 RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
+
+
+def resume_mode(value: Any) -> Any:
+    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
+    when --resume was a switch) is the same run as yes / no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 GROUPS = {
     "what to train": None,
     "data": None,
@@ -160,10 +168,7 @@ class TrainConfig:
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
 
     def __post_init__(self) -> None:
-        # A config file may say `resume: true` (or hold a config.json written when --resume was a
-        # bool): the same run as --resume yes / no.
-        if isinstance(self.resume, bool):
-            self.resume = "yes" if self.resume else "no"
+        self.resume = resume_mode(self.resume)  # a run's config.json from before `auto`: a bool
 
     def method_config(self, method: str | None = None):
         """The validated Config of `method` (default: this run's) with these options."""
@@ -275,7 +280,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     A run's config.json ({"train": {...}, "deepspeed": ...}), or the run folder holding it,
     gives its "train" block: the run's fields with its method options resolved and flat, as
-    TrainConfig.to_dict writes them.
+    TrainConfig.to_dict writes them, but `resume`: how that run was started in its folder (a
+    resumed run's "yes" would refuse a new folder), not what it trains.
     """
     import yaml
 
@@ -289,10 +295,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise UserError(f"--config {path} is not valid YAML or JSON: {str(err).splitlines()[0]}") from None
     if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = data["train"]
+        data = {k: v for k, v in data["train"].items() if k != "resume"}
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
     values = with_current_names({str(k).replace("-", "_"): v for k, v in data.items()})
+    if "resume" in values:
+        values["resume"] = resume_mode(values["resume"])
     known = set(DECLARED_OPTIONS) | set(cli_options())
     unknown = sorted(set(values) - known)
     if unknown:
