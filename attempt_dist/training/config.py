@@ -280,8 +280,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
 
     A run's config.json ({"train": {...}, "deepspeed": ...}), or the run folder holding it,
     gives its "train" block: the run's fields with its method options resolved and flat, as
-    TrainConfig.to_dict writes them, but `resume`: how that run was started in its folder (a
-    resumed run's "yes" would refuse a new folder), not what it trains.
+    TrainConfig.to_dict writes them, but `resume` reads as "no": it says how that run was started
+    in its folder (a resumed run's "yes" would refuse a new folder), not what it trains.
     """
     import yaml
 
@@ -295,7 +295,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise UserError(f"--config {path} is not valid YAML or JSON: {str(err).splitlines()[0]}") from None
     if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = {k: v for k, v in data["train"].items() if k != "resume"}
+        data = {**data["train"], "resume": "no"}
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
     values = with_current_names({str(k).replace("-", "_"): v for k, v in data.items()})
