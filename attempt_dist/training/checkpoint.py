@@ -121,10 +121,10 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
         _write_failed(root, tag, problems[0], remove=rank == 0)
     dist.barrier()
     files = dist.broadcast_object(_listing(tag_dir) if rank == 0 else None)
-    digests = _shared_checksums(tag_dir, files, rank, len(reports))
-    if isinstance(digests, str):
+    digests, problem = _shared_checksums(tag_dir, files, rank, len(reports))
+    if problem:
         dist.barrier()
-        _write_failed(root, tag, digests, remove=rank == 0)
+        _write_failed(root, tag, problem, remove=rank == 0)
     if rank == 0:
         try:
             write_json_atomic(tag_dir / MARKER, {"tag": tag, "step": engine.global_steps, "world_size": len(reports),
@@ -150,9 +150,10 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _shared_checksums(tag_dir: Path, files: dict[str, int], rank: int, world_size: int) -> dict[str, str] | str:
-    """name -> sha256 of each of `files`, every rank hashing its share (the files were just
-    written: they are read back from the page cache); on a read error, its one line, on every rank."""
+def _shared_checksums(tag_dir: Path, files: dict[str, int], rank: int, world_size: int) -> tuple[dict, str | None]:
+    """(name -> sha256 of each of `files`, None), every rank hashing its share (the files were
+    just written: they are read back from the page cache); on a read error, every rank gets
+    ({}, its one line)."""
     mine, problem = {}, None
     try:
         for i, name in enumerate(files):
@@ -164,15 +165,16 @@ def _shared_checksums(tag_dir: Path, files: dict[str, int], rank: int, world_siz
     for part, part_problem in dist.all_gather_object((mine, problem)):
         digests.update(part)
         problems += [part_problem] if part_problem else []
-    return problems[0] if problems else digests
+    return ({}, problems[0]) if problems else (digests, None)
 
 
 def _write_failed(root: Path, tag: str, problem: str, *, remove: bool) -> None:
     if remove:
         shutil.rmtree(root / tag, ignore_errors=True)
     previous = next((t for t in step_tags(root) if t != tag and check_tag(root, t).ok), None)
-    kept = (f"the previous checkpoint {root / previous} is kept; free space (or fix the file system) and rerun "
-            "with --resume" if previous else "no earlier checkpoint exists; free space (or fix the file system) and rerun")
+    fix = "free space (or fix the file system) and rerun"
+    kept = (f"the previous checkpoint {root / previous} is kept; {fix} with --resume" if previous
+            else f"no earlier checkpoint exists; {fix}")
     raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}")
 
 

@@ -26,15 +26,6 @@ from .options import TrainOption, add_grouped, check_flags, declared_options, tr
 # The `train --help` sections, in order; each option names its own. Method options (one flag
 # per option of any method's Config, methods/options.py) fill their section themselves.
 METHOD_OPTIONS_GROUP = "method options"
-RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
-
-
-def resume_mode(value: Any) -> Any:
-    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
-    when --resume was a switch) is the same run as yes / no."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
 GROUPS = {
     "what to train": None,
     "data": None,
@@ -44,6 +35,15 @@ GROUPS = {
     "scale and memory": None,
     "output": None,
 }
+RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
+
+
+def resume_mode(value: Any) -> Any:
+    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
+    when --resume was a switch) is the same run as yes / no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 
 
 @dataclass
