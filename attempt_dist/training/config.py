@@ -26,6 +26,7 @@ from .options import TrainOption, add_grouped, check_flags, declared_options, tr
 # The `train --help` sections, in order; each option names its own. Method options (one flag
 # per option of any method's Config, methods/options.py) fill their section themselves.
 METHOD_OPTIONS_GROUP = "method options"
+RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
 GROUPS = {
     "what to train": None,
     "data": None,
@@ -35,15 +36,6 @@ GROUPS = {
     "scale and memory": None,
     "output": None,
 }
-RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
-
-
-def resume_mode(value: Any) -> Any:
-    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
-    when --resume was a switch) is the same run as yes / no."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
 
 
 @dataclass
@@ -273,6 +265,14 @@ def build_parser(prog: str = "attempt-dist train", parser_class: type = argparse
     add_train_args(parser)
     add_launcher_args(parser)
     return parser
+
+
+def resume_mode(value: Any) -> Any:
+    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
+    when --resume was a switch) is the same run as yes / no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
