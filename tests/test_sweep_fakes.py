@@ -38,7 +38,8 @@ def _parse(argv):
                  "--ablation", "--max-length", "--lr", "--source-epochs", "--priors", "--spot-probe",
                  "--spot-mode", "--grad-accum", "--ds-config"):
         parser.add_argument(flag)
-    for flag in ("--resume", "--overwrite", "--no-prior", "--activation-checkpointing"):
+    parser.add_argument("--resume", nargs="?", const="yes")  # as the trainer: --resume [no|yes|auto]
+    for flag in ("--overwrite", "--no-prior", "--activation-checkpointing"):
         parser.add_argument(flag, action="store_true")
     return parser.parse_args(argv)
 

@@ -42,7 +42,7 @@ def test_each_cause_gets_its_retry_and_status_shows_them(kind, tmp_path, fake_en
     assert {n: s.status for n, s in states.items()} == {OK: "done", LOST: "done", BIG: "done",
                                                         DIVERGED: "failed", REFUSED: "failed"}
     # A lost rank: run again once, resuming from the checkpoint it left.
-    assert [c["resume"] for c in _calls(fake_env, "stalls-once")] == [False, True]
+    assert [c["resume"] for c in _calls(fake_env, "stalls-once")] == [None, "auto"]
     assert [(e["cause"], e["action"], e["exit_code"]) for e in states[LOST].retries] == [("rank lost", "requeue", 5)]
     # Out of memory: micro-batch halved twice, accumulation doubled, the effective batch kept.
     big = _calls(fake_env, "big-batch")
@@ -134,7 +134,7 @@ def test_a_relaunch_retries_only_what_it_ran_not_the_last_launchs_failures(tmp_p
     # launch's failure.json still names them; only the end of their new run is decided on.
     assert run_sweep(_sweep("debug", max_retries=2), run) == 1
     states = {s.name: s for s in collect_states(run)}
-    assert states[LOST].status == "done" and [c["resume"] for c in _calls(fake_env, "stalls-once")] == [False, True]
+    assert states[LOST].status == "done" and [c["resume"] for c in _calls(fake_env, "stalls-once")] == [None, "auto"]
     assert [e["action"] for e in states[LOST].retries] == ["give up"]  # launch 1; launch 2 resumed and finished
     # One decision per run, each about its own job: none about launch 1's job while the cell waited.
     first, second = states[DIVERGED].retries

@@ -112,7 +112,7 @@ def test_checkpoint_requeues_with_resume(tmp_path):
     delayed = job.checkpoint()
     assert isinstance(delayed, submitit.helpers.DelayedSubmission)
     requeued = delayed.function
-    assert requeued.resume and requeued._argv() == ["--model", "m", "--resume"]
+    assert requeued.resume and requeued._argv() == ["--model", "m", "--resume", "auto"]
     assert not job.resume and job._argv() == ["--model", "m"]
     assert not list(tmp_path.iterdir())  # checkpoint() saves nothing itself
 
@@ -145,7 +145,7 @@ def test_plot_after_sweep(tmp_path, fake_env):
 def test_requeued_retry_resumes_instead_of_overwriting(tmp_path):
     job = CellJob("test_sweep_fakes:train", ["--model", "m", "--overwrite"], str(tmp_path))
     assert job._argv() == ["--model", "m", "--overwrite"]
-    assert job.checkpoint().function._argv() == ["--model", "m", "--resume"]
+    assert job.checkpoint().function._argv() == ["--model", "m", "--resume", "auto"]
 
 
 def test_a_refusing_trainer_leaves_its_own_error_line_as_the_reason(tmp_path, fake_env):
@@ -163,7 +163,7 @@ def test_a_cell_with_checkpoints_resumes_instead_of_overwriting(tmp_path):
     assert job._argv() == ["--model", "m", "--overwrite"]
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest").write_text("step4")
-    assert job._argv() == ["--model", "m", "--resume"]
+    assert job._argv() == ["--model", "m", "--resume", "auto"]
 
 
 def test_ctrl_c_in_an_in_process_sweep_stops_it_with_one_line(tmp_path, fake_env, capsys):

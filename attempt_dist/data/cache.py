@@ -56,6 +56,7 @@ class TaskFeatures:
     dev_examples: list[Example]
     test_examples: list[Example]
     built: bool  # this process tokenised (False: the entry was found, or another rank built it)
+    key: str = ""  # the cache key: what these features were made from (a resumed run checks it)
 
 
 def _tokenizer_fingerprint(tokenizer) -> bytes:
@@ -108,6 +109,7 @@ def task_features(task: str, task_id: int, data_dir, seed: int, max_train: int |
     cache_dir None: tokenised in memory, nothing written."""
     identity, splits = _data_identity(task, data_dir, seed, max_train)
     limits = (max_source_length, max_target_length)
+    key = feature_key(identity, tokenizer, *limits)
 
     def build() -> tuple[dict, dict]:
         loaded = splits or load_task_splits(task, data_dir, seed=seed, max_train=max_train)
@@ -116,38 +118,38 @@ def task_features(task: str, task_id: int, data_dir, seed: int, max_train: int |
 
     if cache_dir is None:
         arrays, examples = build()
-        return _assemble(arrays, examples, task_id, built=True)
+        return _assemble(arrays, examples, task_id, key, built=True)
     cache_dir = Path(cache_dir)
-    entry = cache_dir / feature_key(identity, tokenizer, *limits)
+    entry = cache_dir / key
     opened = _open_entry(entry)
     if opened is not None:
-        return _assemble(*opened, task_id, built=False)
+        return _assemble(*opened, task_id, key, built=False)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         lock = open(cache_dir / f"{entry.name}.lock", "a")
     except OSError:  # a read-only cache folder costs speed, not correctness
         arrays, examples = build()
-        return _assemble(arrays, examples, task_id, built=True)
+        return _assemble(arrays, examples, task_id, key, built=True)
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another rank building this entry: wait for it
         opened = _open_entry(entry)
         if opened is not None:
-            return _assemble(*opened, task_id, built=False)
+            return _assemble(*opened, task_id, key, built=False)
         arrays, examples = build()
         try:
             _write_entry(entry, arrays, examples)
         except OSError:
-            return _assemble(arrays, examples, task_id, built=True)
+            return _assemble(arrays, examples, task_id, key, built=True)
     del arrays  # the in-memory copy: every rank, the builder too, reads the shared map instead
     opened = _open_entry(entry)
     if opened is None:
         raise RuntimeError(f"{entry}: the cache entry just written cannot be read back")
-    return _assemble(*opened, task_id, built=True)
+    return _assemble(*opened, task_id, key, built=True)
 
 
-def _assemble(arrays: dict, examples: dict, task_id: int, built: bool) -> TaskFeatures:
+def _assemble(arrays: dict, examples: dict, task_id: int, key: str, built: bool) -> TaskFeatures:
     return TaskFeatures(*(Features(arrays[name], task_id) for name in SPLITS),
-                        examples["dev"], examples["test"], built)
+                        examples["dev"], examples["test"], built, key)
 
 
 def _write_entry(entry: Path, arrays: dict, examples: dict) -> None:

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def stage_config(base: TrainConfig, **changes) -> TrainConfig:
     cfg = dataclasses.replace(base, **changes)
-    cfg.resume = not base.overwrite
+    cfg.resume = "no" if base.overwrite else "auto"  # a stage interrupted before its first checkpoint starts
     validate(cfg)
     return cfg
 

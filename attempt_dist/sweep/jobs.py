@@ -3,10 +3,10 @@
 Each job is a `submitit.helpers.Checkpointable`. On timeout or preemption submitit calls
 `checkpoint()` on rank 0 only, inside a signal handler, so it must not save anything: training
 already checkpoints on all ranks inside its loop. `checkpoint()` only requeues a copy of the
-job that passes `--resume`, so the requeued run continues from the latest checkpoint. A job
-that SLURM reruns as it was first submitted (`scontrol requeue`, preemption without the
-signal, a lost node) and a relaunched cell find their checkpoints when they start, and resume
-too.
+job that passes `--resume auto`, so the requeued run continues from the latest checkpoint (or
+starts, if it was stopped before its first one). A job that SLURM reruns as it was first
+submitted (`scontrol requeue`, preemption without the signal, a lost node) and a relaunched
+cell find their checkpoints when they start, and resume too.
 
 A job never raises for a failed run without leaving a record: if the trainer returns non-zero
 or raises and left no result.json / failure.json, the job writes failure.json itself, so the
@@ -56,8 +56,8 @@ class _Job(submitit.helpers.Checkpointable):
             return list(self.argv)
         # A requeued or relaunched run continues its own checkpoints: an --overwrite of its
         # first start (a retried cell) must not wipe them, and the trainer refuses the two
-        # flags together.
-        return [a for a in self.argv if a not in ("--overwrite", "--resume")] + ["--resume"]
+        # flags together. "auto": a job requeued before its first checkpoint starts the run.
+        return [a for a in self.argv if a != "--overwrite"] + ["--resume", "auto"]
 
     def _has_checkpoint(self) -> bool:
         # Decided when the job starts, not when it is submitted: SLURM reruns the very job it

@@ -7,16 +7,20 @@ and of t5-3b kilobytes plus optimizer state. Each rank also writes its own RNG a
 state beside the engine files.
 
 A tag is complete only once rank 0 has written `complete.json` in it, after every rank
-finished its files: the marker lists each file with its size and holds the run's
-configuration, so loading can tell a whole tag from a killed, truncated or partly deleted one
-and resume can check that it continues the same run. `latest` is written after the marker,
-and older tags are pruned only after that. Resume takes the newest complete step tag, naming
-any newer damaged one it passes over.
+finished its files: the marker lists each file with its size and sha256 (hashed right after the
+write, the ranks sharing the files) and holds the run's configuration and data fingerprint, so
+loading can tell a whole tag from a killed, truncated, partly deleted or silently changed one
+and resume can check that it continues the same run on the same data. `latest` is written
+after the marker, and older tags are pruned only after that. Resume takes the newest step tag
+whose files match their checksums, naming any newer damaged one it passes over; pruning and
+write-failure reports check sizes only (hashing every kept tag at every save would cost a read
+of each).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import random
 import shutil
@@ -83,8 +87,11 @@ def only_trainable_in_state_dict(module: torch.nn.Module) -> Iterator[None]:
 
 
 def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: int, config: dict,
-         latest: bool = True) -> Path:
+         data: dict | None = None, latest: bool = True) -> Path:
     """Write `tag` from every rank, then (rank 0) its completeness marker, then `latest`.
+
+    config: the run's configuration; data: its data fingerprint (task -> feature-cache key),
+    both recorded in the marker for resume to compare.
 
     A write error on any rank (no space left, quota, I/O) removes the partial tag and raises
     CheckpointWriteFailed on every rank; the previous complete tag and `latest` are untouched.
@@ -113,12 +120,15 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
         dist.barrier()
         _write_failed(root, tag, problems[0], remove=rank == 0)
     dist.barrier()
+    files = dist.broadcast_object(_listing(tag_dir) if rank == 0 else None)
+    digests, problem = _shared_checksums(tag_dir, files, rank, len(reports))
+    if problem:
+        dist.barrier()
+        _write_failed(root, tag, problem, remove=rank == 0)
     if rank == 0:
-        files = {str(p.relative_to(tag_dir)): p.stat().st_size for p in sorted(tag_dir.rglob("*"))
-                 if p.is_file() and not p.name.startswith(".") and p.name != MARKER}
         try:
             write_json_atomic(tag_dir / MARKER, {"tag": tag, "step": engine.global_steps, "world_size": len(reports),
-                                                 "files": files, "config": config})
+                                                 "files": files, "sha256": digests, "data": data, "config": config})
             if latest:
                 write_text_atomic(root / LATEST, tag)
         except OSError as err:  # the other ranks wait at the barrier below until --dist-timeout
@@ -129,13 +139,43 @@ def save(engine, output_dir: str | Path, tag: str, client_state: dict, *, rank: 
     return tag_dir
 
 
+def _listing(tag_dir: Path) -> dict[str, int]:
+    """name -> size of each file of a tag (the marker and hidden temporary files left out)."""
+    return {str(p.relative_to(tag_dir)): p.stat().st_size for p in sorted(tag_dir.rglob("*"))
+            if p.is_file() and not p.name.startswith(".") and p.name != MARKER}
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _shared_checksums(tag_dir: Path, files: dict[str, int], rank: int, world_size: int) -> tuple[dict, str | None]:
+    """(name -> sha256 of each of `files`, None), every rank hashing its share (the files were
+    just written: they are read back from the page cache); on a read error, every rank gets
+    ({}, its one line)."""
+    mine, problem = {}, None
+    try:
+        for i, name in enumerate(files):
+            if i % world_size == rank:
+                mine[name] = _sha256(tag_dir / name)
+    except OSError as err:
+        problem = _one_line(err)
+    digests, problems = {}, []
+    for part, part_problem in dist.all_gather_object((mine, problem)):
+        digests.update(part)
+        problems += [part_problem] if part_problem else []
+    return ({}, problems[0]) if problems else (digests, None)
+
+
 def _write_failed(root: Path, tag: str, problem: str, *, remove: bool) -> None:
     if remove:
         shutil.rmtree(root / tag, ignore_errors=True)
     previous = next((t for t in step_tags(root) if t != tag and check_tag(root, t).ok), None)
-    kept = f"the previous checkpoint {root / previous} is kept" if previous else "no earlier checkpoint exists"
-    raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}; "
-                                "free space (or fix the file system) and rerun with --resume")
+    fix = "free space (or fix the file system) and rerun"
+    kept = (f"the previous checkpoint {root / previous} is kept; {fix} with --resume" if previous
+            else f"no earlier checkpoint exists; {fix}")
+    raise CheckpointWriteFailed(f"writing checkpoint {root / tag} failed ({problem}); {kept}")
 
 
 def _step(tag: str) -> int:
@@ -171,8 +211,9 @@ class TagCheck:
         return self.problem is None
 
 
-def check_tag(root: Path, tag: str) -> TagCheck:
-    """Whether `tag` is whole: its marker exists and every file it lists has its recorded size."""
+def check_tag(root: Path, tag: str, *, verify: bool = False) -> TagCheck:
+    """Whether `tag` is whole: its marker exists and every file it lists has its recorded size;
+    with `verify`, also its recorded sha256 (a marker written before checksums: sizes only)."""
     tag_dir = root / tag
     if not tag_dir.is_dir():
         return TagCheck(tag, "its folder does not exist")
@@ -189,6 +230,15 @@ def check_tag(root: Path, tag: str) -> TagCheck:
             return TagCheck(tag, f"{name} is missing", marker)
         if path.stat().st_size != size:
             return TagCheck(tag, f"{name} is truncated or changed ({path.stat().st_size} of {size} bytes)", marker)
+    checksums = (marker.get("sha256") or {}) if verify else {}
+    for name, digest in checksums.items():
+        try:
+            same = _sha256(tag_dir / name) == digest
+        except OSError as err:
+            return TagCheck(tag, f"{name} is unreadable ({_one_line(err)})", marker)
+        if not same:
+            return TagCheck(tag, f"{name} does not match the sha256 recorded when it was saved "
+                                 "(same size, other bytes)", marker)
     return TagCheck(tag, None, marker)
 
 
@@ -217,7 +267,7 @@ def find_resumable(output_dir: str | Path) -> tuple[TagCheck | None, list[str]]:
     elif named is not None and not (root / named).is_dir():
         notes.append(f"{root / LATEST} names {named}, which does not exist")
     for tag in step_tags(root):
-        check = check_tag(root, tag)
+        check = check_tag(root, tag, verify=True)
         if check.ok:
             return check, notes
         notes.append(f"checkpoint {root / tag} is damaged: {check.problem}")
@@ -254,7 +304,7 @@ def load_best(engine, output_dir: str | Path, *, rank: int) -> str | None:
     """Restore tag "best" with its optimizer state (under ZeRO-3 the weights live in the
     optimizer's fp32 partitions, and a module-only load leaves the last step's weights in
     place); when that tag is damaged, load nothing and return what is wrong with it."""
-    damage = check_tag(checkpoint_dir(output_dir), "best").problem
+    damage = check_tag(checkpoint_dir(output_dir), "best", verify=True).problem
     if damage:
         return damage
     load(engine, output_dir, "best", rank=rank, optimizer=True)

@@ -28,6 +28,7 @@ from .options import TrainOption, add_grouped, check_flags, declared_options, tr
 # The `train --help` sections, in order; each option names its own. Method options (one flag
 # per option of any method's Config, methods/options.py) fill their section themselves.
 METHOD_OPTIONS_GROUP = "method options"
+RESUME_MODES = ("no", "yes", "auto")  # --resume: never, a checkpoint must exist, if one exists
 GROUPS = {
     "what to train": None,
     "data": None,
@@ -151,8 +152,10 @@ class TrainConfig:
     no_checkpoints: bool = train_option(
         False, "write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
                "the run cannot be resumed and the last weights, not the best dev ones, are scored", group="output")
-    resume: bool = train_option(False, "continue from the latest checkpoint in --output-dir", group="output",
-                                may_change_on_resume=True)
+    resume: str = train_option(
+        "no", "continue the run in --output-dir from its newest intact checkpoint; `--resume` (yes) refuses a "
+              "folder without one, `--resume auto` starts the run there instead (sweeps, requeued jobs)",
+        group="output", choices=RESUME_MODES, bare="yes", may_change_on_resume=True)
     overwrite: bool = train_option(False, "replace a finished run in --output-dir", group="output",
                                    may_change_on_resume=True)
     save_attention: bool = train_option(True, "do not write ATTEMPT attention files", group="output",
@@ -160,6 +163,9 @@ class TrainConfig:
     options: dict[str, Any] = field(default_factory=dict)
     """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""
+
+    def __post_init__(self) -> None:
+        self.resume = resume_mode(self.resume)  # a run's config.json from before `auto`: a bool
 
     def method_config(self, method: str | None = None):
         """The validated Config of `method` (default: this run's) with these options."""
@@ -242,9 +248,11 @@ def validate(cfg: TrainConfig) -> None:
                         f"got {cfg.temperature_sampling}")
     if not cfg.dist_timeout > 0:
         raise UserError(f"--dist-timeout must be positive seconds, got {cfg.dist_timeout}")
-    if cfg.resume and cfg.no_checkpoints:
+    if cfg.resume not in RESUME_MODES:
+        raise UserError(f"--resume must be one of {', '.join(RESUME_MODES)}, got {cfg.resume!r}")
+    if cfg.resume != "no" and cfg.no_checkpoints:
         raise UserError("--resume needs checkpoints; drop --no-checkpoints")
-    if cfg.resume and cfg.overwrite:
+    if cfg.resume != "no" and cfg.overwrite:
         raise UserError("--resume and --overwrite contradict each other; pick one")
     if cfg.gpu_mem_cap is not None:
         from ..distributed import parse_size
@@ -271,12 +279,21 @@ def build_parser(prog: str = "attempt-dist train", parser_class: type = argparse
     return parser
 
 
+def resume_mode(value: Any) -> Any:
+    """--resume's value; a bool (`resume: true` in a config file, a run's config.json written
+    when --resume was a switch) is the same run as yes / no."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Training options from a YAML or JSON file, by dest name (dashes read as underscores).
 
     A run's config.json ({"train": {...}, "deepspeed": ...}), or the run folder holding it,
     gives its "train" block: the run's fields with its method options resolved and flat, as
-    TrainConfig.to_dict writes them.
+    TrainConfig.to_dict writes them, but `resume` reads as "no": it says how that run was started
+    in its folder (a resumed run's "yes" would refuse a new folder), not what it trains.
     """
     import yaml
 
@@ -290,10 +307,12 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as err:
         raise UserError(f"--config {path} is not valid YAML or JSON: {str(err).splitlines()[0]}") from None
     if isinstance(data, dict) and isinstance(data.get("train"), dict):
-        data = data["train"]
+        data = {**data["train"], "resume": "no"}
     if not isinstance(data, dict):
         raise UserError(f"--config {path} must hold a mapping of option: value (e.g. batch_size: 8)")
     values = with_current_names({str(k).replace("-", "_"): v for k, v in data.items()})
+    if "resume" in values:
+        values["resume"] = resume_mode(values["resume"])
     known = set(DECLARED_OPTIONS) | set(cli_options())
     unknown = sorted(set(values) - known)
     if unknown:

@@ -69,14 +69,13 @@ def failure_of(err: BaseException, cfg) -> Failure | None:
         return Failure("oom", str(err), EXIT_OOM)
     if isinstance(err, Diverged):
         tag = ckpt.latest_tag(cfg.output_dir)
-        where = (f"the last good checkpoint is {Path(cfg.output_dir) / 'checkpoints' / tag}" if tag
-                 else "no checkpoint was saved")
-        return Failure("failed", f"{err}; training stopped, {where}; lower --lr or resume with --resume",
-                       EXIT_DIVERGED)
+        where = (f"the last good checkpoint is {Path(cfg.output_dir) / 'checkpoints' / tag}; lower --lr or resume "
+                 "with --resume" if tag else "no checkpoint was saved; lower --lr and rerun")
+        return Failure("failed", f"{err}; training stopped, {where}", EXIT_DIVERGED)
     if dist.is_collective_timeout(err):
         return Failure("failed", f"rank {os.environ.get('RANK', '0')} lost another rank (a collective failed or "
                                  f"waited past --dist-timeout {cfg.dist_timeout:g} s: a rank stopped or died); "
-                                 "rerun with --resume to continue from the last checkpoint",
+                                 "rerun with --resume auto to continue from the last checkpoint, if one was saved",
                        EXIT_STALLED, any_rank=True)
     if dist.is_oom(err):
         return Failure("oom", f"{cfg.model} {cfg.method} with batch {cfg.batch_size} {dist.OOM_HINT}", EXIT_OOM)

@@ -22,19 +22,21 @@ from ..cli_args import csv_arg
 
 
 def train_option(default: Any, help: str, *, group: str, flag: str | None = None, choices: tuple | None = None,
-                 at_least: int | None = None, within: tuple[int, int] | None = None,
+                 bare: str | None = None, at_least: int | None = None, within: tuple[int, int] | None = None,
                  may_change_on_resume: bool = False, path: bool = False, for_libraries: bool = True) -> Any:
     """A TrainConfig field that is also a train flag.
 
     group: the `train --help` section. flag: default --field-name; a bool defaulting to True
-    needs its negative flag (--no-save-attention). at_least: the smallest value validate()
+    needs its negative flag (--no-save-attention). bare: the value of a str option's flag given
+    without one (`--resume` alone means `--resume yes`). at_least: the smallest value validate()
     accepts (None, when the option allows it, always passes). within: the inclusive (lowest,
     highest) value validate() accepts (a seed: what numpy and torch take). may_change_on_resume: --resume accepts a new
     value (everything else defines the run: resume_config.py). path: a file or folder, which a
     sweep file gives relative to itself. for_libraries: a sweep's source-library build inherits
     the sweep's value (False: it describes one target cell or the library's own schedule).
     """
-    meta = {"help": help, "group": group, "flag": flag, "choices": choices, "at_least": at_least, "within": within,
+    meta = {"help": help, "group": group, "flag": flag, "choices": choices, "bare": bare, "at_least": at_least,
+            "within": within,
             "may_change_on_resume": may_change_on_resume, "path": path, "for_libraries": for_libraries}
     if isinstance(default, (list, dict)):  # a mutable default: each config gets its own copy
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -55,6 +57,7 @@ class TrainOption:
     help: str
     group: str
     choices: tuple | None
+    bare: str | None
     at_least: int | None
     within: tuple[int, int] | None
     may_change_on_resume: bool
@@ -70,6 +73,8 @@ class TrainOption:
                 kwargs["type"] = csv_arg if self.kind is list else self.kind
             if self.choices is not None:
                 kwargs["choices"] = self.choices
+            if self.bare is not None:
+                kwargs.update(nargs="?", const=self.bare)
         group.add_argument(self.flag, **kwargs)
 
 
@@ -98,7 +103,7 @@ def declared_options(config_cls: type) -> dict[str, TrainOption]:
         out[f.name] = TrainOption(
             name=f.name, flag=meta["flag"] or "--" + f.name.replace("_", "-"), kind=kind,
             optional="None" in str(f.type), default=default, help=meta["help"], group=meta["group"],
-            choices=meta["choices"], at_least=meta["at_least"], within=meta["within"],
+            choices=meta["choices"], bare=meta["bare"], at_least=meta["at_least"], within=meta["within"],
             may_change_on_resume=meta["may_change_on_resume"], path=meta["path"],
             for_libraries=meta["for_libraries"])
     return out

@@ -90,11 +90,8 @@ class Recipe:
         self.nodes = dist.node_count()
         self.progress = RunProgress(enabled=self.info.is_main)
         self.lock = hold_output_lock(self.out, self.info)
-        check_output_dir(self.out, resume=cfg.resume, overwrite=cfg.overwrite)
-        if cfg.resume:
-            self.resume_from = resume_config.checkpoint_to_resume(self.out, self.requested, self.info)
-            if self.resume_from is None:
-                log.info("--resume: no checkpoint in %s, starting from scratch", self.out)
+        check_output_dir(self.out, resume=cfg.resume != "no", overwrite=cfg.overwrite)
+        self.resume_from = resume_config.checkpoint_to_resume(self.out, cfg.resume, self.requested, self.info)
         setup_logging(self.out, self.info.rank, hold=cfg.overwrite)
         self.memory_cap = dist.apply_memory_cap(dist.parse_size(cfg.gpu_mem_cap) if cfg.gpu_mem_cap else None)
         ds_source = cfg.ds_config
@@ -130,10 +127,7 @@ class Recipe:
         self.data = load_run_data(cfg, self.info.rank, self.info.world_size)
         self.steps_per_epoch = max(1, len(self.data.sampler) // cfg.grad_accum)
         self.total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * self.steps_per_epoch))
-        resumed_at = self.resume_from.marker["step"] if self.resume_from else 0
-        if resumed_at > self.total_steps:
-            raise UserError(f"--resume: the checkpoint is at step {resumed_at}, past this run's {self.total_steps} "
-                            "steps; give --max-steps (or --epochs) at least that")
+        resume_config.check_continues(self.resume_from, self.total_steps, self.data.fingerprint, self.info)
 
     def _setup_model(self) -> None:
         cfg = self.cfg
@@ -172,7 +166,8 @@ class Recipe:
 
     def _save(self, tag: str, state: RunState, latest: bool = True) -> None:
         client = {"recipe": state.to_dict(), "per_rank": {"sampler": self.data.sampler.state_dict()}}
-        ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, config=self.requested, latest=latest)
+        ckpt.save(self.engine, self.out, tag, client, rank=self.info.rank, config=self.requested,
+                  data=self.data.fingerprint, latest=latest)
         if latest:  # a complete checkpoint to resume from: the run --overwrite replaced is no longer needed
             drop_old_run(self.out, self.info)
 

@@ -26,11 +26,14 @@ class RunData:
     eval_data: dict[str, list[TaskEvalData]]
     """"dev" and "test": one entry per task."""
     sampler: MultiTaskSampler
+    fingerprint: dict[str, str]
+    """Task -> its feature-cache key: a digest of its data files (or hub examples), the code that
+    formats and tokenises them, the tokenizer and limits. A checkpoint records it; resume checks it."""
 
 
 def load_run_data(cfg, rank: int, world_size: int) -> RunData:
     tokenizer = load_tokenizer(tokenizer_source(cfg))
-    train_features, eval_data = [], {"dev": [], "test": []}
+    train_features, eval_data, fingerprint = [], {"dev": [], "test": []}, {}
     cache = None if cfg.no_data_cache else (Path(cfg.cache_dir) / "features" if cfg.cache_dir else default_cache_dir())
     started, built = time.perf_counter(), 0
     for task_id, task in enumerate(cfg.tasks):
@@ -39,6 +42,7 @@ def load_run_data(cfg, rank: int, world_size: int) -> RunData:
         data = task_features(task, task_id, cfg.data_dir, cfg.data_seed, cfg.max_train_examples,
                              tokenizer, max_len, cfg.max_target_length, cache)
         train_features.append(data.train)
+        fingerprint[task] = data.key
         built += data.built
         for split, examples in (("dev", data.dev_examples), ("test", data.test_examples)):
             features = getattr(data, split).head(cfg.max_eval_examples)
@@ -48,4 +52,5 @@ def load_run_data(cfg, rank: int, world_size: int) -> RunData:
     sampler = MultiTaskSampler([len(f) for f in train_features], cfg.batch_size, rank, world_size, cfg.seed,
                                temperature=cfg.temperature_sampling, group_by_length=cfg.group_by_length,
                                lengths=[f.lengths for f in train_features] if cfg.group_by_length else None)
-    return RunData(tokenizer, Seq2SeqCollator(tokenizer.pad_token_id), train_features, eval_data, sampler)
+    return RunData(tokenizer, Seq2SeqCollator(tokenizer.pad_token_id), train_features, eval_data, sampler,
+                   fingerprint)
