@@ -119,9 +119,13 @@ class Throughput:
     steps: int
     examples: int
     eval: dict[str, dict[str, float]]
-    """split -> {"seconds", "calls"}: this process's evaluations (not carried over --resume)."""
+    """split -> {"seconds", "calls"}: this process's evaluations (not carried over --resume); newer
+    records add "generated_tokens", "decode_steps" and, where any, "ms_per_generated_token" and
+    "ms_per_decode_step" (attempt_dist.training.eval_time)."""
     steady: SteadyThroughput | None = added_field()
     """None when the run had no step past the warm-up to time."""
+    eval_share: float | None = added_field()
+    """Evaluation seconds (every split) over the run's wall time in this process."""
 
 
 @dataclass
