@@ -598,7 +598,9 @@ def main(argv: list[str] | None = None) -> int:
     if fixed_tasks:
         write_fixed_data(work / "data-fixed", fixed_tasks, mode.max_length)
         data["fixed"] = input_lengths(fixed_tasks, work / "data-fixed", "t5-tiny", mode.max_length)
-    if any(c.data == "mix" for c in cells) or (mode.peft_model and not args.no_peft and not args.cells):
+    pairs = set(args.pairs.split(","))
+    if any(c.data == "mix" for c in cells) or (mode.peft_model and not args.no_peft and not args.cells
+                                                and "grouping" in pairs):
         write_mix_data(work / "data-mix")
         data["mix"] = input_lengths(list(MIX_TASKS), work / "data-mix", "t5-tiny", None)
     for cell in cells:
@@ -612,7 +614,6 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(with_peak(run_cell(cell, mode, work, out, stem, args.timeout), args.peak_tflops))
         print(json.dumps({k: rows[-1].get(k) for k in ("cell", "status", "steady")}), flush=True)
     peft_row = paired = grouping = attention = None
-    pairs = set(args.pairs.split(","))
     if mode.peft_model and not args.no_peft and not args.cells:
         shape = (mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
         peft_row = peft_comparison(*shape) if "peft" in pairs else None

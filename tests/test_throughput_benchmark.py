@@ -123,3 +123,12 @@ def test_attention_comparison_trains_the_same_with_both_kernels():
     assert len(result["losses"]["sdpa"]) == len(result["losses"]["eager"]) == tp.WARMUP + tp.TIMED
     assert result["max_relative_loss_difference"] < 1e-4  # fp32: the same attention, other kernels
     assert result["eager_over_sdpa"] == pytest.approx(result["median_step_s"]["eager"] / result["median_step_s"]["sdpa"])
+
+
+def test_the_gpu_script_runs_the_gpu_cells_within_a_device_call():
+    script = (REPO / "benchmarks" / "gpu_throughput.sh").read_text()
+    line = next(l for l in script.replace("\\\n", " ").splitlines() if l.startswith("python3 benchmarks/throughput.py"))
+    argv = shlex.split(line.split("2>&1")[0])[2:]
+    args = tp.build_parser().parse_args(argv)
+    assert args.gpu and args.out == "$OUT"
+    assert args.deadline + args.timeout + 30 <= 580  # the last cell starts by the deadline, ends by its timeout
