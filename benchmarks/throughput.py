@@ -498,9 +498,10 @@ def markdown(report: dict) -> str:
              f"- command: `{report['command']}`",
              f"- per cell: {WARMUP} warm-up steps left out, {TIMED} timed; fixed data: every input "
              f"{report['max_length']} tokens; prompt length {report['prompt_length']}; random init, ZeRO-0 "
-             "(bf16 on a GPU, fp32 on the CPU)", ""]
+             "(bf16 on a GPU, fp32 on the CPU)"] + ([f"- note: {report['note']}"] if report.get("note") else []) + [""]
     heads = [h for _, h in COLUMNS + EVAL_COLUMNS]
-    lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    if report["cells"]:
+        lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for row in report["cells"]:
         steady = row.get("steady") or {}
         values = ([row["cell"], row["status"]] + [steady.get(k) for k, _ in COLUMNS[2:]]
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU: only the in-process comparisons, into <stem>-paired.json/.md")
     parser.add_argument("--pairs", default=",".join(PAIRS),
                         help=f"CPU: which in-process comparisons (comma-separated of {', '.join(PAIRS)}; default all)")
+    parser.add_argument("--note", default=None, help="a line for the report: how busy the machine was, say")
     parser.add_argument("--dry-run", action="store_true", help="print the trainer commands and exit")
     return parser
 
@@ -630,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python benchmarks/throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "warmup_steps": WARMUP, "timed_steps": TIMED, "max_length": mode.max_length,
               "prompt_length": mode.prompt_length, "data": data, "cells": rows, "peft": peft_row, "attempt_in_process": paired, "grouping_in_process": grouping,
-              "attention_in_process": attention,
+              "attention_in_process": attention, "note": args.note,
               "comparisons": comparisons(rows)}
     write_json_atomic(out / f"{stem}.json", report)
     write_text_atomic(out / f"{stem}.md", markdown(report))
