@@ -65,6 +65,7 @@ MIX_TASKS = ("boolq", "multirc", "record")
 # task: (passage field, median words added, log-normal sigma): approximate real length mixes.
 LENGTH_MIX = {"boolq": ("passage", 110, 0.55), "multirc": ("paragraph", 280, 0.3), "record": ("passage", 200, 0.35)}
 MIX_EXAMPLES = 400
+PAIRS = ("peft", "attempt", "attention", "grouping")  # the CPU's in-process comparisons
 # Words that are one token for the test tokenizer (and T5's): a passage of n of them is n tokens.
 FILLER = ("the of and to in a is that for it was with by on not this are at an were all her will who time "
           "year people way man school place question night home money word city name team person change").split()
@@ -81,12 +82,14 @@ class Cell:
     group_by_length: bool = False
     checkpointing: bool = False
     profile: bool = False
+    attn: str = "sdpa"  # --attn-implementation
 
     @property
     def name(self) -> str:
         tasks = "mt" if "," in self.tasks else self.tasks
         return (f"{self.model}_{self.method}_{tasks}_{self.data}_bs{self.batch}_{self.ds_config}"
-                + ("_grouped" if self.group_by_length else "") + ("_ckpt" if self.checkpointing else ""))
+                + ("_grouped" if self.group_by_length else "") + ("_ckpt" if self.checkpointing else "")
+                + (f"_{self.attn.split('_')[0]}" if self.attn != "sdpa" else ""))
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Mode:
     stem: str
     peft_model: str | None = None  # CPU: our prompt tuning against PEFT's on this backbone
     peft_batch: int = 4
+    eval_examples: int = 1  # per task, for the final evaluation's ms per generated token
 
 
 CPU = Mode(
@@ -118,14 +122,19 @@ GPU = Mode(
     cells=(
         # The issue's cells, in priority order: t5-3b prompt tuning vs ATTEMPT at batch 32,
         # 216-token inputs, ZeRO-0 bf16 (goal: ATTEMPT >= 0.95x; prompt tuning >= 30% MFU),
-        # both profiled; t5-large fine-tuning (goal >= 35% MFU); then the length mix.
+        # both profiled; t5-large fine-tuning (goal >= 35% MFU); T5's attention by sdpa (the
+        # default), flex attention and eager on t5-large prompt tuning (same seed and data: the
+        # losses compared step by step); then the length mix.
         Cell("t5-3b", "prompt", 32, profile=True),
         Cell("t5-3b", "attempt", 32, profile=True),
         Cell("t5-large", "finetune", 32),
+        Cell("t5-large", "prompt", 32),
+        Cell("t5-large", "prompt", 32, attn="flex_attention"),
+        Cell("t5-large", "prompt", 32, attn="eager"),
         Cell("t5-large", "prompt", 32, tasks=",".join(MIX_TASKS), data="mix"),
         Cell("t5-large", "prompt", 32, tasks=",".join(MIX_TASKS), data="mix", group_by_length=True),
     ),
-    max_length=216, prompt_length=100, stem="throughput-gpu")
+    max_length=216, prompt_length=100, stem="throughput-gpu", eval_examples=32)
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -190,7 +199,7 @@ def train_command(cell: Cell, mode: Mode, work: Path, python: str = sys.executab
     args = [python, "launch/train.py", "--model", cell.model, "--method", cell.method, "--tasks", cell.tasks,
             "--data-dir", str(data), "--init", "random", "--ds-config", f"ds_configs/{cell.ds_config}.json",
             "--batch-size", str(cell.batch), "--max-steps", str(steps_of(cell)), "--warmup-steps", "0",
-            "--max-target-length", "8", "--max-eval-examples", "1", "--eval-every", "1000000",
+            "--max-target-length", "8", "--max-eval-examples", str(mode.eval_examples), "--eval-every", "1000000",
             "--no-checkpoints", "--no-save-attention", "--no-data-cache", "--output-dir", str(work / "runs" / cell.name)]
     if cell.data == "fixed":
         args += ["--max-length", str(mode.max_length)]
@@ -202,6 +211,8 @@ def train_command(cell: Cell, mode: Mode, work: Path, python: str = sys.executab
         args.append("--group-by-length")
     if cell.checkpointing:
         args.append("--activation-checkpointing")
+    if cell.attn != "sdpa":
+        args += ["--attn-implementation", cell.attn]
     return args + ms.tokenizer_args(cell.model)
 
 
@@ -229,7 +240,8 @@ def run_cell(cell: Cell, mode: Mode, work: Path, out: Path, stem: str, timeout_s
     try:
         record = read_record(run_dir / "result.json")
         row.update(status="completed", steady=asdict(record.throughput.steady) if record.throughput.steady else None,
-                   steps=record.steps, peak_allocated_gib=_gib(record.memory.peak_allocated_bytes))
+                   steps=record.steps, peak_allocated_gib=_gib(record.memory.peak_allocated_bytes),
+                   train_loss=record.train_loss, wall_time_s=record.wall_time_s, **eval_figures(record.throughput))
     except RecordError:
         row.update(status="failed", steady=None, error=tail.strip().splitlines()[-1:] if tail else None)
     profile = run_dir / "profile" / "top_ops.txt"
@@ -240,6 +252,15 @@ def run_cell(cell: Cell, mode: Mode, work: Path, out: Path, stem: str, timeout_s
         shutil.copy(run_dir / "profile" / "top_ops.json", dest / f"{cell.name}.json")
         row["profile"] = str((dest / f"{cell.name}.txt").relative_to(out))
     return row
+
+
+def eval_figures(throughput) -> dict:
+    """The run's evaluation cost: its share of the run's wall time and ms per generated token (every split)."""
+    splits = throughput.eval.values()
+    tokens = sum(s.get("generated_tokens", 0) for s in splits)
+    seconds = sum(s["seconds"] for s in splits)
+    return {"eval_share": throughput.eval_share, "eval_s": round(seconds, 3),
+            "eval_ms_per_generated_token": round(1000 * seconds / tokens, 3) if tokens else None}
 
 
 def _gib(value) -> float | None:
@@ -257,9 +278,11 @@ def with_peak(row: dict, peak_tflops: float | None) -> dict:
 
 
 # --- paired step timings in one process ------------------------------------------------------------
-def alternating_medians(models: dict, batches: dict, steps: int = WARMUP + TIMED) -> dict[str, float]:
+def alternating_medians(models: dict, batches: dict, steps: int = WARMUP + TIMED,
+                        losses: dict | None = None) -> dict[str, float]:
     """Median step time (forward, backward, AdamW step, fp32) of each model on its batch, the models
-    taking turns step by step (so a busy machine slows them alike); the first WARMUP steps left out."""
+    taking turns step by step (so a busy machine slows them alike); the first WARMUP steps left out.
+    losses: filled with each model's loss at every step."""
     import torch
 
     optimizers = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=0.3) for k, m in models.items()}
@@ -268,10 +291,13 @@ def alternating_medians(models: dict, batches: dict, steps: int = WARMUP + TIMED
         for name, model in models.items():
             model.train()
             start = time.perf_counter()
-            model(**batches[name]).loss.backward()
+            loss = model(**batches[name]).loss
+            loss.backward()
             optimizers[name].step()
             optimizers[name].zero_grad(set_to_none=True)
             times[name].append(time.perf_counter() - start)
+            if losses is not None:
+                losses.setdefault(name, []).append(loss.item())
     return {k: statistics.median(v[WARMUP:]) for k, v in times.items()}
 
 
@@ -333,6 +359,36 @@ def attempt_comparison(model: str, batch: int, input_len: int, prompt_length: in
             "timed_steps": TIMED, "median_step_s": median, "attempt_over_prompt": median["attempt"] / median["prompt"]}
 
 
+def attention_comparison(model: str, batch: int, input_len: int, prompt_length: int) -> dict:
+    """T5's attention by sdpa (the default) against eager, in one process: prompt tuning on the same
+    random backbone (copied, dropout off), batch and prompt; step times alternating, and the losses
+    of both at every step (the same training in exact arithmetic)."""
+    import copy
+
+    import torch
+    from transformers import T5ForConditionalGeneration
+
+    from attempt_dist.model.backbones import get_spec, use_attention
+    from attempt_dist.methods import prompt as prompt_method
+    from attempt_dist.methods.inputs import MethodInputs
+
+    torch.manual_seed(0)
+    config = get_spec(model).config()
+    config.dropout_rate = 0.0  # no dropout: both train on the same numbers, whose losses are compared
+    sdpa = prompt_method.wrap(T5ForConditionalGeneration(config), prompt_method.Config(prompt_length=prompt_length),
+                              MethodInputs())
+    eager = copy.deepcopy(sdpa)
+    use_attention(eager.backbone, "eager")
+    data = _random_batch(config, batch, input_len)
+    data["attention_mask"][1::2, input_len // 2:] = 0  # ragged rows: the mask reaches the kernels
+    losses: dict[str, list[float]] = {}
+    median = alternating_medians({"sdpa": sdpa, "eager": eager}, {"sdpa": data, "eager": data}, losses=losses)
+    diff = max(abs(a - b) / abs(b) for a, b in zip(losses["sdpa"], losses["eager"]))
+    return {"model": model, "batch": batch, "input_len": input_len, "prompt_length": prompt_length,
+            "timed_steps": TIMED, "median_step_s": median, "eager_over_sdpa": median["eager"] / median["sdpa"],
+            "losses": losses, "max_relative_loss_difference": diff}
+
+
 def grouping_comparison(data_dir: Path, model: str = "t5-mini", batch: int = 8, prompt_length: int = 100,
                         timed: int = 2 * TIMED) -> dict:
     """Random against length-grouped batches of the mix at `data_dir`, in one process: the same
@@ -389,6 +445,8 @@ def grouping_comparison(data_dir: Path, model: str = "t5-mini", batch: int = 8, 
 COLUMNS = [("cell", "cell"), ("status", "status"), ("step_time_s", "step s"), ("step_time_median_s", "median s"),
            ("examples_per_s", "examples/s"), ("tokens_per_s", "real tokens/s"), ("padding_fraction", "padding"),
            ("model_tflops_per_s", "model TFLOP/s"), ("mfu", "MFU"), ("hfu", "HFU")]
+# The run's evaluation (the final dev and test evaluations), beside the steady training figures.
+EVAL_COLUMNS = [("eval_share", "eval share of run"), ("eval_ms_per_generated_token", "eval ms / generated token")]
 
 
 def _fmt(value) -> str:
@@ -401,17 +459,31 @@ def _fmt(value) -> str:
 
 def comparisons(rows: list[dict]) -> list[str]:
     """The goals, as paired ratios of cells of this run."""
-    by = {(r["model"], r["method"], r["tasks"], r["data"], r["group_by_length"]): r.get("steady") for r in rows}
+    by = {(r["model"], r["method"], r["tasks"], r["data"], r["group_by_length"], r.get("attn", "sdpa")): r.get("steady")
+          for r in rows}
+    losses = {(r["model"], r["method"], r["tasks"], r["data"], r["group_by_length"], r.get("attn", "sdpa")):
+              r.get("train_loss") for r in rows}
     lines = []
-    for (model, method, tasks, data, grouped), steady in by.items():
+    for key, steady in by.items():
+        model, method, tasks, data, grouped, attn = key
+        if attn != "sdpa":
+            base = by.get((*key[:5], "sdpa"))
+            if steady and base:
+                ours, theirs = losses.get(key) or [], losses.get((*key[:5], "sdpa")) or []
+                diff = max((abs(a - b) / abs(b) for a, b in zip(ours, theirs)), default=None)
+                lines.append(f"{model} {method}, attention by {attn} / sdpa: examples/s "
+                             f"{steady['examples_per_s'] / base['examples_per_s']:.3f}x; training losses "
+                             + (f"within {diff:.2%} of sdpa's at every one of {min(len(ours), len(theirs))} steps"
+                                if diff is not None else "not recorded"))
+            continue
         if method == "attempt" and steady:
-            base = by.get((model, "prompt", tasks, data, grouped))
+            base = by.get((model, "prompt", tasks, data, grouped, "sdpa"))
             if base:
                 lines.append(f"{model} ATTEMPT / prompt tuning ({tasks}): step time "
                              f"{steady['step_time_median_s'] / base['step_time_median_s']:.3f}x (median), examples/s "
                              f"{steady['examples_per_s'] / base['examples_per_s']:.3f}x")
         if grouped and steady:
-            base = by.get((model, method, tasks, data, False))
+            base = by.get((model, method, tasks, data, False, "sdpa"))
             if base:
                 lines.append(f"{model} {method} {data} mix, --group-by-length / random batches: examples/s "
                              f"{steady['examples_per_s'] / base['examples_per_s']:.2f}x, padding "
@@ -426,11 +498,14 @@ def markdown(report: dict) -> str:
              f"- command: `{report['command']}`",
              f"- per cell: {WARMUP} warm-up steps left out, {TIMED} timed; fixed data: every input "
              f"{report['max_length']} tokens; prompt length {report['prompt_length']}; random init, ZeRO-0 "
-             "(bf16 on a GPU, fp32 on the CPU)", ""]
-    lines += ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             "(bf16 on a GPU, fp32 on the CPU)"] + ([f"- note: {report['note']}"] if report.get("note") else []) + [""]
+    heads = [h for _, h in COLUMNS + EVAL_COLUMNS]
+    if report["cells"]:
+        lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for row in report["cells"]:
         steady = row.get("steady") or {}
-        values = [row["cell"], row["status"]] + [steady.get(k) for k, _ in COLUMNS[2:]]
+        values = ([row["cell"], row["status"]] + [steady.get(k) for k, _ in COLUMNS[2:]]
+                  + [row.get(k) for k, _ in EVAL_COLUMNS])
         lines.append("| " + " | ".join(_fmt(v) for v in values) + " |")
     lines += ["", "## Goals, side by side", ""] + [f"- {line}" for line in report["comparisons"]]
     if report.get("peft"):
@@ -445,6 +520,13 @@ def markdown(report: dict) -> str:
                      f"batch {p['batch']} x {p['input_len']} tokens, prompt {p['prompt_length']} (plain torch, median of "
                      f"{p['timed_steps']} steps each, alternating): {p['attempt_over_prompt']:.3f}x step time "
                      f"({p['median_step_s']['attempt']:.3f} s vs {p['median_step_s']['prompt']:.3f} s)")
+    if report.get("attention_in_process"):
+        a = report["attention_in_process"]
+        lines.append(f"- T5 attention by eager / by sdpa (the default) in one process, {a['model']} prompt tuning, batch "
+                     f"{a['batch']} x {a['input_len']} tokens (half the rows half padding), prompt {a['prompt_length']} "
+                     f"(plain torch, median of {a['timed_steps']} steps each, alternating): {a['eager_over_sdpa']:.3f}x "
+                     f"step time ({a['median_step_s']['eager']:.3f} s vs {a['median_step_s']['sdpa']:.3f} s); losses "
+                     f"within {a['max_relative_loss_difference']:.1e} (relative) of each other at every step")
     if report.get("grouping_in_process"):
         g = report["grouping_in_process"]
         lines.append(f"- --group-by-length / random batches of the length mix in one process, {g['model']} prompt tuning "
@@ -483,6 +565,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-peft", action="store_true", help="CPU: skip the in-process comparisons")
     parser.add_argument("--paired-only", action="store_true",
                         help="CPU: only the in-process comparisons, into <stem>-paired.json/.md")
+    parser.add_argument("--pairs", default=",".join(PAIRS),
+                        help=f"CPU: which in-process comparisons (comma-separated of {', '.join(PAIRS)}; default all)")
+    parser.add_argument("--note", default=None, help="a line for the report: how busy the machine was, say")
     parser.add_argument("--dry-run", action="store_true", help="print the trainer commands and exit")
     return parser
 
@@ -492,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
 
     args = build_parser().parse_args(argv)
+    if not set(args.pairs.split(",")) <= set(PAIRS):
+        raise SystemExit(f"error: --pairs {args.pairs}: each must be one of {', '.join(PAIRS)}")
     mode = CPU if args.cpu else GPU
     cells = [] if args.paired_only else list(mode.cells)
     if args.cells:
@@ -513,7 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     if fixed_tasks:
         write_fixed_data(work / "data-fixed", fixed_tasks, mode.max_length)
         data["fixed"] = input_lengths(fixed_tasks, work / "data-fixed", "t5-tiny", mode.max_length)
-    if any(c.data == "mix" for c in cells) or (mode.peft_model and not args.no_peft and not args.cells):
+    pairs = set(args.pairs.split(","))
+    if any(c.data == "mix" for c in cells) or (mode.peft_model and not args.no_peft and not args.cells
+                                                and "grouping" in pairs):
         write_mix_data(work / "data-mix")
         data["mix"] = input_lengths(list(MIX_TASKS), work / "data-mix", "t5-tiny", None)
     for cell in cells:
@@ -526,11 +615,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         rows.append(with_peak(run_cell(cell, mode, work, out, stem, args.timeout), args.peak_tflops))
         print(json.dumps({k: rows[-1].get(k) for k in ("cell", "status", "steady")}), flush=True)
-    peft_row = paired = grouping = None
+    peft_row = paired = grouping = attention = None
     if mode.peft_model and not args.no_peft and not args.cells:
-        peft_row = peft_comparison(mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
-        paired = attempt_comparison(mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
-        grouping = grouping_comparison(work / "data-mix", prompt_length=mode.prompt_length)
+        shape = (mode.peft_model, mode.peft_batch, mode.max_length, mode.prompt_length)
+        peft_row = peft_comparison(*shape) if "peft" in pairs else None
+        paired = attempt_comparison(*shape) if "attempt" in pairs else None
+        attention = attention_comparison(*shape) if "attention" in pairs else None
+        grouping = grouping_comparison(work / "data-mix", prompt_length=mode.prompt_length) if "grouping" in pairs else None
     from attempt_dist.atomic_files import write_json_atomic, write_text_atomic
     from attempt_dist.provenance import package_versions
 
@@ -541,6 +632,7 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python benchmarks/throughput.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "warmup_steps": WARMUP, "timed_steps": TIMED, "max_length": mode.max_length,
               "prompt_length": mode.prompt_length, "data": data, "cells": rows, "peft": peft_row, "attempt_in_process": paired, "grouping_in_process": grouping,
+              "attention_in_process": attention, "note": args.note,
               "comparisons": comparisons(rows)}
     write_json_atomic(out / f"{stem}.json", report)
     write_text_atomic(out / f"{stem}.md", markdown(report))

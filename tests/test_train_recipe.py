@@ -38,6 +38,16 @@ def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
     assert steady["mfu"] is None  # the CPU has no known peak
     train_lines = [row for row in tracking.read_metrics(out) if row["kind"] == "train"]
     assert train_lines[-1]["steady"]["timed_steps"] == 9
+    # what evaluating cost: dev at the last step and at the end, test at the end; per generated token
+    evals = rec["throughput"]["eval"]
+    assert (evals["dev"]["calls"], evals["test"]["calls"]) == (2, 1)
+    for spent in evals.values():
+        assert spent["generated_tokens"] >= spent["decode_steps"] > 0  # 2 examples per task and batch
+        assert spent["ms_per_generated_token"] == pytest.approx(1000 * spent["seconds"] / spent["generated_tokens"],
+                                                                rel=1e-2)  # seconds are rounded to ms
+    share = rec["throughput"]["eval_share"]
+    assert 0 < share < 1 and share == pytest.approx(sum(s["seconds"] for s in evals.values()) / rec["wall_time_s"],
+                                                    rel=1e-2)
     losses = rec["train_loss"]
     assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     saved = json.loads((out / "config.json").read_text())

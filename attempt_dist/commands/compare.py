@@ -34,8 +34,9 @@ def run(args) -> int:
     if not cells:
         raise UserError(f"{run_dir} holds no completed run of a task in the paper's Tables 2-4; nothing to compare")
     console = Console()
+    speed = speed_rows(records, run_dir)
     if args.json:
-        console.print_json(json.dumps({"split": args.split, "cells": [c.to_json() for c in cells]}))
+        console.print_json(json.dumps({"split": args.split, "cells": [c.to_json() for c in cells], "speed": speed}))
         return 0
     for key in dict.fromkeys((c.table, c.model) for c in cells):
         mine = [c for c in cells if (c.table, c.model) == key]
@@ -57,4 +58,29 @@ def run(args) -> int:
         for c in mine:
             if c.slip:
                 console.print(f"{SLIP_MARK} {c.row} {column_label(c.column)}: {c.slip}", highlight=False)
+    if speed:
+        console.print(speed_table(speed))
     return 0
+
+
+def speed_rows(records, run_dir: Path) -> list[dict]:
+    """Each completed run's steady-state speed (RunResult.speed), where its run measured one."""
+    return [{"run": str(r.path.relative_to(run_dir)), "model": r.model, "method": r.variant, "tasks": list(r.tasks),
+             "seed": r.seed, **r.speed} for r in records if r.speed is not None]
+
+
+def speed_table(rows: list[dict]):
+    """How well each run used its device: steady-state tokens/s, examples/s and MFU per run."""
+    from rich.table import Table
+
+    from ..finished.record import speed_text
+
+    table = Table(title="Training speed (steady state: the first steps left out)", title_justify="left")
+    table.add_column("Run", no_wrap=True)  # a folder users copy: never folded
+    for name in ("Model", "Method", "Tasks", "tokens/s", "examples/s", "MFU"):
+        table.add_column(name, justify="right" if name[0].islower() or name == "MFU" else "left")
+    for row in rows:
+        text = speed_text(row)
+        table.add_row(row["run"], row["model"], row["method"], ",".join(row["tasks"]), text["tokens/s"],
+                      text["examples/s"], text["MFU"])
+    return table

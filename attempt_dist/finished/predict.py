@@ -191,7 +191,7 @@ def trained_model(cfg, artifact: Artifact, where: Path) -> torch.nn.Module:
     """The wrapped model of `cfg` with the artefact's tensors loaded (CPU, float32)."""
     from ..model.build import build_model, load_backbone
 
-    backbone = load_backbone(cfg)
+    backbone = load_backbone(cfg, training=False)
     model, _ = build_model(cfg, backbone, rebuilt_inputs(cfg, artifact, backbone.config.d_model, where))
     state = dict(artifact.state)
     if artifact.legacy:  # an older run: its source prompts came from the library just read

@@ -119,9 +119,13 @@ class Throughput:
     steps: int
     examples: int
     eval: dict[str, dict[str, float]]
-    """split -> {"seconds", "calls"}: this process's evaluations (not carried over --resume)."""
+    """split -> {"seconds", "calls"}: this process's evaluations (not carried over --resume); newer
+    records add "generated_tokens", "decode_steps" and, where any, "ms_per_generated_token" and
+    "ms_per_decode_step" (attempt_dist.training.eval_time)."""
     steady: SteadyThroughput | None = added_field()
     """None when the run had no step past the warm-up to time."""
+    eval_share: float | None = added_field()
+    """Evaluation seconds (every split) over the run's wall time in this process."""
 
 
 @dataclass
@@ -168,6 +172,25 @@ class RunResult:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def speed(self) -> dict | None:
+        """How well the run used its device, as sweep status and compare show it: steady-state
+        real tokens/s, examples/s and MFU (the first steps left out), or None for a run too short to
+        have a steady state (or a record from before runs measured one)."""
+        steady = self.throughput.steady if self.throughput is not None else None
+        if steady is None:
+            return None
+        return {"tokens_per_s": steady.tokens_per_s, "examples_per_s": steady.examples_per_s, "mfu": steady.mfu}
+
+
+def speed_text(speed: dict | None) -> dict[str, str]:
+    """RunResult.speed() as tables show it: {"tokens/s", "examples/s", "MFU"}, "-" where the run had
+    no steady state (too few steps) or the device's peak is unknown (the CPU: MFU)."""
+    speed = speed or {}
+    tokens, examples, mfu = speed.get("tokens_per_s"), speed.get("examples_per_s"), speed.get("mfu")
+    return {"tokens/s": f"{tokens:,.0f}" if tokens is not None else "-",
+            "examples/s": f"{examples:.3g}" if examples is not None else "-",
+            "MFU": f"{100 * mfu:.1f}%" if mfu is not None else "-"}
 
 
 @dataclass

@@ -112,32 +112,40 @@ class AttemptPrompt(nn.Module):
             d_model, cfg.bottleneck, device=sources.device)
 
     def attention(self, embeds, mask, targets):
-        """a [B, k]: k = t+1 with a target prompt (the target last), t without."""
+        """a [B, k] in fp32: k = t+1 with a target prompt (the target last), t without."""
         batch = embeds.shape[0]
         num_sources = self.sources.shape[0]
         if self.gate is None:  # constant attention: 1/t on every source prompt
             return embeds.new_full((batch, num_sources), 1.0 / num_sources, dtype=torch.float32)
         pooled = masked_max_pool(embeds, mask)
-        # G runs in its own dtype (bf16 under DeepSpeed on GPU); the attention in fp32.
-        hidden = self.gate(pooled.to(self.gate.down.weight.dtype)).float()       # [B, d]
-        keys = self.sources.amax(dim=1).unsqueeze(0).expand(batch, -1, -1)       # [B, t, d]
+        hidden = self.gate(pooled.to(self.gate.down.weight.dtype)).to(embeds.dtype)  # [B, d]
+        keys = self.sources.to(embeds.dtype).amax(dim=1).unsqueeze(0).expand(batch, -1, -1)  # [B, t, d]
         if targets is not None:
             keys = torch.cat([keys, targets.amax(dim=1, keepdim=True)], dim=1)   # [B, t+1, d]
-        logits = torch.einsum("bkd,bd->bk", keys.float(), hidden)
+        # The dot products run in the prompts' dtype (a bf16 matmul accumulates in fp32; max-pooled
+        # keys are exact in bf16); the softmax and its backward run in fp32: the weights are all near
+        # 1/k, and the softmax's gradient, a * (g - sum_j a_j g_j), is a difference of nearly equal
+        # numbers that bf16's 8-bit mantissa would cancel away, starving the gate of its gradient.
+        logits = torch.einsum("bkd,bd->bk", keys, hidden).float()
         logits = logits / (self.d_model * math.exp(self.temperature))
         return torch.softmax(logits, dim=-1)
 
     def forward(self, embeds, mask, task_ids):
-        targets = None if self.target is None else self.target[task_ids].float()  # [B, m, d]
+        # In the input embeddings' dtype, which the prompt joins (bf16 under DeepSpeed's bf16, where
+        # it casts this module too): no fp32 copies of the prompts per micro-step; only the
+        # attention weights are fp32 (see attention) and are rounded once for the mix. In fp32
+        # every .to() below is a no-op: the same operations as always, bit for bit.
+        dtype = embeds.dtype
+        targets = None if self.target is None else self.target[task_ids].to(dtype)  # [B, m, d]
         weights = self.attention(embeds, mask, targets)
+        mix = weights.to(dtype)
         num_sources = self.sources.shape[0]
-        # Mixed in fp32: DeepSpeed's bf16 casts the source buffer to bf16, the weights are fp32.
-        mixed = torch.einsum("bt,tmd->bmd", weights[:, :num_sources], self.sources.float())
+        mixed = torch.einsum("bt,tmd->bmd", mix[:, :num_sources], self.sources.to(dtype))
         if targets is None:
             return mixed, weights
         if self.gate is None:  # constant attention keeps P_target with weight 1
             return targets + mixed, weights
-        return targets + mixed + weights[:, num_sources:, None] * targets, weights
+        return targets + mixed + mix[:, num_sources:, None] * targets, weights
 
 
 def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:

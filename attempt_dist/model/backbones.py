@@ -20,6 +20,9 @@ import torch
 from ..errors import UserError, shown
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
+# What transformers' T5 accepts as its attention (5.x: sdpa and flex, no FlashAttention: the
+# relative position bias is an additive mask); sdpa first, the default.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flex_attention")
 
 if TYPE_CHECKING:  # imported where used: transformers takes seconds, and a run refused at its
     # arguments (and the light commands: tasks, params) should not pay for it
@@ -156,6 +159,18 @@ def build_backbone(
     if dtype is not None and mode != "pretrained":
         model = model.to(dtype)
     return model
+
+
+def use_attention(model: T5ForConditionalGeneration, implementation: str, *, training: bool = True) -> None:
+    """Run T5's attention with `implementation` (one of ATTN_IMPLEMENTATIONS): the same attention
+    by another kernel. Without a GPU flex attention cannot train (torch has no CPU backward for
+    it); a run trained with it predicts on the CPU through sdpa."""
+    if implementation == "flex_attention" and not torch.cuda.is_available():
+        if training:
+            raise UserError("--attn-implementation flex_attention needs a GPU (torch's flex attention has no "
+                            "backward on the CPU); use sdpa (the default) or eager")
+        implementation = "sdpa"
+    model.set_attn_implementation(implementation)
 
 
 def enable_activation_checkpointing(model: T5ForConditionalGeneration) -> None:

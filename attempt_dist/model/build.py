@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec
+from .backbones import build_backbone, enable_activation_checkpointing, freeze, get_spec, use_attention
 from ..methods import MethodInputs, apply_method, method_hook, needs
 from ..methods.prompts import load_library
 from ..training.config import TrainConfig
@@ -28,7 +28,7 @@ def tokenizer_source(cfg: TrainConfig) -> str:
     return cfg.model_path if (cfg.model_path and init_mode(cfg) == "pretrained") else cfg.model
 
 
-def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
+def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None, *, training: bool = True):
     mode = init_mode(cfg)
     backbone = freeze(build_backbone(cfg.model, mode, dtype=dtype, path=cfg.model_path, seed=cfg.seed))
     if cfg.dropout is not None:
@@ -38,6 +38,7 @@ def load_backbone(cfg: TrainConfig, dtype: torch.dtype | None = None):
                 module.p = cfg.dropout
             elif isinstance(getattr(module, "dropout", None), float):
                 module.dropout = cfg.dropout  # T5Attention keeps its rate as a float
+    use_attention(backbone, cfg.attn_implementation, training=training)
     if cfg.activation_checkpointing:
         enable_activation_checkpointing(backbone)
     return backbone

@@ -46,6 +46,7 @@ class Record:
     spot_mode: str | None = None    # SPoT: generic (SPoT-g) | targeted (SPoT-t)
     prompt_length: int | None = None  # m
     bottleneck: int | None = None   # ATTEMPT's gate bottleneck r
+    speed: dict | None = None       # completed runs: steady-state tokens/s, examples/s, MFU (RunResult.speed)
 
     @property
     def multitask(self) -> bool:
@@ -157,6 +158,7 @@ def read_grid_record(path: str | Path) -> Record:
         status=run.status, metrics=metrics, trainable_per_task=per_task,
         ablation=ablation if ablation not in ("", "none") else None, no_prior=no_prior,
         spot_mode=spot_mode, prompt_length=prompt_length, bottleneck=bottleneck,
+        speed=run.speed() if isinstance(run, RunResult) else None,
     )
 
 

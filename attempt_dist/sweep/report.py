@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.table import Table
 
+from ..finished.record import speed_text
 from .retry import summary as retry_summary
 from .state import STATUSES, CellState, collect_states
 
@@ -69,13 +70,14 @@ def status_table(run: str | Path) -> tuple[Table, dict[str, int]]:
     states = collect_states(Path(run))
     table = Table(title=f"sweep status: {run}")
     table.add_column("cell", no_wrap=True)  # names are what users copy: never fold them
-    for col in ("status", "job", "score", "detail", "retries"):
-        table.add_column(col, overflow="fold")
+    for col in ("status", "job", "score", "tokens/s", "MFU", "detail", "retries"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("tokens/s", "MFU") else "left")
     counts = {s: 0 for s in STATUSES}
     for st in states:
         counts[st.status] += 1
-        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.score or "-", st.detail,
-                      retry_summary(st.retries) or "-")
+        speed = speed_text(st.speed)  # steady state: how well the cell used its device
+        table.add_row(st.name, f"[{_STYLE[st.status]}]{st.status}[/]", st.job_id or "-", st.score or "-",
+                      speed["tokens/s"], speed["MFU"], st.detail, retry_summary(st.retries) or "-")
     return table, counts
 
 

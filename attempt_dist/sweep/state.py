@@ -62,10 +62,11 @@ class CellState:
     job_id: str | None = None
     score: str = ""  # done cells: each task's headline test score
     retries: list = field(default_factory=list)  # the sweep's retry decisions (retry.py), oldest first
+    speed: dict | None = None  # done cells: steady-state tokens/s, examples/s, MFU (RunResult.speed)
 
     def to_json(self) -> dict:
         return {"name": self.name, "status": self.status, "detail": self.detail, "job_id": self.job_id,
-                "score": self.score, "retries": self.retries}
+                "score": self.score, "retries": self.retries, "speed": self.speed}
 
 
 def run_state(run_dir: Path, job_file: Path) -> CellState:
@@ -86,7 +87,7 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
                     return CellState(name, "pending", f"requeued by SLURM after: {reason[:200]}", _job_id(job_file))
                 status = "oom" if record.status == "oom" else "failed"
                 return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
-            return CellState(name, "done", "", _job_id(job_file), headline(record))
+            return CellState(name, "done", "", _job_id(job_file), headline(record), speed=record.speed())
     if not job_file.exists():
         return CellState(name, "pending", "not submitted")
     job = read_json_or_empty(job_file)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..model.backbones import BACKBONES
+from ..model.backbones import ATTN_IMPLEMENTATIONS, BACKBONES
 from ..distributed.env import DEFAULT_DIST_TIMEOUT_S
 from ..errors import UserError, shown_names
 from ..methods import METHODS, method_hook, needs
@@ -132,6 +132,12 @@ class TrainConfig:
         DEFAULT_DIST_TIMEOUT_S, "seconds a collective waits for the other ranks before the run stops with exit "
                                 "code 5 (a stopped or dead rank); default %(default)g",
         group="scale and memory", may_change_on_resume=True)
+    attn_implementation: str = train_option(
+        "sdpa", "T5's attention kernel: sdpa (default: torch's scaled_dot_product_attention, the relative "
+                "position bias as its additive mask; cuDNN/efficient kernels on a GPU), eager (transformers' "
+                "matmul + softmax: keeps the [batch, heads, length, length] probabilities, which the memory "
+                "planner does not plan for) or flex_attention (GPU only: no backward on the CPU)",
+        group="scale and memory", choices=ATTN_IMPLEMENTATIONS, may_change_on_resume=True)
     activation_checkpointing: bool = train_option(
         False, "recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more "
                "compute)", group="scale and memory", may_change_on_resume=True)

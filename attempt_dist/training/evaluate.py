@@ -72,8 +72,9 @@ def _shard(n: int, rank: int, world: int) -> list[int]:
 @torch.no_grad()
 def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int, rank: int,
             world: int, max_target_length: int, synced_gpus: bool, with_attention: bool,
-            sort_by_length: bool = True, on_batch=None):
-    """(this rank's [(index, prediction, attention weights or None)]); on_batch() after each batch."""
+            sort_by_length: bool = True, on_batch=None, generated: dict | None = None):
+    """(this rank's [(index, prediction, attention weights or None)]); on_batch() after each batch;
+    generated: {"tokens", "steps"} gains this call's generated tokens and decoding steps."""
     positions = length_order(data.features) if sort_by_length else list(range(len(data.features)))
     order = [positions[i] for i in _shard(len(positions), rank, world)]
     out = []
@@ -82,10 +83,14 @@ def predict(module, data: TaskEvalData, *, tokenizer, collator, batch_size: int,
     for start in range(0, len(order), batch_size):
         feats = [data.features[i] for i in order[start:start + batch_size]]
         batch = {k: v.to(device) for k, v in collator(feats).items()}
-        generated = module.generate(batch["input_ids"], batch["attention_mask"],
-                                    task_ids=batch["task_ids"], max_new_tokens=new_tokens,
-                                    do_sample=False, num_beams=1, synced_gpus=synced_gpus)
-        texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+        outputs = module.generate(batch["input_ids"], batch["attention_mask"],
+                                  task_ids=batch["task_ids"], max_new_tokens=new_tokens,
+                                  do_sample=False, num_beams=1, synced_gpus=synced_gpus)
+        if generated is not None:  # the output starts with the decoder's start token: not generated
+            steps = outputs.shape[1] - 1
+            generated["steps"] = generated.get("steps", 0) + steps
+            generated["tokens"] = generated.get("tokens", 0) + outputs.shape[0] * steps
+        texts = tokenizer.batch_decode(outputs, skip_special_tokens=True)
         weights = [None] * len(feats)
         if with_attention:
             _, _, attn = module.encoder_inputs(batch["input_ids"], batch["attention_mask"], batch["task_ids"])
@@ -121,7 +126,7 @@ def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collato
     module = model.module if engine is not None else model
     was_training = module.training
     module.eval()
-    local = {}
+    local, generated = {}, {"tokens": 0, "steps": 0}
     whole = dist.gathered_for_generation(engine, cap_bytes) if engine is not None else contextlib.nullcontext(False)
     if progress is not None:
         progress.eval_start(split, sum(rank_batches(len(d.features), info.world_size, batch_size) for d in tasks))
@@ -132,7 +137,8 @@ def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collato
                                        max_target_length=max_target_length,
                                        synced_gpus=synced_gpus and not gathered_once,
                                        with_attention=with_attention, sort_by_length=sort_by_length,
-                                       on_batch=progress.eval_advance if progress is not None else None)
+                                       on_batch=progress.eval_advance if progress is not None else None,
+                                       generated=generated)
     if progress is not None:
         progress.eval_end()
     if was_training:
@@ -140,7 +146,8 @@ def evaluate(model, tasks: list[TaskEvalData], *, split: str, tokenizer, collato
     gathered = dist.all_gather_object(local)
     result = None
     if info.is_main:
-        result = {"split": split, "metrics": {}, "predictions": {}, "attention": {}}
+        # generated: rank 0's tokens and decoding steps (its time is what the run record holds)
+        result = {"split": split, "metrics": {}, "predictions": {}, "attention": {}, "generated": generated}
         for data in tasks:
             by_index = {}
             for part in gathered:

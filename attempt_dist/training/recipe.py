@@ -27,6 +27,7 @@ from . import resume_config, tracking
 from ..finished.artifacts import artifact_meta, save_artifact, write_model_card
 from ..errors import AgreedError, UserError, ends_on_ctrl_c
 from .evaluate import default_eval_batch_size, evaluate
+from .eval_time import EvalTime
 from .faults import FaultHooks
 from ..methods import needs, param_groups
 from ..model.build import build_model, load_backbone
@@ -56,7 +57,7 @@ class Recipe:
         self.cfg = cfg  # --ds-config auto: setup() replaces it by the planned one
         self.requested = cfg.to_dict()  # as given, before --ds-config auto: what resume compares
         self.out = Path(cfg.output_dir)
-        self.eval_time: dict[str, dict] = {}  # split -> seconds and calls, this process only
+        self.eval_time = EvalTime()  # what evaluating cost this process (the run record's throughput.eval)
         self.lock: FolderLock | None = None
         self.resume_from: ckpt.TagCheck | None = None
         # setup(): the ranks, where metrics go, the memory cap and plan, DeepSpeed's config
@@ -198,10 +199,7 @@ class Recipe:
                           info=self.info, max_target_length=self.cfg.max_target_length,
                           synced_gpus=self.synced_gpus, with_attention=with_attention,
                           cap_bytes=self.memory_cap.get("cap_bytes"), progress=self.progress)
-        # Time spent evaluating in this process (not carried over a --resume), for the run record.
-        spent = self.eval_time.setdefault(split, {"seconds": 0.0, "calls": 0})
-        spent["seconds"] = round(spent["seconds"] + time.perf_counter() - start, 3)
-        spent["calls"] += 1
+        self.eval_time.add(split, time.perf_counter() - start, result.get("generated"))
         return result
 
     def train(self) -> RunState:

@@ -17,6 +17,7 @@ def completed_record(recipe, state: RunState, results: dict, steps: int, memory:
     finish(); results: split -> the final evaluation ("score", "metrics"); steps: the optimizer steps
     trained; memory: dist.memory_report() at the end; started: the run's start (time.time())."""
     cfg = recipe.cfg
+    wall_s = time.time() - started
     best = state.best or {"step": steps, "epoch": recipe.epochs_done(steps), "dev_score": results["dev"]["score"]}
     return RunResult(
         status="completed",
@@ -34,9 +35,9 @@ def completed_record(recipe, state: RunState, results: dict, steps: int, memory:
         steps=steps,
         memory=MemoryUse(**{**memory, "cap_bytes": recipe.memory_cap.get("cap_bytes")}),
         throughput=Throughput(train_examples_per_s=state.examples_per_s, steps=steps, examples=state.examples,
-                              eval=recipe.eval_time,
+                              eval=recipe.eval_time.by_split(), eval_share=recipe.eval_time.share(wall_s),
                               steady=SteadyThroughput.of(recipe.instruments.meter.summary())),
-        wall_time_s=time.time() - started,
+        wall_time_s=wall_s,
         world_size=recipe.info.world_size,
         nodes=recipe.nodes,
         deepspeed=DeepSpeedUse(stage=dist.zero_stage(recipe.ds_config), config=cfg.ds_config),
