@@ -43,11 +43,12 @@ def test_prompt_tuning_run_leaves_a_complete_record(tmp_path):
     assert (evals["dev"]["calls"], evals["test"]["calls"]) == (2, 1)
     for spent in evals.values():
         assert spent["generated_tokens"] >= spent["decode_steps"] > 0  # 2 examples per task and batch
+        # seconds are rounded to ms: up to 0.5 ms over the tokens, which a fast evaluation notices
         assert spent["ms_per_generated_token"] == pytest.approx(1000 * spent["seconds"] / spent["generated_tokens"],
-                                                                rel=1e-2)  # seconds are rounded to ms
+                                                                rel=1e-2, abs=0.5 / spent["generated_tokens"] + 1e-4)
     share = rec["throughput"]["eval_share"]
     assert 0 < share < 1 and share == pytest.approx(sum(s["seconds"] for s in evals.values()) / rec["wall_time_s"],
-                                                    rel=1e-2)
+                                                    rel=1e-2, abs=0.0005 * len(evals) / rec["wall_time_s"] + 1e-4)
     losses = rec["train_loss"]
     assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
     saved = json.loads((out / "config.json").read_text())
