@@ -74,10 +74,11 @@ def test_cluster_settings_leave_the_configuration_alone(tmp_path, fake_env, caps
 def test_options_are_compared_resolved_not_as_written(tmp_path):
     """The default trainer's resolution: an lr written out at the method's default is the lr left
     out, and the sweep folder's own paths (the library's prompts) count relative to it."""
-    from attempt_dist.sweep.configuration import RUN_SETTINGS, compare, differences, sweep_configuration
-    from attempt_dist.training.config import DECLARED_OPTIONS
+    from attempt_dist.sweep.configuration import compare, differences, run_settings, sweep_configuration
 
-    assert RUN_SETTINGS <= set(DECLARED_OPTIONS)  # each still names a train option
+    # how a cell runs, declared on each option: memory, paths on this machine, logging cadence
+    assert {"gpu_mem_cap", "dist_timeout", "save_every", "cache_dir"} <= run_settings()
+    assert not {"lr", "max_steps", "data_dir", "seed", "prompt_length"} & run_settings()
 
     def sweep(**train):
         return parse_sweep({"name": "r", "train": {"max_steps": 1, **train},

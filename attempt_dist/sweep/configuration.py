@@ -10,7 +10,7 @@ its own, compared as written) and how many ranks share its batch (the micro-batc
 Each library's definition (backbone, sources, schedule, options) is recorded too. Not part of it:
 cluster settings that leave the result alone (partition, account, qos, time, memory, setup,
 requeues, max_retries, an --executor-file that sets only those), train options that say how and
-where a cell runs rather than what it trains (RUN_SETTINGS below), the options the sweep sets per
+where a cell runs rather than what it trains (run_settings below), the options the sweep sets per
 launch (output_dir, resume, overwrite), and where the folder is (a path inside it is recorded
 relative to it). An option only one side has (code that added or renamed one) is not compared,
 as on --resume (training/resume_config.py).
@@ -49,14 +49,16 @@ from .state import REPLACED_DIR, cell_dir, cell_state, library_dir, read_json_or
 RECORD = "configuration.json"
 REPLACED_NOTE = "replaced.json"  # inside a set-aside cell folder: why it was set aside
 MANAGED = ("output_dir", "resume", "overwrite")  # set by the sweep for each launch, not by the file
-# Train options that say how and where a cell runs, not what it trains: the same arithmetic on
-# the same files (memory settings, as an out-of-memory retry changes them; where weights, caches
-# and offload live on this machine; when to checkpoint and log; how long a rank may wait).
-# Editing them (a longer dist_timeout after a lost rank) must not make finished cells stale.
-RUN_SETTINGS = frozenset({"model_path", "cache_dir", "no_data_cache", "nvme_path", "eval_batch_size", "gpu_mem_cap",
-                          "activation_checkpointing", "dist_timeout", "save_every", "save_attention", "log_every",
-                          "report_to"})
+# Train options declared run_setting=True say how and where a cell runs, not what it trains:
+# editing them (a longer dist_timeout after a lost rank) must not make finished cells stale.
 SHOWN = 12  # lines of differences a refusal lists
+
+
+def run_settings() -> frozenset[str]:
+    """The train options declared run_setting=True (training/options.py)."""
+    from ..training.config import DECLARED_OPTIONS
+
+    return frozenset(name for name, option in DECLARED_OPTIONS.items() if option.run_setting)
 
 
 def sweep_configuration(sweep: Sweep, run: Path, *, resolve: bool = True) -> dict:
@@ -80,7 +82,7 @@ def sweep_configuration(sweep: Sweep, run: Path, *, resolve: bool = True) -> dic
 
 
 def _trained_by(options: dict) -> dict:
-    return {k: v for k, v in options.items() if k not in MANAGED and k not in RUN_SETTINGS}
+    return {k: v for k, v in options.items() if k not in MANAGED and k not in run_settings()}
 
 
 def _as_written(cell_json: dict) -> dict:

@@ -61,7 +61,7 @@ class TrainConfig:
                 "auto = random for the test backbones (t5-tiny, t5-mini), pretrained otherwise",
         group="what to train", choices=("auto", "pretrained", "random"))
     model_path: str | None = train_option(None, "local folder with the pretrained backbone", group="what to train",
-                                          path=True, may_change_on_resume=True)
+                                          path=True, may_change_on_resume=True, run_setting=True)
     tokenizer: str | None = train_option(
         None, "tokenizer name or folder (default: the backbone's; e.g. t5-tiny for offline memory runs "
               "of a random-init t5-3b: its ids fit every T5 vocabulary)", group="what to train")
@@ -70,9 +70,9 @@ class TrainConfig:
                                         group="data", path=True, may_change_on_resume=True)
     cache_dir: str | None = train_option(
         None, "tokenised-data cache (default $ATTEMPT_DIST_CACHE or ~/.cache/attempt-dist)", group="data",
-        path=True, may_change_on_resume=True)
+        path=True, may_change_on_resume=True, run_setting=True)
     no_data_cache: bool = train_option(False, "tokenise from scratch, write no cache", group="data",
-                                       may_change_on_resume=True)
+                                       may_change_on_resume=True, run_setting=True)
     max_length: int | None = train_option(None, "max input tokens (default: each task's own: 256/348/512)",
                                           group="data", at_least=1)
     max_target_length: int = train_option(128, "max target/generated tokens (default %(default)s)", group="data",
@@ -91,7 +91,7 @@ class TrainConfig:
     eval_batch_size: int | None = train_option(
         None, "per-rank evaluation batch (default: 2x the train micro-batch; with --ds-config auto, the largest "
               "up to that which the planner fits beside the weights)", group="optimisation",
-        may_change_on_resume=True, at_least=1)
+        may_change_on_resume=True, at_least=1, run_setting=True)
     grad_accum: int = train_option(1, "gradient accumulation steps (default %(default)s)", group="optimisation",
                                    at_least=1)
     epochs: float = train_option(20.0, "training epochs (default %(default)g)", group="optimisation",
@@ -124,14 +124,14 @@ class TrainConfig:
                  "accumulation for --batch-size x --grad-accum under --gpu-mem-cap; see `attempt-dist plan`)",
         group="scale and memory")
     nvme_path: str | None = train_option(None, "folder for zero3_nvme offload", group="scale and memory",
-                                         path=True, may_change_on_resume=True)
+                                         path=True, may_change_on_resume=True, run_setting=True)
     gpu_mem_cap: str | None = train_option(
         None, "per-rank GPU memory cap, e.g. 24GiB (the paper's single 24 GB GPU)", group="scale and memory",
-        may_change_on_resume=True)
+        may_change_on_resume=True, run_setting=True)
     dist_timeout: float = train_option(
         DEFAULT_DIST_TIMEOUT_S, "seconds a collective waits for the other ranks before the run stops with exit "
                                 "code 5 (a stopped or dead rank); default %(default)g",
-        group="scale and memory", may_change_on_resume=True)
+        group="scale and memory", may_change_on_resume=True, run_setting=True)
     attn_implementation: str = train_option(
         "sdpa", "T5's attention kernel: sdpa (default: torch's scaled_dot_product_attention, the relative "
                 "position bias as its additive mask; cuDNN/efficient kernels on a GPU), eager (transformers' "
@@ -140,7 +140,7 @@ class TrainConfig:
         group="scale and memory", choices=ATTN_IMPLEMENTATIONS, may_change_on_resume=True)
     activation_checkpointing: bool = train_option(
         False, "recompute T5 blocks in backward instead of storing their activations (less memory, ~1/3 more "
-               "compute)", group="scale and memory", may_change_on_resume=True)
+               "compute)", group="scale and memory", may_change_on_resume=True, run_setting=True)
     # --- output
     output_dir: str = train_option("runs/default", "run folder (config, logs, checkpoints, result.json)",
                                    group="output", path=True, may_change_on_resume=True)
@@ -148,13 +148,13 @@ class TrainConfig:
         None, "evaluate on dev every N optimizer steps (default: every epoch)", group="output",
         may_change_on_resume=True, at_least=1)
     save_every: int = train_option(200, "checkpoint every N optimizer steps (default %(default)s)", group="output",
-                                   may_change_on_resume=True, at_least=1)
+                                   may_change_on_resume=True, at_least=1, run_setting=True)
     log_every: int = train_option(
         10, "a line of RUN/metrics.jsonl (loss, learning rates, examples/s, memory) every N optimizer steps "
-            "(default %(default)s)", group="output", at_least=1)
+            "(default %(default)s)", group="output", at_least=1, run_setting=True)
     report_to: str = train_option(
         "none", "also log metrics to: none (default), tensorboard (RUN/tensorboard), wandb, or a comma-separated "
-                "list", group="output")
+                "list", group="output", run_setting=True)
     no_checkpoints: bool = train_option(
         False, "write no checkpoints (memory and speed benchmarks: a fine-tuned t5-3b checkpoint is 34 GB); "
                "the run cannot be resumed and the last weights, not the best dev ones, are scored", group="output")
@@ -165,7 +165,7 @@ class TrainConfig:
     overwrite: bool = train_option(False, "replace a finished run in --output-dir", group="output",
                                    may_change_on_resume=True)
     save_attention: bool = train_option(True, "do not write ATTEMPT attention files", group="output",
-                                        flag="--no-save-attention", may_change_on_resume=True)
+                                        flag="--no-save-attention", may_change_on_resume=True, run_setting=True)
     options: dict[str, Any] = field(default_factory=dict)
     """The method options given explicitly, by flag name ({"prompt_length": 10, "lr": 0.1}); the
     rest are the method's defaults. Each method module's Config owns them (methods/options.py)."""

@@ -23,7 +23,8 @@ from ..cli_args import csv_arg
 
 def train_option(default: Any, help: str, *, group: str, flag: str | None = None, choices: tuple | None = None,
                  bare: str | None = None, at_least: int | None = None, within: tuple[int, int] | None = None,
-                 may_change_on_resume: bool = False, path: bool = False, for_libraries: bool = True) -> Any:
+                 may_change_on_resume: bool = False, path: bool = False, for_libraries: bool = True,
+                 run_setting: bool = False) -> Any:
     """A TrainConfig field that is also a train flag.
 
     group: the `train --help` section. flag: default --field-name; a bool defaulting to True
@@ -34,9 +35,12 @@ def train_option(default: Any, help: str, *, group: str, flag: str | None = None
     value (everything else defines the run: resume_config.py). path: a file or folder, which a
     sweep file gives relative to itself. for_libraries: a sweep's source-library build inherits
     the sweep's value (False: it describes one target cell or the library's own schedule).
+    run_setting: says how and where the run executes, not what it trains (memory settings, as an
+    out-of-memory retry changes them; where weights, caches and offload live; when to checkpoint
+    and log; how long a rank may wait): a sweep relaunch may change it (sweep/configuration.py).
     """
     meta = {"help": help, "group": group, "flag": flag, "choices": choices, "bare": bare, "at_least": at_least,
-            "within": within,
+            "within": within, "run_setting": run_setting,
             "may_change_on_resume": may_change_on_resume, "path": path, "for_libraries": for_libraries}
     if isinstance(default, (list, dict)):  # a mutable default: each config gets its own copy
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
@@ -63,6 +67,7 @@ class TrainOption:
     may_change_on_resume: bool
     path: bool
     for_libraries: bool
+    run_setting: bool
 
     def add_to(self, group) -> None:
         kwargs: dict[str, Any] = {"dest": self.name, "default": self.default, "help": self.help}
@@ -105,7 +110,7 @@ def declared_options(config_cls: type) -> dict[str, TrainOption]:
             optional="None" in str(f.type), default=default, help=meta["help"], group=meta["group"],
             choices=meta["choices"], bare=meta["bare"], at_least=meta["at_least"], within=meta["within"],
             may_change_on_resume=meta["may_change_on_resume"], path=meta["path"],
-            for_libraries=meta["for_libraries"])
+            for_libraries=meta["for_libraries"], run_setting=meta["run_setting"])
     return out
 
 
