@@ -18,6 +18,7 @@ from ..prepare import check_sweep_prepared
 from ..training.runlock import FolderLock
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
+from .resources import with_planned_memory
 from .schedule import Deadline, run_scheduled
 from .shared_library import link_shared_libraries
 from .spec import Sweep
@@ -40,8 +41,12 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     console = console or Console()
     run = Path(run).resolve()
     check_sweep_prepared(sweep)  # with ATTEMPT_DIST_PREPARED: the cache holds every cell's weights and data
+    # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
+    sweep, host_plans = with_planned_memory(sweep)
     if dry_run:
         print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
+        for host_plan in host_plans:
+            console.print(host_plan.line(), highlight=False, soft_wrap=True)
         return 0
     with FolderLock(run, "sweep launch"):
         link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
