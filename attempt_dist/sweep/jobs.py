@@ -136,7 +136,8 @@ class LibraryJob(_Job):
         run = Path(self.run_dir)
         if code == 0 and _is_rank_zero():
             write_json_atomic(run.parent / LIBRARY_DONE, {"status": "completed", "argv": self._argv()})
-        _end_failed_slurm_task(code)
+        # Not _end_failed_slurm_task: a failed library job must still end COMPLETED for SLURM, or
+        # its cells (afterok) would wait in the queue forever; they fail on the missing library.
         return {"status": "completed" if code == 0 else "failed", "code": code}
 
 
