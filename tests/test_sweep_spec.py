@@ -176,7 +176,8 @@ def test_cli_slurm_launch_without_sbatch(tmp_path, monkeypatch, capsys):
 
 def test_dry_run_lists_jobs_and_executor(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # the executor column unfolded
-    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run",
+    # --node-mem: the paper's GPU nodes, not this machine's (a local SLURM's nodes cannot hold t5-3b)
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/scaling.yaml"), "--dry-run", "--node-mem", "512G",
                      "--output-dir", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "48 job(s) to submit" in out and "4 library stage(s)" in out and "partition=(cluster default)" in out

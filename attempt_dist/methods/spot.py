@@ -165,7 +165,7 @@ def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> 
     return inputs
 
 
-def stand_in_config(method_cfg: Config) -> Config:
+def stand_in_config(method_cfg: Config, source_names: list[str]) -> Config:
     """For a model built only to be counted or planned (meta device, no probe file read): SPoT-t's
     model is SPoT-g's in every shape, only its prompt's starting point differs."""
     return dataclasses.replace(method_cfg, mode="generic") if method_cfg.mode == "targeted" else method_cfg

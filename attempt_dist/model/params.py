@@ -62,7 +62,7 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", num_tasks: i
         inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]
     stand_in = method_hook(method, "stand_in_config")  # one that reads no input file (SPoT-t's probe)
     if stand_in is not None:
-        cfg = stand_in(cfg)
+        cfg = stand_in(cfg, inputs.source_names or [])
     return apply_method(method, backbone, cfg, inputs), backbone_total
 
 

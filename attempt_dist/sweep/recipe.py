@@ -41,17 +41,18 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     console = console or Console()
     run = Path(run).resolve()
     check_sweep_prepared(sweep)  # with ATTEMPT_DIST_PREPARED: the cache holds every cell's weights and data
-    # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
-    sweep, host_plans = with_planned_memory(sweep)
     if dry_run:
+        # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
+        sweep, host_plans = with_planned_memory(sweep)
         print_plan(plan_sweep(sweep, run, retry_oom=retry_oom), console)
         for host_plan in host_plans:
             console.print(host_plan.line(), highlight=False, soft_wrap=True)
         return 0
     with FolderLock(run, "sweep launch"):
         link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
+        check_executors(plan_sweep(sweep, run, retry_oom=retry_oom))  # no sbatch: said before planning memory
+        sweep, _ = with_planned_memory(sweep)
         plan = plan_sweep(sweep, run, retry_oom=retry_oom)
-        check_executors(plan)
         write_sweep_json(sweep, run)
         if not plan.cells:
             console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")
