@@ -144,3 +144,42 @@ def test_length_grouping_is_seeded_and_resumes_mid_epoch_identically():
 def test_length_grouping_needs_every_length():
     with pytest.raises(ValueError, match="input length of every example"):
         MultiTaskSampler([3, 2], 2, 0, 1, seed=0, lengths=[[1, 2, 3]], group_by_length=True)
+
+
+def test_resume_with_half_the_micro_batch_continues_at_the_next_example():
+    """An out-of-memory re-plan resumes with half the micro-batch (twice the accumulation): the
+    examples still to come in the epoch are exactly those the saved run had left, on every rank."""
+    sizes, world = [13, 9, 10], 2  # 32 examples: no padding at the epoch's end with either size
+    full = [MultiTaskSampler(sizes, 4, rank, world, seed=11) for rank in range(world)]
+    for s in full:
+        s.set_epoch(1)
+    reference = [list(s) for s in full]
+    states = []
+    for rank in range(world):
+        killed = MultiTaskSampler(sizes, 4, rank, world, seed=11)
+        killed.set_epoch(1)
+        it = iter(killed)
+        next(it), next(it), next(it)
+        states.append(killed.state_dict())
+    rest = []
+    for rank, state in enumerate(states):
+        resumed = MultiTaskSampler(sizes, 2, rank, world, seed=11)
+        resumed.load_state_dict(state)
+        resumed.set_epoch(1)
+        assert resumed.state_dict()["position"] == 6
+        rest.append(list(resumed))
+    # Global batch s of micro-batch 4 holds the epoch's items [8s, 8s + 8): after 3 of them both
+    # runs hand out the same items, in the same order, to the ranks together.
+    left = Counter(item for batches in reference for batch in batches[3:] for item in batch)
+    assert Counter(item for batches in rest for batch in batches for item in batch) == left
+    # A position that does not end on a whole micro-batch of the new size, or length grouping
+    # (its order depends on the batch), cannot continue.
+    odd = MultiTaskSampler(sizes, 4, 0, 1, seed=11)
+    odd.position = 1
+    with pytest.raises(Exception, match="cannot resume the data order: saved batch_size=4 but this run has 3"):
+        MultiTaskSampler(sizes, 3, 0, 1, seed=11).load_state_dict(odd.state_dict())
+    lengths = [list(range(n)) for n in sizes]
+    grouped = MultiTaskSampler(sizes, 4, 0, 1, seed=11, lengths=lengths, group_by_length=True)
+    with pytest.raises(Exception, match="cannot resume the data order: saved batch_size=4"):
+        MultiTaskSampler(sizes, 2, 0, 1, seed=11, lengths=lengths, group_by_length=True).load_state_dict(
+            grouped.state_dict())

@@ -192,6 +192,15 @@ def test_resume_refuses_a_changed_run_listing_the_fields(run_copy, change, liste
     assert snapshot(run_copy) == before
 
 
+def test_resume_may_split_the_same_batch_into_smaller_micro_batches(run_copy):
+    """The sweep's out-of-memory re-plan: half the micro-batch, twice the accumulation, the same
+    examples per optimizer step. DeepSpeed loads the checkpoint, the data continues at the next example."""
+    proc = launch([*INTERRUPTED, "--batch-size", "1", "--grad-accum", "2", "--output-dir", str(run_copy), "--resume"])
+    assert "resumed from checkpoint step4 (step 4)" in proc.stdout
+    rec = result(run_copy)
+    assert rec["steps"] == 6 and (rec["config"]["batch_size"], rec["config"]["grad_accum"]) == (1, 2)
+
+
 def test_resume_comparison_covers_every_field_but_the_listed_ones():
     from attempt_dist.training.resume_config import MAY_CHANGE_ON_RESUME, differences
     from attempt_dist.training.config import TrainConfig

@@ -1,10 +1,11 @@
 """Jobs across nodes on a real SLURM of two emulated nodes (`LOCAL_SLURM_NODES=2
 scripts/local-slurm.sh up`; CI starts it): one `slurmd -N NAME` per node on this host.
 
-A cell of 2 nodes x 1 rank trains exactly as 1 node x 2 ranks (gloo, ZeRO-2, t5-tiny: CPU runs
-are deterministic), whether submitit starts its ranks or `srun attempt-dist train` does; and a
-node lost mid-run (its slurmd killed) requeues the job, which resumes from its last complete
-checkpoint and ends with the weights of an uninterrupted run.
+A cell of 2 nodes x 1 rank trains exactly as 1 node x 2 ranks (gloo, ZeRO-2 and ZeRO-3, t5-tiny:
+CPU runs are deterministic), whether submitit starts its ranks or `srun attempt-dist train` does;
+a rank stuck on one node (SIGSTOP) ends the job within --dist-timeout (exit 5) and the sweep
+requeues it; and a node lost mid-run (its slurmd killed) requeues the job, which resumes from
+its last complete checkpoint and ends with the weights of an uninterrupted run.
 
 Skipped, with the reason, without a SLURM of two nodes."""
 
@@ -14,13 +15,14 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from attempt_dist.atomic_files import read_json
-from attempt_dist.sweep import run_sweep
-from attempt_dist.training.faults import PAUSE_ENV
+from attempt_dist.sweep import collect_states, run_sweep, train_argv
+from attempt_dist.training.faults import PAUSE_ENV, STOP_ENV
 
 from tests.test_sweep_slurm import (
     _MISSING, CELL, PAUSE, START_HINT, job_env,  # noqa: F401 (job_env: an autouse fixture)
@@ -46,30 +48,46 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow,
                                         "LOCAL_SLURM_NODES=2 LOCAL_SLURM_CPUS=4 scripts/local-slurm.sh up")]
 
 ZERO2 = {"ds_config": "zero2_offload"}
+ZERO3 = {"ds_config": "zero3_offload"}
+STOP_AFTER = 2  # the stuck rank stops after this step's checkpoint (save_every 2)
+DIST_TIMEOUT = 30  # s: generous, so that two ranks starting apart on a loaded host never time out
 
 
-
-
-def srun_train(argv: list[str], out: Path, log: Path) -> str:
+def srun_train(argv: list[str], log: Path) -> str:
     """`sbatch -N2 -n2` of `srun python -m attempt_dist.cli train ...`: nobody exports the torch
     variables, each task derives them from SLURM's. Returns the job id."""
-    command = shlex.join([sys.executable, "-m", "attempt_dist.cli", "train", *argv, "--output-dir", str(out)])
+    command = shlex.join([sys.executable, "-m", "attempt_dist.cli", "train", *argv])
     proc = subprocess.run(["sbatch", "--parsable", "-N2", "--ntasks-per-node=1", "-t", "10", "-o", str(log),
                            "--wrap", f"srun {command}"], capture_output=True, text=True, timeout=30, check=True)
     return proc.stdout.strip().split(";")[0]
 
 
-def test_two_nodes_of_one_rank_train_as_one_node_of_two(tmp_path):
-    across, within = tmp_path / "across", tmp_path / "within"
-    assert run_sweep(tiny_sweep(max_steps=3, executor={"nodes": 2, "tasks_per_node": 1}, **ZERO2), across,
-                     wait=False) == 0
-    assert run_sweep(tiny_sweep(max_steps=3, executor={"tasks_per_node": 2}, **ZERO2), within, wait=False) == 0
-    argv = read_json(across / "cells" / CELL / "job.json")["argv"]
-    out_at = argv.index("--output-dir")
-    by_srun = tmp_path / "srun"
-    srun_job = srun_train(argv[:out_at] + argv[out_at + 2:], by_srun, tmp_path / "srun.log")
+def test_two_nodes_of_one_rank_train_as_one_node_of_two_and_survive_a_stuck_rank(tmp_path, job_env):
+    """ZeRO-2 by the sweep (submitit) and ZeRO-3 by `srun attempt-dist train`, each 2 nodes x 1
+    rank, train exactly as 1 node x 2 ranks.
 
-    assert wait_done(across) == {CELL: "done"} and wait_done(within) == {CELL: "done"}
+    The sweep's 2-node cell also meets a stuck rank on its first run: rank 1 (the second node)
+    stops itself (SIGSTOP) after step 2's checkpoint; rank 0 gives up after --dist-timeout and
+    exits 5, srun ends the stopped task and so the job (FAILED, exit code 5), and the sweep
+    requeues the cell, which resumes from step 2 and still ends with 1 x 2's weights."""
+    across, within = tmp_path / "across", tmp_path / "within"
+    assert run_sweep(tiny_sweep(max_steps=3, executor={"tasks_per_node": 2}, **ZERO2), within, wait=False) == 0
+    by_srun, zero3_reference = tmp_path / "srun", tmp_path / "zero3-reference"
+    (zero3_cell,) = tiny_sweep(max_steps=3, **ZERO3).cells
+    srun_job = srun_train(train_argv(zero3_cell, by_srun), tmp_path / "srun.log")
+    # ZeRO-3's 1 x 2 reference: the deepspeed launcher's 2 ranks outside SLURM, meanwhile.
+    launched = []
+    reference = threading.Thread(target=lambda: launched.append(launch_trainer(
+        train_argv(zero3_cell, zero3_reference), launcher="deepspeed", ranks=2, env={STOP_ENV: ""}, check=False)))
+    reference.start()
+    job_env.setenv(STOP_ENV, f"1:{STOP_AFTER}")  # the sweep's jobs, its requeued one too (it starts past step 2)
+    assert run_sweep(tiny_sweep(max_steps=3, executor={"nodes": 2, "tasks_per_node": 1}, dist_timeout=DIST_TIMEOUT,
+                                **ZERO2), across, wait=True) == 0
+    job_env.delenv(STOP_ENV)
+    reference.join()
+    assert launched and launched[0].returncode == 0, (launched[0].stdout + launched[0].stderr)[-3000:]
+
+    assert wait_done(within) == {CELL: "done"}
     wait_for("the srun job to end", lambda: sacct(srun_job) and sacct(srun_job)[-1] not in ("PENDING", "RUNNING"),
              timeout=300)
     assert sacct(srun_job) == ["COMPLETED"], (tmp_path / "srun.log").read_text()[-3000:]
@@ -80,7 +98,19 @@ def test_two_nodes_of_one_rank_train_as_one_node_of_two(tmp_path):
     assert (result(one)["world_size"], result(one)["nodes"]) == (2, 1)
     assert (result(by_srun)["world_size"], result(by_srun)["nodes"]) == (2, 2)
     assert_same_run(cross, one)
-    assert_same_run(by_srun, one)
+    assert_same_run(by_srun, zero3_reference)
+
+    # The stuck rank: the first job ended by itself (not at its time limit): its step with rank
+    # 0's exit 5, the stopped rank 1 killed by srun (the job's own code, 9).
+    (first,) = [h["job_id"] for h in read_json(across / "cells" / CELL / "job.json")["history"]]
+    step = subprocess.run(["sacct", "-n", "-P", "-j", f"{first}.0", "-o", "State,ExitCode"], capture_output=True,
+                          text=True, check=True, timeout=30).stdout.split()
+    assert sacct(first) == ["FAILED"] and step == ["FAILED|5:0"], (sacct(first), step)
+    (state,) = collect_states(across)
+    assert [(e["cause"], e["action"], e["exit_code"], e["job_id"]) for e in state.retries] == [
+        ("rank lost", "requeue", 5, first)]
+    assert f"--dist-timeout {DIST_TIMEOUT} s" in state.retries[0]["reason"]
+    assert resumed_at(across, CELL) == [f"resumed from step{STOP_AFTER} at step {STOP_AFTER}"]
 
 
 def _slurmd_pid_file(node: str) -> Path:

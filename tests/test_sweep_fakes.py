@@ -73,15 +73,18 @@ def train(argv):
         print("loading data...\nerror: the refused method takes no options here", file=sys.stderr, flush=True)
         return 2
     if args.method == "stalls-once" and not args.resume:  # a rank stopped answering after a checkpoint
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        (out / "checkpoints" / "latest").write_text("step2")
+        _checkpoint(out)
         print("error: rank 0 lost another rank (waited past --dist-timeout)", file=sys.stderr, flush=True)
         return 5
+    if args.method in ("preempted-once", "node-lost-once") and not args.resume:
+        _checkpoint(out)  # then SLURM ends the job, no record written (the test says how it ended)
+        return 0
     if args.method == "diverges":  # what the trainer writes and returns on a non-finite loss
         write_json_atomic(out / "failure.json", {"schema": 2, "status": "failed", "config": {},
                                                  "reason": "loss diverged (nan) at step 3; lower --lr"})
         return 4
     if args.method == "big-batch" and int(args.batch_size or 32) > 4:  # fits from micro-batch 4 down
+        _checkpoint(out)  # out of memory at an evaluation, after its first checkpoint
         write_json_atomic(out / "failure.json", {"schema": 2, "status": "oom", "config": {},
                                                  "reason": f"batch {args.batch_size} out of memory under the cap"})
         return 3
@@ -101,6 +104,11 @@ def train(argv):
         "params": {"trainable": 10, "trainable_per_task": 10 / len(tasks), "total": 100},
     })
     return 0
+
+
+def _checkpoint(out: Path) -> None:
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints" / "latest").write_text("step2")
 
 
 def pipeline(argv):

@@ -151,7 +151,8 @@ def test_scaling_multirc_20_epochs():
 
 def test_dry_run_lists_every_row_and_the_library_stages(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # rich folds long cell names in a narrow terminal
-    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run",
+    # --node-mem: the cluster's GPU nodes, whatever SLURM answers here (the cells' auto plans are checked against it)
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/glue_superglue.yaml"), "--dry-run", "--node-mem", "512G",
                      "--output-dir", "/tmp/never-written"]) == 0
     out = capsys.readouterr().out
     assert "71 job(s) to submit" in out and "1 library stage(s)" in out
@@ -179,6 +180,7 @@ def test_ablation_dry_run_shows_each_rows_prior_and_source(capsys, monkeypatch):
     assert said["t5-base__attempt__others__s42"] == "prior=glue"
     assert said["t5-base__attempt-no_prior__mrqa__s42"] == "prior=none"
     monkeypatch.setenv("COLUMNS", "400")
-    assert cli.main(["sweep", str(REPO / "launch/sweeps/ablations.yaml"), "--dry-run", "--output-dir", "/tmp/never"]) == 0
+    assert cli.main(["sweep", str(REPO / "launch/sweeps/ablations.yaml"), "--dry-run", "--node-mem", "512G",
+                     "--output-dir", "/tmp/never"]) == 0
     out = capsys.readouterr().out
     assert "21 job(s) to submit" in out and "source=SPoT-t top-1 by probe" in out and "prior=qa" in out

@@ -141,3 +141,31 @@ def test_a_relaunch_retries_only_what_it_ran_not_the_last_launchs_failures(tmp_p
     assert (first["cause"], second["cause"]) == ("diverged", "diverged")
     assert first["job_id"] != second["job_id"] == read_json(run / "cells" / DIVERGED / "job.json")["job_id"]
     assert len(_calls(fake_env, "diverges")) == 2
+
+
+def test_a_replan_to_another_zero_layout_starts_afresh_with_its_checkpoints_kept_aside(tmp_path):
+    from attempt_dist.sweep.retry import Retrier
+    from attempt_dist.sweep.state import read_history
+
+    def cell_with(train):
+        return parse_sweep({**FAKES, "grid": {"models": ["t5-tiny"], "methods": ["prompt"], "tasks": ["boolq"]},
+                            "train": train, "executor": {"kind": "debug"}}).cells[0]
+
+    def oom_after_a_checkpoint(cell):
+        checkpoints = tmp_path / "cells" / cell.name / "run" / "checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        (checkpoints / "latest").write_text("step2")
+        return checkpoints, Retrier(tmp_path).after_end(cell, CellState(cell.name, "oom", "out of memory", "1"))
+
+    # Half the micro-batch: --resume continues the same checkpoints.
+    checkpoints, (retry, decision) = oom_after_a_checkpoint(cell_with({"batch_size": 2, "ds_config": "zero2_offload"}))
+    assert (retry.train["batch_size"], decision.note) == (1, "micro-batch 2 x 1 -> 1 x 2") and checkpoints.is_dir()
+    # Offload: another ZeRO layout, which DeepSpeed cannot load: afresh, the old ones set aside.
+    cell = cell_with({"batch_size": 1, "activation_checkpointing": True, "ds_config": "zero2_offload"})
+    checkpoints, (retry, decision) = oom_after_a_checkpoint(cell)
+    assert retry.train["ds_config"] == "zero3_offload" and not checkpoints.exists()
+    (aside,) = checkpoints.parent.glob("checkpoints.zero2_offload.*")
+    assert (aside / "latest").read_text() == "step2"
+    assert decision.note == (f"offload: zero2_offload -> zero3_offload; starts afresh: DeepSpeed loads a zero2_offload "
+                             f"checkpoint only under zero2_offload (kept in {aside.name})")
+    assert read_history(tmp_path, cell.name)[-1]["note"] == decision.note

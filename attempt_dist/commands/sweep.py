@@ -35,6 +35,9 @@ def register(subparsers) -> None:
     for key, what in (("partition", "SLURM partition"), ("account", "SLURM account"), ("qos", "SLURM QOS"),
                       ("time", "time limit per job: minutes or HH:MM:SS")):
         cluster.add_argument(f"--{key}", help=what)
+    cluster.add_argument("--node-mem", metavar="SIZE",
+                         help="memory of one node of the partition (e.g. 256G): --ds-config auto cells whose plan "
+                              "needs more are refused before queueing (default: what sinfo says)")
     parser.add_argument("--wait", action=argparse.BooleanOptionalAction, default=None,
                         help="wait for SLURM jobs to end (local and debug always wait)")
     parser.add_argument("--retry-oom", action="store_true", help="resubmit cells that ran out of memory")
@@ -73,7 +76,8 @@ def run(args) -> int:
     from ..sweep.read import read_executor_file  # the methods and so torch: not for `sweep status`
 
     settings = read_executor_file(args.executor_file) if args.executor_file else {}
-    settings.update({k: getattr(args, k) for k in ("partition", "account", "qos", "time") if getattr(args, k)})
+    settings.update({k: getattr(args, k) for k in ("partition", "account", "qos", "time", "node_mem")
+                     if getattr(args, k)})
     sweep = sweep_lib.load_sweep(args.target, executor_kind=args.executor, data_dir=args.data_dir,
                                  executor_settings=settings)
     run_dir = Path(args.output_dir) if args.output_dir else sweep_lib.default_run_dir(sweep)

@@ -32,7 +32,8 @@ the examples of any task whose lengths are alike). The order is a function of (s
 alone, so resume is exact as below.
 
 Resume: state_dict() holds (epoch, position) where position counts batches already handed
-out in the epoch; load_state_dict() makes the next iteration continue with the next batch.
+out in the epoch; load_state_dict() makes the next iteration continue with the next batch
+(with another micro-batch size: the next example, where the saved position ends on one).
 A finished pass advances to the next epoch by itself, so set_epoch(e) for the current epoch
 is a no-op. If a DataLoader prefetches from this sampler (workers), count steps in the
 training loop and resume with load_state_dict({"epoch": e, "position": steps_done}).
@@ -166,11 +167,22 @@ class MultiTaskSampler:
                 "group_by_length": self.group_by_length}
 
     def load_state_dict(self, state: dict) -> None:
-        for key in ("seed", "sizes", "batch_size", "world_size", "temperature", "cap", "group_by_length"):
+        for key in ("seed", "sizes", "world_size", "temperature", "cap", "group_by_length"):
             if key in state and state[key] != getattr(self, key):
-                raise UserError(
-                    f"cannot resume the data order: saved {key}={state[key]!r} but this run has "
-                    f"{getattr(self, key)!r}; resume with the same data and batch settings"
-                )
+                raise self._cannot_resume(key, state[key])
+        position = int(state["position"])
+        saved_batch = int(state.get("batch_size", self.batch_size))
+        if saved_batch != self.batch_size:
+            # Another micro-batch (an out-of-memory re-plan: half the micro-batch, twice the
+            # accumulation): the epoch's order does not depend on it without length grouping,
+            # so the run continues at the very next example, where the saved one stopped.
+            handed_out = position * saved_batch
+            if self.group_by_length or handed_out % self.batch_size:
+                raise self._cannot_resume("batch_size", saved_batch)
+            position = handed_out // self.batch_size
         self.epoch = int(state["epoch"])
-        self.position = int(state["position"])
+        self.position = position
+
+    def _cannot_resume(self, key: str, saved) -> UserError:
+        return UserError(f"cannot resume the data order: saved {key}={saved!r} but this run has "
+                         f"{getattr(self, key)!r}; resume with the same data and batch settings")

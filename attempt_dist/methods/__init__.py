@@ -14,6 +14,8 @@ and, when it needs more than the defaults (nothing):
     check_backbone(cfg, model, d_model)     refuse options the backbone cannot honour (before it loads)
     training_inputs(cfg, inputs, d_model, embedding)   what `wrap` reads for a training run
     rebuilt_inputs(cfg, inputs, artifact, d_model, where)   the same, rebuilt from a saved run
+    stand_in_config(method_cfg, source_names)   its config for a model built only to be counted or
+                            planned, which reads no input file (SPoT-t's probe)
     library_stage(train)    what a sweep's library job builds for a cell of it (SPoT-g/t)
     table_variant(record)   the table row a result record belongs to (SPoT-g/t)
     ABLATION_ROWS           rows of an ablation table (ATTEMPT's Table 4)

@@ -20,6 +20,8 @@ section 6.1 describes it, "similar to SPoT-t except that ... we keep the source 
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass
 
@@ -185,6 +187,14 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
             raise UserError(f"attention prior does not fit this gate (d={d_model}, r={cfg.bottleneck}): "
                             f"{str(err).splitlines()[0]}") from None
     return WrappedT5(backbone, module, method="attempt", num_tasks=inputs.num_tasks)
+
+
+def stand_in_config(method_cfg: Config, source_names: list[str]) -> Config:
+    """For a model built only to be counted or planned (no probe file read): the source the
+    single_prompt ablation keeps is one of the library's, all of one shape."""
+    if method_cfg.ablation == "single_prompt" and (method_cfg.single_source or SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO:
+        return dataclasses.replace(method_cfg, single_source=source_names[0])
+    return method_cfg
 
 
 def param_groups(model: WrappedT5, cfg: Config) -> list[dict]:

@@ -25,6 +25,7 @@ parameters per task): --shared-prompt, which the shipped sweeps set for every SP
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,6 +163,12 @@ def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> 
         if method_cfg.mode == "targeted":
             inputs.target_init = torch.zeros(shape)
     return inputs
+
+
+def stand_in_config(method_cfg: Config, source_names: list[str]) -> Config:
+    """For a model built only to be counted or planned (meta device, no probe file read): SPoT-t's
+    model is SPoT-g's in every shape, only its prompt's starting point differs."""
+    return dataclasses.replace(method_cfg, mode="generic") if method_cfg.mode == "targeted" else method_cfg
 
 
 def library_stage(train: dict) -> str | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .backbones import build_backbone, get_spec
-from ..methods import MethodInputs, apply_method, needs
+from ..methods import MethodInputs, apply_method, method_hook, needs
 from ..methods.options import config_from_options
 from ..shape_cache import cached
 
@@ -60,6 +60,9 @@ def build_wrapped(model: str, method: str, *, device: str = "meta", num_tasks: i
         with torch.device(device):
             inputs.source_prompts = torch.randn(_COUNTING_SOURCES, cfg.prompt_length, spec.d_model)
         inputs.source_names = [f"source{i}" for i in range(_COUNTING_SOURCES)]
+    stand_in = method_hook(method, "stand_in_config")  # one that reads no input file (SPoT-t's probe)
+    if stand_in is not None:
+        cfg = stand_in(cfg, inputs.source_names or [])
     return apply_method(method, backbone, cfg, inputs), backbone_total
 
 

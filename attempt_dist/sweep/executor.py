@@ -115,7 +115,9 @@ class ExecutorSpec(Strict):
     max_retries: Count = 2
     """how many times the sweep retries a cell by the cause of its end (requeue, or re-plan after out of memory; 0: never)"""
     mem: str | None = None
-    """host memory per node, e.g. 64G"""
+    """host memory per node, e.g. 64G (a --ds-config auto cell's default: its plan's, resources.py)"""
+    node_mem: str | None = None
+    """memory of one node of the partition, e.g. 256G, that --ds-config auto cells are checked against (default: sinfo's)"""
     cpus_per_task: Count | None = None
     array_parallelism: Positive | None = None
     """how many of the sweep's jobs run at once"""
@@ -134,7 +136,7 @@ class ExecutorSpec(Strict):
             raise ValueError(f"{kind!r} is not one of {', '.join(EXECUTOR_KINDS)}")
         return kind
 
-    @field_validator("mem")
+    @field_validator("mem", "node_mem")
     @classmethod
     def _mem(cls, mem: str | None) -> str | None:
         if mem is not None:

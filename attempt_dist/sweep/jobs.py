@@ -124,6 +124,7 @@ class CellJob(_Job):
 
     def __call__(self) -> dict:
         code = self._run()
+        _end_failed_slurm_task(code)
         return _outcome(Path(self.run_dir), code)
 
 
@@ -135,7 +136,28 @@ class LibraryJob(_Job):
         run = Path(self.run_dir)
         if code == 0 and _is_rank_zero():
             write_json_atomic(run.parent / LIBRARY_DONE, {"status": "completed", "argv": self._argv()})
+        # Not _end_failed_slurm_task: a failed library job must still end COMPLETED for SLURM, or
+        # its cells (afterok) would wait in the queue forever; they fail on the missing library.
         return {"status": "completed" if code == 0 else "failed", "code": code}
+
+
+def _end_failed_slurm_task(code: int) -> None:
+    """On SLURM, a task whose run failed (its record written) exits with the trainer's code, so
+    that srun (--kill-on-bad-exit, submit.py) ends the job's other tasks: a rank stopped or hung
+    on another node would otherwise hold the job, and its nodes, until the time limit. sacct
+    then shows the job FAILED with that exit code. Elsewhere (local, debug: the sweep's own
+    process) the job returns its outcome as before."""
+    if code and type(_job_environment()).__name__ == "SlurmJobEnvironment":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        raise SystemExit(code)  # not an Exception: submitit's job wrapper lets it end the task
+
+
+def _job_environment():
+    try:
+        return submitit.JobEnvironment()
+    except RuntimeError:  # not inside a submitit job
+        return None
 
 
 def set_aside_failure(run_dir: Path) -> None:

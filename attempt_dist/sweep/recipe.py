@@ -20,6 +20,7 @@ from ..training.runlock import FolderLock
 from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
+from .resources import with_planned_memory
 from .schedule import Deadline, run_scheduled
 from .shared_library import link_shared_libraries
 from .spec import Sweep
@@ -49,13 +50,18 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
     if dry_run:
         _, changes = check_configuration(sweep, run, rerun_changed=rerun_changed)
         print_changes(changes, run, console, dry_run=True)
+        # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
+        sweep, host_plans = with_planned_memory(sweep)
         print_plan(plan_after_set_aside(plan_sweep(sweep, run, retry_oom=retry_oom), changes), console)
+        for host_plan in host_plans:
+            console.print(host_plan.line(), highlight=False, soft_wrap=True)
         return 0
     with FolderLock(run, "sweep launch"):
         settle_configuration(sweep, run, rerun_changed=rerun_changed, console=console)  # before anything is written
         link_shared_libraries(sweep, run)  # before planning: a shared library may be built already
+        check_executors(plan_sweep(sweep, run, retry_oom=retry_oom))  # no sbatch: said before planning memory
+        sweep, _ = with_planned_memory(sweep)
         plan = plan_sweep(sweep, run, retry_oom=retry_oom)
-        check_executors(plan)
         write_sweep_json(sweep, run)
         if not plan.cells:
             console.print(f"nothing to do: all {len(sweep.cells)} cells are done or skipped")

@@ -21,6 +21,9 @@ the effective batch (micro-batch x accumulation):
     1. halve the micro-batch, double the accumulation (an even micro-batch above 1)
     2. activation checkpointing
     3. offload: ZeRO-3 with optimizer state and parameters in host memory (zero3_offload)
+A re-planned run resumes from the cell's checkpoints where --resume allows it (another
+micro-batch x accumulation at the same batch, checkpointing); after the offload rung (another
+ZeRO layout, which DeepSpeed cannot load) it starts afresh, the old checkpoints set aside.
 A `--ds-config auto` cell was laid out by the planner already: its retry asks the planner again
 with activation checkpointing required; after that, or when no rung is left, the cell gives up
 with the reason its run gave (for auto: the planner's "nothing fits").
@@ -50,6 +53,7 @@ _BY_EXIT = {EXIT_RANK_LOST: "rank lost", EXIT_OOM: "out of memory", EXIT_DIVERGE
             EXIT_BAD_INPUT: "bad input"}
 OFFLOAD_CONFIG = "zero3_offload"
 _OFFLOADED = (OFFLOAD_CONFIG, "zero3_nvme")
+CHECKPOINTS_DIR = "checkpoints"  # the trainer's, in its run folder (training/checkpoint.py; not imported: no torch here)
 
 
 @dataclass(frozen=True)
@@ -131,13 +135,32 @@ class Retrier:
         history = read_history(self.run, cell.name)
         cause, code = cause_of(self.run, state)
         retried = sum(entry.get("action") in ("requeue", "re-plan") for entry in history)
-        decision = decide(cell, cause, code, retried)
+        decision = self._start_afresh(cell, decide(cell, cause, code, retried))
         record(self.run, cell.name, decision, state)
         if decision.action == "requeue":
             return cell, decision
         if decision.action == "re-plan":
             return dataclasses.replace(cell, train=decision.layout), decision
         return None, decision
+
+    def _start_afresh(self, cell: Cell, decision: Decision) -> Decision:
+        """A re-plan's run resumes from the cell's checkpoints (jobs.py), which --resume allows for
+        another micro-batch x accumulation at the same batch and for checkpointing; DeepSpeed loads
+        a checkpoint only into the ZeRO layout that wrote it, so a new `ds_config` (the offload
+        rung) starts afresh, its old checkpoints kept aside and the reason recorded."""
+        if decision.action != "re-plan":
+            return decision
+        from ..training.config import TrainConfig
+
+        default = TrainConfig().ds_config
+        old, new = cell.train.get("ds_config", default), decision.layout.get("ds_config", default)
+        checkpoints = cell_run_dir(self.run, cell.name) / CHECKPOINTS_DIR
+        if new == old or not checkpoints.is_dir() or not any(checkpoints.iterdir()):
+            return decision
+        aside = checkpoints.with_name(f"{CHECKPOINTS_DIR}.{old}.{time.strftime('%Y%m%dT%H%M%S')}")
+        checkpoints.replace(aside)
+        return dataclasses.replace(decision, note=f"{decision.note}; starts afresh: DeepSpeed loads a {old} "
+                                                  f"checkpoint only under {old} (kept in {aside.name})")
 
 
 def record(run: Path, name: str, decision: Decision, state: CellState) -> None:

@@ -82,9 +82,14 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
             if isinstance(record, RunFailure):
                 job = read_json_or_empty(job_file) if job_file.exists() else {}
                 reason = record.reason or last_error_line(job.get("stderr")) or "no reason recorded"
-                if job.get("kind") == "slurm" and job_alive(job)[0] == "pending":
+                alive = job_alive(job)[0] if job.get("kind") == "slurm" else False
+                if alive == "pending":
                     # SLURM requeued the job (a lost node, preemption): its rerun sets this record aside.
                     return CellState(name, "pending", f"requeued by SLURM after: {reason[:200]}", _job_id(job_file))
+                if alive is True:
+                    # Its verdict counts once the job has ended: until then another of its tasks
+                    # (a stopped rank being killed) may still write, and a retry would meet it.
+                    return CellState(name, "running", f"ending after: {reason[:200]}", _job_id(job_file))
                 status = "oom" if record.status == "oom" else "failed"
                 return CellState(name, status, _with_log(reason[:300], job), _job_id(job_file))
             return CellState(name, "done", "", _job_id(job_file), headline(record), speed=record.speed())

@@ -169,6 +169,9 @@ def make_executor(spec: ExecutorSpec, folder: Path, name: str, dependency: str |
                 params[f"slurm_{key}"] = value
         if spec.setup:
             params["slurm_setup"] = list(spec.setup)
+        # A task that fails ends its job's other tasks (jobs.py exits with the trainer's code):
+        # a rank stopped on another node would otherwise hold the job until its time limit.
+        params["slurm_srun_args"] = ["--kill-on-bad-exit=1"]
         if additional:
             params["slurm_additional_parameters"] = additional
     executor.update_parameters(**params)

@@ -87,5 +87,6 @@ def record_failure(cfg, failure: Failure) -> None:
     rank = int(os.environ.get("RANK", "0"))
     if rank == 0 or failure.any_rank:
         write_json_atomic(Path(cfg.output_dir) / FAILURE_FILENAME,
-                          RunFailure(status=failure.status, reason=failure.reason, config=cfg.to_dict()).to_json())
+                          RunFailure(status=failure.status, reason=failure.reason, config=cfg.to_dict(),
+                                     exit_code=failure.exit_code).to_json())
         print(f"error: {failure.reason}", file=sys.stderr, flush=True)

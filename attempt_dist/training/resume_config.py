@@ -8,7 +8,8 @@ all damaged rather than start again over them.
 A resumed run continues the optimizer, scheduler, data position and RNG of the checkpoint, so
 an option that defines the run (method and its options, tasks, data, learning rates, batch,
 seed, backbone, DeepSpeed layout...) cannot take a new value there: the run would record one
-value and train with another. The comparison is over every option of the run record, so an
+value and train with another. The micro-batch x accumulation may be split otherwise at the same
+product (STEP_SPLIT). The comparison is over every option of the run record, so an
 option added later is run-defining unless its declaration says `may_change_on_resume=True`
 (train_config.TrainConfig: a longer run, when to evaluate and save, where the same files live
 on this machine, memory settings). Method options all define the run. The data is compared by
@@ -34,11 +35,25 @@ def _option(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The micro-batch and the accumulation only split an optimizer step: a resumed run may split
+# the same per-rank batch otherwise (the sweep's out-of-memory re-plan halves the micro-batch and
+# doubles the accumulation); the sampler continues at the next example (data/sampler.py).
+STEP_SPLIT = ("batch_size", "grad_accum")
+
+
+def _same_step(saved: dict, now: dict) -> bool:
+    try:
+        return saved["batch_size"] * saved["grad_accum"] == now["batch_size"] * now["grad_accum"]
+    except (KeyError, TypeError):
+        return False
+
+
 def differences(saved: dict, now: dict) -> list[str]:
     """`--option saved -> now` for each run-defining field whose value differs."""
     out = []
+    resplit = _same_step(saved, now)
     for name in sorted(set(saved) | set(now)):
-        if name in MAY_CHANGE_ON_RESUME:
+        if name in MAY_CHANGE_ON_RESUME or (resplit and name in STEP_SPLIT):
             continue
         old, new = saved.get(name, _MISSING), now.get(name, _MISSING)
         if old is _MISSING or new is _MISSING:
