@@ -52,7 +52,7 @@ def test_six_faulty_cells_end_five_done_and_one_diverged(tmp_path, fake_env, mon
     # micro-batch (the same batch: --resume allows that split, test_faults.py).
     calls = [c for c in read_log(fake_env) if c["kind"] == "train"]
     for method in ("preempted-once", "node-lost-once", "stalls-once", "big-batch"):
-        assert [c["resume"] for c in calls if c["method"] == method] == [False, True], method
+        assert [c["resume"] for c in calls if c["method"] == method] == [None, "auto"], method  # --resume auto
     assert [(c["batch_size"], c["grad_accum"]) for c in calls if c["method"] == "big-batch"] == [("8", None), ("4", "2")]
 
     capsys.readouterr()
