@@ -11,3 +11,22 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import tempfile as _tempfile
 
 os.environ.setdefault("ATTEMPT_DIST_CACHE", _tempfile.mkdtemp(prefix="attempt-dist-cache-"))
+
+import pytest  # noqa: E402
+
+# What a launcher exports for each rank. Code under test sets them in os.environ directly (a
+# trainer run in the test process makes itself rank 0 of 1 on a free MASTER_PORT, and its gloo
+# group keeps listening there), and monkeypatch.delenv of an absent variable restores nothing:
+# a later test's subprocess then inherited that port and died with EADDRINUSE.
+_RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.fixture(autouse=True)
+def _rank_variables_end_as_they_began():
+    before = {name: os.environ.get(name) for name in _RANK_VARIABLES}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

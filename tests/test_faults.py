@@ -94,7 +94,10 @@ def test_a_run_on_a_held_folder_exits_2_naming_the_owner_and_writes_nothing(tmp_
                       check=False, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == ranks and len(set(errors)) == 1, errors
+    # Every rank that prints says the same; the launcher stops the other ranks as soon as one
+    # exits, so on a loaded machine rank 1 may be gone before its line (exit 2, not a hang, is
+    # what shows it learnt the verdict: a rank left waiting would end in the dist timeout).
+    assert 1 <= len(errors) <= ranks and len(set(errors)) == 1, errors
     assert f"{out} is in use by another training run: pid {os.getpid()} on host {socket.gethostname()}" in errors[0]
     assert list(out.iterdir()) == []
 

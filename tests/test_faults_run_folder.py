@@ -198,8 +198,12 @@ def test_a_run_set_aside_is_no_record_of_its_own(tmp_path):
 # --- Ctrl-C ------------------------------------------------------------------------------------
 
 # Ctrl-C arrives while step 2's checkpoint is being written: SIGINT to this very process.
+# A shell starts background jobs with SIGINT ignored, and children inherit that (Python then
+# installs no KeyboardInterrupt handler): a test run from `cmd &` would see no Ctrl-C at all.
+# The hook gives the run a terminal's disposition first.
 CTRL_C_MID_SAVE = """
 import os, signal, torch
+signal.signal(signal.SIGINT, signal.default_int_handler)
 _save = torch.save
 def save(obj, f, *args, **kwargs):
     _save(obj, f, *args, **kwargs)
