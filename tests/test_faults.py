@@ -24,7 +24,7 @@ from attempt_dist.training import checkpoint as ckpt
 from attempt_dist.distributed.env import free_port
 from attempt_dist.errors import UserError
 from attempt_dist.training.runlock import LOCK_FILENAME, FolderLock
-from tests.train_helpers import DATA, REPO, TINY, TRAIN, launch, make_library, result, trainable
+from tests.train_helpers import DATA, REPO, TINY, TRAIN, launch, make_library, result, startup_hook, trainable
 
 pytestmark = pytest.mark.slow
 PROMPT = [*TINY, "--method", "prompt", "--tasks", "rte"]
@@ -298,11 +298,7 @@ torch.save = save
 
 def test_full_disk_mid_checkpoint_keeps_the_previous_one_and_resumes(tmp_path):
     out = tmp_path / "run"
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(FULL_DISK)
-    proc = launch([*INTERRUPTED, "--output-dir", str(out)], check=False,
-                  env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}"})
+    proc = launch([*INTERRUPTED, "--output-dir", str(out)], check=False, env=startup_hook(tmp_path / "hook", FULL_DISK))
     one_line_error(proc, 2, "writing checkpoint", "step4 failed (OSError: [Errno 28] No space left on device)",
                    "step2 is kept", "--resume")
     root = ckpt.checkpoint_dir(out)

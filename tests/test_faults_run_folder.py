@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +21,10 @@ from attempt_dist.training import checkpoint as ckpt
 from attempt_dist.training.failure import EXIT_DIVERGED, EXIT_INTERRUPTED
 from attempt_dist.training.run_folder import RUN_MARKER, is_run_folder
 from tests.test_faults import PROMPT, snapshot
-from tests.train_helpers import REPO, TRAIN, result
+from tests.train_helpers import launch, result, startup_hook
 
 pytestmark = pytest.mark.slow
 RUN = [*PROMPT, "--max-steps", "1", "--save-every", "1"]
-DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 def train_here(monkeypatch, argv: list[str]) -> int:
@@ -215,14 +212,8 @@ torch.save = save
 
 def test_ctrl_c_ends_a_run_with_one_line_and_130_keeping_the_last_complete_checkpoint(tmp_path):
     out = tmp_path / "run"
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(CTRL_C_MID_SAVE)
-    env = {**os.environ, "PYTHONPATH": f"{hook}{os.pathsep}{REPO}", "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1"}
-    for var in DIST_VARS:
-        env.pop(var, None)
-    proc = subprocess.run([sys.executable, str(TRAIN), *PROMPT, "--max-steps", "3", "--save-every", "1",
-                           "--output-dir", str(out)], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = launch([*PROMPT, "--max-steps", "3", "--save-every", "1", "--output-dir", str(out)], check=False,
+                  timeout=300, env=startup_hook(tmp_path / "hook", CTRL_C_MID_SAVE))
     assert proc.returncode == EXIT_INTERRUPTED, (proc.stdout + proc.stderr)[-3000:]
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     lines = [line for line in proc.stderr.splitlines() if "interrupted" in line]

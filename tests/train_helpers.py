@@ -51,6 +51,14 @@ def launch(args: list[str], *, launcher: str = "python", ranks: int = 1, env: di
     return proc
 
 
+def startup_hook(folder: Path, code: str) -> dict:
+    """launch()'s env that runs `code` first in every Python process of the run (a sitecustomize
+    on PYTHONPATH): how a test injects a fault into a trainer it starts as a subprocess."""
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    return {"PYTHONPATH": f"{folder}{os.pathsep}{REPO}"}
+
+
 # Two *different* computations of the same run (activation checkpointing recomputes each block's
 # forward in backward, which may round differently from keeping it) agree to fp32 noise, not to the
 # bit: after a few steps the losses differ in the sixth decimal (7.009858 vs 7.009859 seen in CI).
