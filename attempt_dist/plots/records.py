@@ -59,16 +59,9 @@ class Record:
         values = by_split.get(task)
         if not values:
             return None
-        return headline_value(task, values)
+        from ..tasks import headline_or_mean
 
-
-def headline_value(task: str, values: Mapping[str, float]) -> float:
-    from ..tasks import headline_score
-
-    try:
-        return headline_score(task, dict(values))
-    except (UserError, ValueError):  # a task this registry lacks, or other metric names: their mean
-        return sum(values.values()) / len(values)
+        return headline_or_mean(task, values)
 
 
 def collect(run_dir: str | Path, *, warn=None) -> list[Record]:

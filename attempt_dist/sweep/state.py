@@ -111,10 +111,10 @@ def run_state(run_dir: Path, job_file: Path) -> CellState:
 
 def headline(record) -> str:
     """"task score" for each task of a result record (test split, else dev): its headline metric."""
-    from ..plots.records import headline_value
+    from ..tasks import headline_or_mean
 
     by_task = record.metrics.get("test") or record.metrics.get("dev") or {}
-    return " ".join(f"{task} {headline_value(task, values):.4g}" for task, values in by_task.items() if values)
+    return " ".join(f"{task} {headline_or_mean(task, values):.4g}" for task, values in by_task.items() if values)
 
 
 _ERROR = re.compile(r"error|exception|killed|cancelled|due to time limit|traceback", re.IGNORECASE)

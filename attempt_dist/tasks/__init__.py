@@ -6,10 +6,10 @@
 """
 
 from .example import Example
-from .metrics import headline_score, primary_score, score
+from .metrics import headline_or_mean, headline_score, primary_score, score
 from .registry import PAPER_TASKS, SOURCE_TASKS, TARGET_TASKS, TASKS, Task, get_task
 
 __all__ = [
     "Example", "Task", "TASKS", "PAPER_TASKS", "SOURCE_TASKS", "TARGET_TASKS", "get_task",
-    "score", "headline_score", "primary_score",
+    "score", "headline_score", "headline_or_mean", "primary_score",
 ]

@@ -11,13 +11,14 @@ import math
 import re
 import string
 from collections import Counter, defaultdict
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 # scipy and sklearn (about 1 s to import) are imported inside the metrics that use them, so
 # that reading the registry (`attempt-dist tasks`, --help) does not pay for them.
 
+from ..errors import UserError
 from .example import Example
 from .registry import get_task
 
@@ -210,6 +211,15 @@ def headline_score(task_name: str, metrics: dict[str, float]) -> float:
     if name not in metrics:
         raise ValueError(f"{task_name}: headline metric {name!r} missing from {sorted(metrics)}")
     return float(metrics[name])
+
+
+def headline_or_mean(task_name: str, metrics: Mapping[str, float]) -> float:
+    """headline_score, or, for a task this registry lacks or a record with other metric names
+    (written by another version), the mean of its metrics: a status line or table still shows a number."""
+    try:
+        return headline_score(task_name, dict(metrics))
+    except (UserError, ValueError):
+        return sum(metrics.values()) / len(metrics)
 
 
 def primary_score(task_name: str, metrics: dict[str, float]) -> float:

@@ -324,7 +324,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if unknown:
         raise UserError(f"--config {path}: unknown option(s) {shown_names(unknown)}; "
                         "keys are the train flags' names (see `attempt-dist train --help`)")
-    return checked_config_values(values, path)
+    return checked_config_values(values, path, DECLARED_OPTIONS, cli_options())
 
 
 def parse_train_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:

@@ -29,17 +29,15 @@ _KIND_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
                list: "a list of names (or one comma-separated string)"}
 
 
-def checked_config_values(values: Mapping[str, Any], path: str | Path) -> dict[str, Any]:
+def checked_config_values(values: Mapping[str, Any], path: str | Path,
+                          train_options: Mapping[str, Any], method_options: Mapping[str, Any]) -> dict[str, Any]:
     """`values` (option name -> value, every name known) with each checked against its declared
-    type and choices, numbers given as strings converted; UserError naming the first bad one."""
-    from ..methods.options import cli_options
-    from .config import DECLARED_OPTIONS
-
-    method_options = cli_options()
+    type and choices (`train_options` and `method_options`: name -> declaration), numbers given as
+    strings converted; UserError naming the first bad one."""
     out = {}
     for name, value in values.items():
-        if name in DECLARED_OPTIONS:
-            option = DECLARED_OPTIONS[name]
+        if name in train_options:
+            option = train_options[name]
             kind, optional, choices = option.kind, option.optional, option.choices
         else:
             option = method_options[name]
