@@ -9,7 +9,7 @@ import pytest
 from attempt_dist import cli
 from attempt_dist.errors import UserError
 from attempt_dist.sweep import parse_sweep, run_sweep
-from attempt_dist.sweep.resources import GIB, RANK_PROCESS_BYTES, node_memory, with_planned_memory
+from attempt_dist.sweep.resources import GIB, RANK_PROCESS_BYTES, HostPlan, node_memory, plan_lines, with_planned_memory
 from tests.train_helpers import TINY_SWEEP_TRAIN
 
 CELL = "t5-tiny__prompt__boolq__s1"
@@ -39,6 +39,14 @@ def test_an_auto_cell_asks_for_its_plans_host_memory_per_node():
     # The executor's own mem stays what the job asks for.
     given, (plan,) = with_planned_memory(_sweep({"mem": "16G"}))
     assert given.cells[0].executor.mem == "16G" and "-> mem=16G (the executor's)" in plan.line()
+
+
+def test_cells_planned_alike_share_one_line_in_their_order():
+    a, b, c = (HostPlan(name, "zero0", 2 * GIB, None) for name in ("a", "b", "c"))
+    other = HostPlan("d", "zero2", 3 * GIB, None)
+    lines = plan_lines([a, other, b, c])
+    assert lines == [f"a and 2 more cell(s): {a.what()}", other.line()]
+    assert "zero0, 2.0 GiB" in lines[0] and "zero2, 3.0 GiB" in lines[1]
 
 
 def test_dry_run_lists_the_request_and_refuses_a_plan_no_node_holds(tmp_path, capsys, monkeypatch):

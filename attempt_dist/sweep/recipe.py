@@ -20,7 +20,7 @@ from ..training.runlock import FolderLock
 from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
-from .resources import with_planned_memory
+from .resources import plan_lines, with_planned_memory
 from .schedule import Deadline, run_scheduled
 from .shared_library import link_shared_libraries
 from .spec import Sweep
@@ -53,8 +53,8 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
         # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
         sweep, host_plans = with_planned_memory(sweep)
         print_plan(plan_after_set_aside(plan_sweep(sweep, run, retry_oom=retry_oom), changes), console)
-        for host_plan in host_plans:
-            console.print(host_plan.line(), highlight=False, soft_wrap=True)
+        for line in plan_lines(host_plans):
+            console.print(line, highlight=False, soft_wrap=True)
         return 0
     with FolderLock(run, "sweep launch"):
         settle_configuration(sweep, run, rerun_changed=rerun_changed, console=console)  # before anything is written

@@ -57,11 +57,24 @@ class HostPlan:
         return self.given_mem or f"{math.ceil(self.need_bytes / GIB)}G"
 
     def line(self) -> str:
+        return f"{self.cell}: {self.what()}"
+
+    def what(self) -> str:
         offer = (f"a node offers {self.offer_bytes / GIB:.1f} GiB" if self.offer_bytes is not None
                  else "node memory unknown (no sinfo here; --node-mem gives it)")
         asked = f"mem={self.request}" + (" (the executor's)" if self.given_mem else "")
-        return f"{self.cell}: --ds-config auto plans {self.layout}, {self.need_bytes / GIB:.1f} GiB of host memory " \
+        return f"--ds-config auto plans {self.layout}, {self.need_bytes / GIB:.1f} GiB of host memory " \
                f"per node -> {asked}; {offer}"
+
+
+def plan_lines(plans: list[HostPlan]) -> list[str]:
+    """One line per distinct plan, in the cells' order: cells planned alike share a line (a
+    Table 4 sweep is 21 cells of one plan, not 21 equal lines)."""
+    by_what: dict[str, list[str]] = {}
+    for plan in plans:
+        by_what.setdefault(plan.what(), []).append(plan.cell)
+    return [f"{cells[0]}: {what}" if len(cells) == 1 else f"{cells[0]} and {len(cells) - 1} more cell(s): {what}"
+            for what, cells in by_what.items()]
 
 
 def node_need(chosen: dict, params: dict, executor: ExecutorSpec, device: str) -> int:
