@@ -14,10 +14,11 @@ os.environ.setdefault("ATTEMPT_DIST_CACHE", _tempfile.mkdtemp(prefix="attempt-di
 
 import pytest  # noqa: E402
 
-# What a launcher exports for each rank. Code under test sets them in os.environ directly (a
-# trainer run in the test process makes itself rank 0 of 1 on a free MASTER_PORT, and its gloo
-# group keeps listening there), and monkeypatch.delenv of an absent variable restores nothing:
-# a later test's subprocess then inherited that port and died with EADDRINUSE.
+# What a launcher exports for each rank. Code under test sets them in os.environ directly
+# (ensure_distributed_env, init_distributed or Recipe called in the test process make it rank 0
+# of 1 on a free MASTER_PORT; only the trainer's and the pipeline's main put them back, through
+# distributed/in_process.py), and monkeypatch.delenv of an absent variable restores nothing: a
+# later test's subprocess then inherited that port and died with EADDRINUSE.
 _RANK_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 

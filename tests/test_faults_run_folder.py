@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from attempt_dist.distributed.env import free_port
 from attempt_dist.training import checkpoint as ckpt
 from attempt_dist.training.failure import EXIT_DIVERGED, EXIT_INTERRUPTED
 from attempt_dist.training.run_folder import RUN_MARKER, is_run_folder
@@ -27,17 +26,12 @@ pytestmark = pytest.mark.slow
 RUN = [*PROMPT, "--max-steps", "1", "--save-every", "1"]
 
 
-def train_here(monkeypatch, argv: list[str]) -> int:
-    """The trainer's main in this process. Its process group outlives the run (DeepSpeed keeps
-    its groups for the process), so the next run in this process finds it; the launcher
-    variables it sets are put back after the test."""
-    from attempt_dist.training import recipe
+def train_here(argv: list[str]) -> int:
+    """The trainer's main in this process, as the sweep's debug executor runs it: it leaves no
+    process group or launcher variables behind, so the next run here starts afresh."""
+    from attempt_dist.training.recipe import main
 
-    monkeypatch.setattr(recipe.dist, "shutdown", lambda: None)
-    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
-        monkeypatch.setenv(name, os.environ.get(name, value))
-    monkeypatch.setenv("MASTER_PORT", os.environ.get("MASTER_PORT", str(free_port())))
-    return recipe.main(argv)
+    return main(argv)
 
 
 def error_lines(err: str) -> list[str]:
@@ -49,8 +43,7 @@ def error_lines(err: str) -> list[str]:
 def finished(tmp_path_factory):
     """A finished one-step prompt run (result.json, checkpoints step1 and best)."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        assert train_here(monkeypatch, [*RUN, "--output-dir", str(out)]) == 0
+    assert train_here([*RUN, "--output-dir", str(out)]) == 0
     assert (out / "result.json").exists() and ckpt.latest_tag(out) == "step1"
     return out
 
@@ -76,10 +69,10 @@ def _project(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("extra", [[], ["--overwrite"]], ids=["plain", "overwrite"])
-def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, monkeypatch, capsys, extra):
+def test_a_folder_that_is_not_a_run_is_refused_and_left_as_it_was(tmp_path, capsys, extra):
     project = _project(tmp_path)
     before = snapshot(project)
-    assert train_here(monkeypatch, [*RUN, "--output-dir", str(project), *extra]) == 2
+    assert train_here([*RUN, "--output-dir", str(project), *extra]) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert str(project) in line and "not a training run" in line and "README.md" in line, line
     assert snapshot(project) == before and sorted(p.name for p in project.iterdir()) == [
@@ -103,7 +96,7 @@ def test_an_empty_output_dir_is_refused_and_the_current_folder_left_alone(tmp_pa
     here = _project(tmp_path)
     monkeypatch.chdir(here)
     before = snapshot(here)
-    assert train_here(monkeypatch, [*RUN, "--output-dir", ""]) == 2
+    assert train_here([*RUN, "--output-dir", ""]) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert "--output-dir is empty" in line, line
     assert snapshot(here) == before and not (here / ".lock").exists()
@@ -111,10 +104,10 @@ def test_an_empty_output_dir_is_refused_and_the_current_folder_left_alone(tmp_pa
 
 # --- --overwrite keeps the old run until the new one has a checkpoint -----------------------------
 
-def test_overwrite_that_fails_before_its_first_checkpoint_restores_the_old_run(old_run, monkeypatch, capsys):
+def test_overwrite_that_fails_before_its_first_checkpoint_restores_the_old_run(old_run, capsys):
     before = snapshot(old_run)
     # An update past float32's range: the new run diverges at step 1, before any checkpoint.
-    code = train_here(monkeypatch, [*RUN, "--lr", "1e38", "--output-dir", str(old_run), "--overwrite"])
+    code = train_here([*RUN, "--lr", "1e38", "--output-dir", str(old_run), "--overwrite"])
     assert code == EXIT_DIVERGED
     (line,) = error_lines(capsys.readouterr().err)
     assert "overflowed at step 1" in line and "previous run" in line and "restored" in line, line
@@ -122,7 +115,7 @@ def test_overwrite_that_fails_before_its_first_checkpoint_restores_the_old_run(o
     assert result(old_run)["steps"] == 1
 
 
-def test_a_run_refused_by_the_lock_leaves_the_owners_replaced_run_alone(old_run, monkeypatch, capsys):
+def test_a_run_refused_by_the_lock_leaves_the_owners_replaced_run_alone(old_run, capsys):
     """Another run holds the folder mid --overwrite (its old run set aside): a second run stops
     at the lock and restores nothing of the owner's."""
     from attempt_dist.training.overwrite import ASIDE
@@ -133,19 +126,19 @@ def test_a_run_refused_by_the_lock_leaves_the_owners_replaced_run_alone(old_run,
     shutil.move(old_run / "result.json", aside / "result.json")
     before = snapshot(old_run)
     with FolderLock(old_run, "training run"):
-        assert train_here(monkeypatch, [*RUN, "--output-dir", str(old_run), "--overwrite"]) == 2
+        assert train_here([*RUN, "--output-dir", str(old_run), "--overwrite"]) == 2
     (line,) = error_lines(capsys.readouterr().err)
     assert "in use by another training run" in line, line
     assert snapshot(old_run) == before
 
 
-def test_overwrite_of_a_run_with_a_symlinked_subfolder_never_reaches_outside(old_run, tmp_path, monkeypatch, capsys):
+def test_overwrite_of_a_run_with_a_symlinked_subfolder_never_reaches_outside(old_run, tmp_path, capsys):
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep.txt").write_text("not the run's\n")
     shutil.rmtree(old_run / "predictions")
     (old_run / "predictions").symlink_to(outside, target_is_directory=True)
-    assert train_here(monkeypatch, [*RUN, "--output-dir", str(old_run), "--overwrite"]) == 0
+    assert train_here([*RUN, "--output-dir", str(old_run), "--overwrite"]) == 0
     assert (outside / "keep.txt").read_text() == "not the run's\n" and sorted(os.listdir(outside)) == ["keep.txt"]
     assert not (old_run / "predictions").is_symlink() and (old_run / "predictions" / "dev.jsonl").exists()
     # Nothing of the old run is left aside once the new one finished.
@@ -265,7 +258,7 @@ def _full_disk(monkeypatch, folder: Path, fails) -> None:
 def test_a_full_disk_ends_in_one_line(tmp_path, monkeypatch, capsys, fails):
     out = tmp_path / "run"
     _full_disk(monkeypatch, tmp_path, fails)
-    code = train_here(monkeypatch, [*RUN, "--output-dir", str(out)])
+    code = train_here([*RUN, "--output-dir", str(out)])
     assert code != 0
     (line,) = error_lines(capsys.readouterr().err)
     assert "No space left on device" in line, line

@@ -1,6 +1,7 @@
 """The training recipe on one rank: result record, loss, resume after a kill, bad input."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -134,6 +135,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, extra, message, capsys):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_two_runs_in_one_process_both_train_and_leave_it_as_they_found_it(tmp_path):
+    """The sweep's debug executor runs cell after cell in its own process: the second run's
+    deepspeed.initialize once failed on the first run's process group ("Group ... is not
+    registered"), and each run left its RANK/MASTER_PORT behind for whatever ran next."""
+    from attempt_dist.distributed.env import DIST_VARS, group_is_up
+    from attempt_dist.training.recipe import main
+
+    before = {name: os.environ.get(name) for name in DIST_VARS}
+    for run in ("first", "second"):
+        assert main([*TINY, "--method", "prompt", "--tasks", "rte", "--max-steps", "1", "--no-checkpoints",
+                     "--output-dir", str(tmp_path / run)]) == 0
+        assert not group_is_up()
+        assert {name: os.environ.get(name) for name in DIST_VARS} == before
+    assert result(tmp_path / "second")["steps"] == 1
 
 
 def test_missing_data_offline_names_what_it_needs(tmp_path):

@@ -10,7 +10,8 @@
 
 Split by job: env.py (ranks, process group, collectives), config.py (JSON configs),
 memory.py (size strings, GPU cap, peak memory, OOM detection), engine.py (ZeRO-3 model
-construction, deepspeed.initialize, parameter gathering, gather-once generation under ZeRO-3).
+construction, deepspeed.initialize, parameter gathering, gather-once generation under ZeRO-3),
+in_process.py (a run inside a process that goes on leaves no process group or rank variables).
 """
 
 from .config import load_ds_config, shipped_config, shipped_config_names, zero_stage
@@ -37,6 +38,7 @@ from .env import (
     node_count,
     shutdown,
 )
+from .in_process import leaves_process_as_found
 from .memory import OOM_HINT, apply_memory_cap, is_oom, memory_report, parse_size, sample_device_memory
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "node_count",
     "initialize_engine",
     "is_oom",
+    "leaves_process_as_found",
     "load_ds_config",
     "memory_report",
     "needs_synced_gpus",

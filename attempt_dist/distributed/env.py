@@ -21,7 +21,8 @@ from attempt_dist.errors import UserError
 
 from .slurm_env import env_int, node_name, slurm_step_env
 
-_DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# What ensure_distributed_env sets when a launcher did not (in_process.py puts them back after a run).
+DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -170,10 +171,17 @@ def init_distributed(timeout_s: float | None = None) -> DistInfo:
     return info
 
 
+def group_is_up() -> bool:
+    """Whether this process is in a process group (torch's default group exists)."""
+    import torch.distributed as tdist
+
+    return tdist.is_available() and tdist.is_initialized()
+
+
 def _world_size() -> int:
     import torch.distributed as tdist
 
-    return tdist.get_world_size() if tdist.is_available() and tdist.is_initialized() else 1
+    return tdist.get_world_size() if group_is_up() else 1
 
 
 def barrier() -> None:
@@ -187,12 +195,33 @@ def shutdown() -> None:
     """Leave the process group on every rank before the process exits. Left to interpreter
     teardown, gloo's threads can abort a rank ("terminate called without an active exception",
     seen once on a 2-rank CPU run) after all its work is done."""
+    barrier()
+    leave_process_group()
+
+
+def leave_process_group() -> None:
+    """Destroy this process's group, with no barrier (shutdown() waits for the other ranks first).
+
+    Through deepspeed.comm when DeepSpeed runs it: DeepSpeed keeps a clone of the world group
+    (deepspeed.utils.groups, made at deepspeed.initialize), and only its own destroy_process_group
+    drops that. Destroyed by torch alone, the clone outlives the group, and the next
+    deepspeed.initialize in this process (a sweep's debug executor runs its cells one after
+    another in process) fails with "Group ... is not registered".
+    """
+    import sys
+
     import torch.distributed as tdist
 
-    if tdist.is_available() and tdist.is_initialized():
-        if _world_size() > 1:
-            tdist.barrier()
+    if not group_is_up():
+        return
+    ds_comm = sys.modules.get("deepspeed.comm")
+    if ds_comm is None or not ds_comm.is_initialized():
         tdist.destroy_process_group()
+        return
+    ds_comm.destroy_process_group()
+    groups = sys.modules.get("deepspeed.utils.groups")
+    if groups is not None and not hasattr(groups, "_release_process_group_references"):
+        groups._WORLD_GROUP = None  # a DeepSpeed whose destroy_process_group does not drop its clone yet
 
 
 def all_gather_object(obj: Any) -> list[Any]:

@@ -220,6 +220,7 @@ def run_targets(base: TrainConfig, out: Path, targets: list[str], single_task: b
 
 
 @one_line_errors
+@dist.leaves_process_as_found  # a sweep's library job runs in its process under the debug executor
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stages = split_csv(args.stages)

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint as ckpt
+from . import checkpoint as ckpt, resume_config, tracking
 from .. import distributed as dist
-from . import resume_config, tracking
 from ..finished.artifacts import artifact_meta, save_artifact, write_model_card
 from ..errors import AgreedError, UserError, ends_on_ctrl_c
 from .evaluate import default_eval_batch_size, evaluate
@@ -312,8 +311,9 @@ def run(cfg: TrainConfig) -> int:
     return ending.code
 
 
+@dist.leaves_process_as_found  # the debug executor runs a sweep's cells one after another in its process
 def main(argv: list[str] | None = None) -> int:
-    """One run per process (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
+    """One run (launch/train.py, `attempt-dist train`, a sweep cell's job)."""
     try:
         args = parse_train_args(build_parser(), argv)
         cfg = apply_prepared(config_from_args(args))  # weights and data: the prepared cache, or the hub
