@@ -17,7 +17,7 @@ from .needs import Needs
 from .profile import Display, Profile
 
 # The registry of names, in the paper's order of its tables' rows.
-METHODS = ("finetune", "adapter", "bitfit", "lora", "prompt", "spot", "attempt")
+METHODS = ("finetune", "adapter", "bitfit", "prompt", "spot", "attempt")
 
 
 def method_module(name: str) -> ModuleType:
