@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers.models.t5.modeling_t5 import T5Block
 
+from attempt_dist.methods import METHODS
 from attempt_dist.model.build import load_backbone
 from attempt_dist.training.config import TrainConfig
 from tests.model_helpers import batch, wrap
 from tests.train_helpers import losses_close
 
-METHODS = ["finetune", "bitfit", "adapter", "prompt", "spot", "attempt"]
 TOL = 1e-6
 
 

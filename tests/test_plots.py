@@ -64,7 +64,7 @@ class FakeCount:
 
 
 def test_fig4_series(results):
-    paths = plot_run(results, counter=lambda m, meth: FakeCount(m, meth), figures=("fig4",))
+    paths = plot_run(results, counter=lambda m, meth, **options: FakeCount(m, meth), figures=("fig4",))
     out = results / "figures"
     for stem in ("fig4a_params", "fig4b_boolq", "fig4c_wic"):
         for ext in ("png", "pdf", "csv"):
@@ -213,9 +213,23 @@ def test_fig4a_counts_at_each_runs_own_prompt_length_and_bottleneck(tmp_path):
     make_cell(run, "t5-small", "attempt", ["boolq"], 1, [50.0], train={"prompt_length": 10, "rank": 8})
     make_cell(run, "t5-small", "attempt", ["boolq"], 2, [50.0], train={"prompt_length": 10, "bottleneck": 4})
     plot_run(run, figures=("fig4",))
-    rows = {(r["method"], r["prompt_length"], r["bottleneck"]): float(r["per_task_params"])
-            for r in read_csv(run / "figures/fig4a_params.csv")}
-    assert rows == {("prompt", "10", ""): 5120, ("attempt", "10", "8"): 14336, ("attempt", "10", "4"): 10240}
+    rows = {(r["method"], r["options"]): float(r["per_task_params"]) for r in read_csv(run / "figures/fig4a_params.csv")}
+    assert rows == {("prompt", ""): 5120, ("attempt", "bottleneck=8"): 14336, ("attempt", "bottleneck=4"): 10240}
+
+
+def test_fig4a_counts_at_every_option_of_the_method_and_merges_what_does_not_size_it(tmp_path):
+    # Not only m and r size a method: Houlsby adapters on t5-small (24 of them, d = 512) at
+    # reduction factor 16 have a bottleneck of 32: 24 (2 * 512 * 32 + 32 + 512) = 799,488, not the
+    # default factor 32's 405,888. Two learning rates size nothing: one line, not two.
+    run = tmp_path / "run"
+    make_cell(run, "t5-small", "adapter", ["boolq"], 1, [50.0], train={"reduction_factor": 16, "lr": 1e-3})
+    make_cell(run, "t5-small", "adapter", ["boolq"], 2, [50.0], train={"reduction_factor": 16, "lr": 3e-4})
+    make_cell(run, "t5-small", "adapter", ["boolq"], 3, [50.0])
+    plot_run(run, figures=("fig4",))
+    rows = read_csv(run / "figures/fig4a_params.csv")
+    assert sorted(float(r["per_task_params"]) for r in rows) == [405_888, 799_488]
+    assert {r["options"]: float(r["per_task_params"]) for r in rows} == {"reduction_factor=16": 799_488,
+                                                                          "reduction_factor=32": 405_888}
 
 
 def test_fig5_never_draws_zero_for_a_prompt_a_run_did_not_have(tmp_path):

@@ -44,8 +44,9 @@ class Record:
     ablation: str | None = None
     no_prior: bool = False
     spot_mode: str | None = None    # SPoT: generic (SPoT-g) | targeted (SPoT-t)
-    prompt_length: int | None = None  # m
-    bottleneck: int | None = None   # ATTEMPT's gate bottleneck r
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The run's options of its method by flag name (prompt_length, bottleneck, ...): what sizes
+    its trainable parameters (Figure 4a counts them at these)."""
     speed: dict | None = None       # completed runs: steady-state tokens/s, examples/s, MFU (RunResult.speed)
 
     @property
@@ -142,17 +143,30 @@ def read_grid_record(path: str | Path) -> Record:
     ablation = coordinate("ablation", str, sources=option_sources, required=False)
     no_prior = coordinate("no_prior", bool, sources=option_sources, required=False) or False
     spot_mode = coordinate("spot_mode", str, sources=option_sources, required=False)
-    prompt_length = coordinate("prompt_length", int, sources=option_sources, required=False)
-    # ATTEMPT's gate bottleneck r: `bottleneck` in newer configs, `rank` in older ones.
-    bottleneck = (coordinate("bottleneck", int, sources=option_sources, required=False)
-                  or coordinate("rank", int, sources=option_sources, required=False))
+    options = _method_options(path, method, option_sources)
     return Record(
         path=path.parent, model=model, method=method, variant=variant, tasks=tasks, seed=seed,
         status=run.status, metrics=metrics, trainable_per_task=per_task,
         ablation=ablation if ablation not in ("", "none") else None, no_prior=no_prior,
-        spot_mode=spot_mode, prompt_length=prompt_length, bottleneck=bottleneck,
+        spot_mode=spot_mode, options=options,
         speed=run.speed() if isinstance(run, RunResult) else None,
     )
+
+
+def _method_options(path: Path, method: str, sources) -> dict[str, Any]:
+    """The options of `method` among the sources' keys, by their current flag names (an older
+    record's `rank` is `bottleneck`); the first source that gives one wins."""
+    from ..methods.options import cli_options, with_current_names
+
+    table, found = cli_options(), {}
+    for source, obj, _ in reversed(sources):
+        try:
+            current = with_current_names(obj)
+        except UserError as err:
+            raise RecordError(f"{source}: {err}") from None
+        found.update({dest: value for dest, value in current.items()
+                      if value is not None and dest in table and method in table[dest].fields})
+    return found
 
 
 def _get(path: Path, obj: dict, key: str, types, *, required: bool = True, where: str = "") -> Any:

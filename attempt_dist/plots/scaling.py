@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
+import json
 import string
 from collections import defaultdict
 from pathlib import Path
@@ -18,35 +18,26 @@ from .records import Record, model_order
 
 def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
     """Trainable parameters per task, counted from the real modules (attempt_dist.model.params) at
-    each run's own prompt length m and ATTEMPT bottleneck r (the defaults where a record lacks them)."""
+    each run's own method options (its prompt length m, ATTEMPT's bottleneck r, an adapter's
+    reduction factor, ...; the method's defaults where a record lacks them). Runs whose options
+    count the same on every backbone share a line; a method with several lines names the
+    options that tell them apart."""
     if counter is None:
         from ..model.params import count_trainable as counter
     models = model_order(r.model for r in records)
     order = order_methods({r.method for r in records})
-    series = sorted({(r.method, *_size_options(r)) for r in records},
-                    key=lambda s: (order.index(s[0]), s[1] or 0, s[2] or 0))
-    several = {m for m in {s[0] for s in series} if sum(1 for s in series if s[0] == m) > 1}
+    lines = sorted(_lines(records, models, counter),
+                   key=lambda line: (order.index(line[0]), sum(c.per_task for c in line[2] if c)))
     rows = []
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    for method, m, r in series:
-        xs, ys = [], []
-        for i, model in enumerate(models):
-            if not any(rec.model == model and rec.method == method and _size_options(rec) == (m, r) for rec in records):
-                continue
-            try:
-                count = counter(model, method, **_counter_options(counter, m, r))
-            except UserError:
-                continue  # a backbone or method the registry does not know: nothing to count
-            rows.append({"model": model, "method": method, "prompt_length": m, "bottleneck": r,
-                         "per_task_params": count.per_task, "trainable": count.trainable,
-                         "backbone_params": count.total})
-            xs.append(i)
-            ys.append(count.per_task)
+    for method, apart, counts, present in lines:
+        xs = [i for i, model in enumerate(models) if model in present and counts[i] is not None]
+        for i in xs:
+            rows.append({"model": models[i], "method": method, "options": apart, "per_task_params": counts[i].per_task,
+                         "trainable": counts[i].trainable, "backbone_params": counts[i].total})
         if xs:
-            label = method_label(method)
-            if method in several:
-                label += " (" + ", ".join(f"{k}={v}" for k, v in (("m", m), ("r", r)) if v is not None) + ")"
-            ax.plot(xs, ys, marker="o", label=label)
+            label = method_label(method) + (f" ({apart})" if apart else "")
+            ax.plot(xs, [counts[i].per_task for i in xs], marker="o", label=label)
     ax.set_yscale("log")
     ax.set_xticks(range(len(models)), models)
     ax.set_xlabel("backbone")
@@ -57,28 +48,53 @@ def fig4a(records: list[Record], out_dir: Path, counter=None) -> list[Path]:
     return save_figure(fig, rows, out_dir, "fig4a_params")
 
 
+def _lines(records: list[Record], models: list[str], counter) -> list[tuple]:
+    """(method, the options that set its line apart as "k=v, ...", counts over `models` (None
+    where the registry cannot count), the backbones it has runs on): one line per method and
+    distinct counts, so options that do not size the method (its learning rate) split nothing."""
+    from ..methods.options import cli_options
+
+    table = cli_options()
+    runs: dict[tuple, set[str]] = defaultdict(set)  # (method, its options as JSON, defaults filled in) -> backbones
+    for r in records:
+        defaults = {dest: opt.defaults[r.method] for dest, opt in table.items() if r.method in opt.fields}
+        runs[(r.method, json.dumps({**defaults, **r.options}, sort_keys=True))].add(r.model)
+    grouped: dict[tuple, dict] = {}  # (method, per-task counts) -> its option sets, backbones, counts
+    for (method, options), present in runs.items():
+        options = json.loads(options)
+        counts = tuple(_count(counter, model, method, options) for model in models)
+        line = grouped.setdefault((method, tuple(c and c.per_task for c in counts)),
+                                  {"options": [], "present": set(), "counts": counts})
+        line["options"].append(options)
+        line["present"] |= present
+    by_method = defaultdict(list)
+    for (method, _), line in grouped.items():
+        by_method[method].append(line["options"])
+    return [(method, _options_apart(by_method[method], line["options"]) if len(by_method[method]) > 1 else "",
+             line["counts"], line["present"]) for (method, _), line in grouped.items()]
+
+
+def _count(counter, model: str, method: str, options: dict):
+    try:
+        return counter(model, method, **options)
+    except UserError:
+        return None  # a backbone or method the registry does not know: nothing to count
+
+
+def _options_apart(lines: list[list[dict]], mine: list[dict]) -> str:
+    """The options with one value in each of a method's lines and not the same in all of them,
+    as this line has them."""
+    names = sorted({name for line in lines for options in line for name in options})
+    apart = [name for name in names
+             if all(len({repr(o.get(name)) for o in line}) == 1 for line in lines)
+             and len({repr(line[0].get(name)) for line in lines}) > 1]
+    return ", ".join(f"{name}={mine[0].get(name)}" for name in apart)
+
+
 def _headline_name(task: str) -> str:
     from ..tasks import TASKS
 
     return TASKS[task].headline if task in TASKS else "score"
-
-
-def _size_options(record: Record) -> tuple[int | None, int | None]:
-    """(m, r) that size the record's trainable parameters: m for prompt methods, r for ATTEMPT."""
-    from ..methods import PROMPT_METHODS
-    from ..methods.options import cli_options
-
-    m = record.prompt_length if record.method in PROMPT_METHODS else None
-    r = record.bottleneck if record.method in cli_options()["bottleneck"].fields else None
-    return m, r
-
-
-def _counter_options(counter, m: int | None, r: int | None) -> dict:
-    options = {} if m is None else {"prompt_length": m}
-    if r is not None:  # the counter's name for r: `bottleneck`, or `rank` before it was renamed
-        params = inspect.signature(counter).parameters
-        options["bottleneck" if "bottleneck" in params or "rank" not in params else "rank"] = r
-    return options
 
 
 def fig4_tasks(records: list[Record], out_dir: Path, split: str = "test") -> list[Path]:
