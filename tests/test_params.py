@@ -82,3 +82,13 @@ def test_cli_counts_spot_mt_as_one_shared_prompt(capsys):
     assert main(["params", "--models", "t5-base", "--methods", "spot", "--num-tasks", "1,4", "--json"]) == 0
     rows = {r["num_tasks"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows[1]["per_task"] == 76_800 and rows[4]["trainable"] == 76_800 and rows[4]["per_task"] == 19_200
+
+
+def test_a_named_source_counts_like_any_other(monkeypatch):
+    # Counting builds on a stand-in library of unnamed sources; a run or sweep cell that names
+    # its source (SPoT-g copying mnli, the single_prompt ablation keeping it) counted nothing.
+    monkeypatch.setenv("ATTEMPT_DIST_SHAPE_CACHE", "off")
+    assert count_trainable("t5-tiny", "spot", spot_source="mnli") == count_trainable("t5-tiny", "spot")
+    single = count_trainable("t5-tiny", "attempt", ablation="single_prompt", single_source="mnli")
+    assert single == count_trainable("t5-tiny", "attempt", ablation="single_prompt")
+    assert single.trainable == count_trainable("t5-tiny", "attempt").trainable  # its sources are frozen anyway

@@ -191,8 +191,9 @@ def wrap(backbone, cfg: Config, inputs: MethodInputs) -> WrappedT5:
 
 def stand_in_config(method_cfg: Config, source_names: list[str]) -> Config:
     """For a model built only to be counted or planned (no probe file read): the source the
-    single_prompt ablation keeps is one of the library's, all of one shape."""
-    if method_cfg.ablation == "single_prompt" and (method_cfg.single_source or SINGLE_SOURCE_AUTO) == SINGLE_SOURCE_AUTO:
+    single_prompt ablation keeps (auto, or a name such as mnli) is one of the stand-in library's,
+    all of one shape."""
+    if method_cfg.ablation == "single_prompt" and (method_cfg.single_source or SINGLE_SOURCE_AUTO) not in source_names:
         return dataclasses.replace(method_cfg, single_source=source_names[0])
     return method_cfg
 

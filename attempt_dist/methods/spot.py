@@ -167,8 +167,13 @@ def rebuilt_inputs(cfg, inputs: MethodInputs, artifact, d_model: int, where) -> 
 
 def stand_in_config(method_cfg: Config, source_names: list[str]) -> Config:
     """For a model built only to be counted or planned (meta device, no probe file read): SPoT-t's
-    model is SPoT-g's in every shape, only its prompt's starting point differs."""
-    return dataclasses.replace(method_cfg, mode="generic") if method_cfg.mode == "targeted" else method_cfg
+    model is SPoT-g's in every shape, only its prompt's starting point differs; a named source
+    (--spot-source mnli) is any of the stand-in library's, all of one shape."""
+    if method_cfg.mode == "targeted":
+        method_cfg = dataclasses.replace(method_cfg, mode="generic")
+    if method_cfg.source is not None and method_cfg.source not in source_names:
+        method_cfg = dataclasses.replace(method_cfg, source=source_names[0])
+    return method_cfg
 
 
 def library_stage(train: dict) -> str | None:
