@@ -68,7 +68,7 @@ class Need:
 def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | None = None,
               data_dir: str | None = None, init: str = "auto") -> list[Need]:
     """What runs of these backbones and tasks fetch from the hub (none for the test backbones,
-    a --model-path, a --data-dir or random initialisation)."""
+    the toy tasks, a --model-path, a --data-dir or random initialisation)."""
     from .model.backbones import get_spec
     from .tasks import get_task
 
@@ -81,6 +81,8 @@ def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | 
     if data_dir is None:
         for task in dict.fromkeys(tasks):
             spec = get_task(task)
+            if not spec.hub_id:
+                continue  # generated in code (the toy family): nothing to fetch
             for split in dict.fromkeys(spec.hub_splits.values()):
                 needs.append(Need("data", task, spec.hub_id, spec.hub_config, split))
     return needs

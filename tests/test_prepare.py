@@ -45,6 +45,8 @@ def test_needs_name_each_pretrained_backbone_and_hub_split_once():
                                       "mnli/validation_mismatched", "mnli/validation_matched"]
     assert prep.needs_for(["t5-small"], ["rte"], model_path="/w", data_dir="/d") == []
     assert prep.needs_for(["t5-small"], [], init="random") == []
+    # the demo's backbone and tasks are shipped and generated: an online user's demo probes no hub
+    assert prep.needs_for(["t5-toy"], ["toy_last", "toy_reverse"]) == []
 
 
 def test_prepare_from_a_mirror_then_an_offline_train_reads_the_cache(mirror, tmp_path):
