@@ -114,3 +114,24 @@ def test_an_unreachable_hub_is_one_line_after_one_attempt(monkeypatch):
     assert attempts == [("huggingface.co", 443)]
     prep.require_hub(prep.needs_for(["t5-tiny"], []))  # nothing from the hub: no attempt
     assert len(attempts) == 1
+
+
+def test_prepare_without_a_mirror_and_no_hub_is_one_line(monkeypatch, tmp_path):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    attempts = []
+
+    def refused(address, timeout=None):
+        attempts.append(address)
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    needs = prep.needs_for(["t5-small"], ["rte"])
+    with pytest.raises(UserError, match=r"prepare fetches t5-small's weights .* from https://huggingface.co, which "
+                                         r"does not answer \(gaierror\); .* or pass --mirror DIR"):
+        prep.prepare(needs, tmp_path / "cache")
+    assert attempts == [("huggingface.co", 443)] and not (tmp_path / "cache").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE .* is set; unset it, or pass --mirror DIR"):
+        prep.prepare(needs, tmp_path / "cache")
+    assert len(attempts) == 1
