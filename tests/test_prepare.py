@@ -46,7 +46,12 @@ def test_needs_name_each_pretrained_backbone_and_hub_split_once():
     assert prep.needs_for(["t5-small"], ["rte"], model_path="/w", data_dir="/d") == []
     assert prep.needs_for(["t5-small"], [], init="random") == []
     # the demo's backbone and tasks are shipped and generated: an online user's demo probes no hub
+    # (the tests run with HF_HUB_OFFLINE set, under which the probe is skipped: hence these asserts)
     assert prep.needs_for(["t5-toy"], ["toy_last", "toy_reverse"]) == []
+    from attempt_dist.sweep import load_sweep
+
+    for demo in ("toy.yaml", "tiny.yaml"):
+        assert prep.needs_of_sweep(load_sweep(REPO / "examples" / "sweeps" / demo)) == [], demo
 
 
 def test_prepare_from_a_mirror_then_an_offline_train_reads_the_cache(mirror, tmp_path):
