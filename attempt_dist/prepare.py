@@ -68,7 +68,7 @@ class Need:
 def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | None = None,
               data_dir: str | None = None, init: str = "auto") -> list[Need]:
     """What runs of these backbones and tasks fetch from the hub (none for the test backbones,
-    a --model-path, a --data-dir or random initialisation)."""
+    the toy tasks, a --model-path, a --data-dir or random initialisation)."""
     from .model.backbones import get_spec
     from .tasks import get_task
 
@@ -81,6 +81,8 @@ def needs_for(models: Iterable[str], tasks: Iterable[str], *, model_path: str | 
     if data_dir is None:
         for task in dict.fromkeys(tasks):
             spec = get_task(task)
+            if not spec.hub_id:
+                continue  # generated in code (the toy family): nothing to fetch
             for split in dict.fromkeys(spec.hub_splits.values()):
                 needs.append(Need("data", task, spec.hub_id, spec.hub_config, split))
     return needs
@@ -206,13 +208,35 @@ def require_hub(needs: list[Need]) -> None:
     pending = [n for n in needs if not _cached_by_the_libraries(n)]
     if not pending or _offline():
         return  # nothing to fetch, or the libraries are told they are offline: they fail fast
+    endpoint, silent = _hub_silence()
+    if silent:
+        raise UserError(f"{pending[0].describe()} must come from {endpoint}, which does not answer "
+                        f"({silent}); on a machine with internet run: "
+                        f"{prepare_command(pending, '/shared/cache')} and set {PREPARED_ENV}=/shared/cache")
+
+
+def _hub_silence() -> tuple[str, str | None]:
+    """(the hub's address, why one connection attempt to it failed, or None when it answered)."""
     endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try:
         socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=HUB_PROBE_TIMEOUT_S).close()
     except OSError as err:
-        raise UserError(f"{pending[0].describe()} must come from {endpoint.geturl()}, which does not answer "
-                        f"({err.__class__.__name__}); on a machine with internet run: "
-                        f"{prepare_command(pending, '/shared/cache')} and set {PREPARED_ENV}=/shared/cache") from None
+        return endpoint.geturl(), err.__class__.__name__
+    return endpoint.geturl(), None
+
+
+def _require_hub_for_prepare(lacking: list[Need]) -> None:
+    """prepare without --mirror fetches from the hub: one line when it cannot (the libraries
+    would retry for about half a minute, then end in a traceback)."""
+    if not lacking:
+        return
+    if _offline():
+        raise UserError("prepare fetches from the hub, but HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE, "
+                        "HF_DATASETS_OFFLINE) is set; unset it, or pass --mirror DIR (a local copy laid out like the hub)")
+    endpoint, silent = _hub_silence()
+    if silent:
+        raise UserError(f"prepare fetches {lacking[0].describe()} from {endpoint}, which does not answer ({silent}); "
+                        "run it on a machine with internet (a login node), or pass --mirror DIR (a local copy laid out like the hub)")
 
 
 # --- fetching -------------------------------------------------------------------------------------------
@@ -265,7 +289,10 @@ def prepare(needs: list[Need], cache: str | Path, *, mirror: str | Path | None =
     root = cache_root(cache)
     mirror = Path(mirror) if mirror else None
     manifest = read_manifest(cache)
-    for need in missing(needs, cache):
+    lacking = missing(needs, cache)
+    if mirror is None:
+        _require_hub_for_prepare(lacking)
+    for need in lacking:
         log(f"fetching {need.describe()}")
         if need.kind == "model":
             relative = Path("models") / need.name

@@ -45,6 +45,13 @@ def test_needs_name_each_pretrained_backbone_and_hub_split_once():
                                       "mnli/validation_mismatched", "mnli/validation_matched"]
     assert prep.needs_for(["t5-small"], ["rte"], model_path="/w", data_dir="/d") == []
     assert prep.needs_for(["t5-small"], [], init="random") == []
+    # the demo's backbone and tasks are shipped and generated: an online user's demo probes no hub
+    # (the tests run with HF_HUB_OFFLINE set, under which the probe is skipped: hence these asserts)
+    assert prep.needs_for(["t5-toy"], ["toy_last", "toy_reverse"]) == []
+    from attempt_dist.sweep import load_sweep
+
+    for demo in ("toy.yaml", "tiny.yaml"):
+        assert prep.needs_of_sweep(load_sweep(REPO / "examples" / "sweeps" / demo)) == [], demo
 
 
 def test_prepare_from_a_mirror_then_an_offline_train_reads_the_cache(mirror, tmp_path):
@@ -111,4 +118,25 @@ def test_an_unreachable_hub_is_one_line_after_one_attempt(monkeypatch):
         prep.require_hub(prep.needs_for(["t5-small"], ["rte"]))
     assert attempts == [("huggingface.co", 443)]
     prep.require_hub(prep.needs_for(["t5-tiny"], []))  # nothing from the hub: no attempt
+    assert len(attempts) == 1
+
+
+def test_prepare_without_a_mirror_and_no_hub_is_one_line(monkeypatch, tmp_path):
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    attempts = []
+
+    def refused(address, timeout=None):
+        attempts.append(address)
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refused)
+    needs = prep.needs_for(["t5-small"], ["rte"])
+    with pytest.raises(UserError, match=r"prepare fetches t5-small's weights .* from https://huggingface.co, which "
+                                         r"does not answer \(gaierror\); .* or pass --mirror DIR"):
+        prep.prepare(needs, tmp_path / "cache")
+    assert attempts == [("huggingface.co", 443)] and not (tmp_path / "cache").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match="HF_HUB_OFFLINE .* is set; unset it, or pass --mirror DIR"):
+        prep.prepare(needs, tmp_path / "cache")
     assert len(attempts) == 1

@@ -55,6 +55,18 @@ def test_unknown_model_offline_is_a_user_error(tmp_path):
         load_tokenizer(str(tmp_path))  # an empty folder is not a tokenizer
 
 
+def test_a_hub_backbone_offline_names_the_prepare_command(monkeypatch):
+    import transformers
+
+    def offline(source, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", offline)
+    with pytest.raises(UserError, match=r"attempt-dist prepare --models t5-small --cache DIR` and set "
+                                         r"ATTEMPT_DIST_PREPARED=DIR"):
+        load_tokenizer("t5-small")
+
+
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_asks_for_its_registry_hub_id(name, monkeypatch):
     """The backbone registry is the only table of hub ids: the tokenizer of each entry is asked

@@ -50,5 +50,14 @@ def load_tokenizer(model: str):
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UserError(
             f"cannot load the tokenizer for {model!r} from {source!r} (offline and not cached, or "
-            f"not a tokenizer folder): {reason}; pass a local folder or go online once"
+            f"not a tokenizer folder): {reason}; pass a local folder or go online once{_prepare_hint(model)}"
         ) from None
+
+
+def _prepare_hint(model: str) -> str:
+    """For a registered hub backbone: how a machine without internet gets it (attempt_dist/prepare.py)."""
+    if model not in BACKBONES:
+        return ""
+    from ..prepare import PREPARED_ENV
+
+    return f", or fetch it ahead with `attempt-dist prepare --models {model} --cache DIR` and set {PREPARED_ENV}=DIR"
