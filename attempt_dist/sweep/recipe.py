@@ -17,6 +17,7 @@ from rich.console import Console
 
 from ..prepare import check_sweep_prepared
 from ..training.runlock import FolderLock
+from .data_check import data_lines
 from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
@@ -53,7 +54,7 @@ def run_sweep(sweep: Sweep, run: Path, *, dry_run: bool = False, wait: bool | No
         # SLURM `--ds-config auto` cells ask for their plan's host memory; one a node cannot hold stops here.
         sweep, host_plans = with_planned_memory(sweep)
         print_plan(plan_after_set_aside(plan_sweep(sweep, run, retry_oom=retry_oom), changes), console)
-        for line in plan_lines(host_plans):
+        for line in plan_lines(host_plans) + data_lines(sweep):
             console.print(line, highlight=False, soft_wrap=True)
         return 0
     with FolderLock(run, "sweep launch"):
