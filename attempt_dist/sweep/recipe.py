@@ -17,8 +17,8 @@ from rich.console import Console
 
 from ..prepare import check_sweep_prepared
 from ..training.runlock import FolderLock
-from .data_check import data_lines
 from .configuration import check_configuration, plan_after_set_aside, print_changes, settle_configuration
+from .data_check import data_lines
 from .plan import plan_sweep
 from .report import print_plan, report_outcome
 from .resources import plan_lines, with_planned_memory
